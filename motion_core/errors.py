@@ -1,0 +1,21 @@
+"""Errors raised for bad user input.
+
+Every message names the offending input and says what would be valid, so that the same text reads
+well on ComfyUI's error dialog, in an API client's ``execution_error`` and on a terminal.
+"""
+
+
+class MotionTransferError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InputError(MotionTransferError, ValueError):
+    """An input (file, option, tensor) that cannot be used as given.
+
+    Attributes:
+        input_name: the user-facing name of the input (a node input or a CLI option).
+    """
+
+    def __init__(self, input_name: str, message: str):
+        super().__init__(f"{input_name}: {message}")
+        self.input_name = input_name

@@ -1,0 +1,406 @@
+"""Reference clips: streaming decode (PyAV), frame selection, resize and centre crop.
+
+The options and their order of application are the ones users know from VideoHelperSuite's
+loader:
+
+1. ``force_rate`` resamples the stream in time: output frame ``k`` shows the source frame on
+   screen at ``k / force_rate`` seconds (the last frame whose timestamp is <= that time);
+2. ``skip_first_frames`` drops that many frames of the (resampled) stream;
+3. ``select_every_nth`` keeps one frame in n of what is left;
+4. ``frame_load_cap`` stops after that many kept frames.
+
+0 switches an option off (1 for ``select_every_nth``). Selection is lazy: frames are converted to
+RGB only when kept and decoding stops at the cap, so memory grows with the frames kept, not with
+the length of the file.
+
+Animated WebP is decoded with Pillow: the FFmpeg builds shipped with PyAV have no animated WebP
+decoder (they fail on the ANIM chunk). Its frames go through the same selection and resize code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from .errors import InputError
+
+MAX_SIDE = 8192
+"""Largest width or height a clip may be resized to (and the nodes' widget maximum)."""
+
+MAX_FORCE_RATE = 240.0
+
+ProgressCallback = Callable[[int, "int | None"], None]
+"""Called as ``progress(frames_kept, frames_expected_or_None)``; may raise to cancel."""
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames of a clip to load and at what size. Field names match the node's inputs."""
+
+    frame_load_cap: int = 0
+    skip_first_frames: int = 0
+    select_every_nth: int = 1
+    force_rate: float = 0.0
+    custom_width: int = 0
+    custom_height: int = 0
+
+    def validate(self) -> FrameSelection:
+        """Return self, or raise :class:`InputError` naming the first invalid option."""
+        _check_int("frame_load_cap", self.frame_load_cap, 0, None, "0 loads every frame")
+        _check_int("skip_first_frames", self.skip_first_frames, 0, None, "0 skips none")
+        _check_int("select_every_nth", self.select_every_nth, 1, None, "1 keeps every frame")
+        _check_int("custom_width", self.custom_width, 0, MAX_SIDE, "0 keeps the source width")
+        _check_int("custom_height", self.custom_height, 0, MAX_SIDE, "0 keeps the source height")
+        rate = self.force_rate
+        if not isinstance(rate, (int, float)) or not math.isfinite(rate) or not 0 <= rate <= MAX_FORCE_RATE:
+            raise InputError(
+                "force_rate", f"{rate!r} is not valid; use 0 (keep the source rate) or a rate up to {MAX_FORCE_RATE:g} fps"
+            )
+        return self
+
+
+def _check_int(name: str, value: object, low: int, high: int | None, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise InputError(name, f"{value!r} is not valid; use a whole number {bound} ({meaning})")
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the file says about itself, before any selection."""
+
+    file: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None
+    """From the container header; ``None`` where the format does not record it."""
+    duration: float | None
+
+
+@dataclass
+class LoadedClip:
+    """Frames in ComfyUI's IMAGE layout plus where they came from."""
+
+    frames: torch.Tensor
+    """``(frames, height, width, 3)`` float32 in [0, 1]."""
+    fps: float
+    """Rate of the loaded frames: the forced rate (or the source rate) divided by ``select_every_nth``."""
+    source_indices: list[int]
+    """For each loaded frame, its index among the source's decoded frames."""
+    source: SourceInfo
+    selection: FrameSelection = field(default_factory=FrameSelection)
+
+    def info(self) -> dict:
+        """JSON-serialisable summary, as carried by the node's video-info output."""
+        frames, height, width, _ = self.frames.shape
+        return {
+            "source": asdict(self.source),
+            "selection": asdict(self.selection),
+            "loaded_frame_count": frames,
+            "loaded_width": width,
+            "loaded_height": height,
+            "loaded_fps": self.fps,
+            "loaded_duration": frames / self.fps if self.fps else None,
+            "source_indices": list(self.source_indices),
+        }
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    index: int
+    time: Fraction
+    """Seconds since the first frame."""
+    duration: Fraction
+    frame: av.VideoFrame
+
+
+def load_video(
+    path: str | os.PathLike,
+    selection: FrameSelection = FrameSelection(),
+    *,
+    input_name: str = "video",
+    progress: ProgressCallback | None = None,
+) -> LoadedClip:
+    """Decode the selected frames of a video file (any container FFmpeg reads, GIF, animated WebP).
+
+    Args:
+        path: the file; check it first with :func:`motion_core.paths.resolve_inside` when the name
+            came from a user.
+        selection: which frames and what size (see the module docstring).
+        input_name: the name errors report for the file.
+        progress: called after each kept frame; raising from it cancels the load.
+
+    Returns:
+        The clip with ``frames`` of shape ``(frames, height, width, 3)``, float32 in [0, 1].
+
+    Raises:
+        InputError: the file is missing, not a video, corrupt or truncated, has no video frame,
+            or the selection keeps no frame.
+    """
+    selection.validate()
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(input_name, f"{path.name!r} does not exist")
+    with _open_source(path, input_name) as (info, decoded):
+        if selection.force_rate:
+            decoded = _resample(decoded, Fraction(selection.force_rate).limit_denominator(1000))
+        kept: Iterable[_Decoded] = itertools.islice(
+            decoded, selection.skip_first_frames, None, selection.select_every_nth
+        )
+        if selection.frame_load_cap:
+            kept = itertools.islice(kept, selection.frame_load_cap)
+        expected = _expected_count(info, selection)
+        arrays, indices = [], []
+        resize: _ResizePlan | None = None
+        for item in kept:
+            if resize is None:
+                resize = _ResizePlan.for_source(item.frame.width, item.frame.height, selection)
+            arrays.append(resize.apply(item.frame))
+            indices.append(item.index)
+            if progress is not None:
+                progress(len(arrays), expected)
+    if not arrays:
+        raise InputError(input_name, _nothing_selected_message(path, info, selection))
+    rate = (selection.force_rate or info.fps) / selection.select_every_nth
+    return LoadedClip(_to_image_tensor(arrays), rate, indices, info, selection)
+
+
+def _nothing_selected_message(path: Path, info: SourceInfo, selection: FrameSelection) -> str:
+    if info.frame_count == 0:
+        return f"{path.name!r} contains no video frames"
+    return (
+        f"the options select no frame of {path.name!r} "
+        f"({info.frame_count if info.frame_count else 'unknown number of'} frames at {info.fps:.3g} fps): "
+        f"skip_first_frames={selection.skip_first_frames} skips past the end; "
+        "lower skip_first_frames or select_every_nth"
+    )
+
+
+def _expected_count(info: SourceInfo, selection: FrameSelection) -> int | None:
+    """Best guess of the kept-frame count for progress bars (the header may be missing or wrong)."""
+    if not info.frame_count:
+        return selection.frame_load_cap or None
+    count = info.frame_count
+    if selection.force_rate and info.fps:
+        count = math.ceil(count * selection.force_rate / info.fps)
+    count = max(0, math.ceil((count - selection.skip_first_frames) / selection.select_every_nth))
+    return min(count, selection.frame_load_cap) if selection.frame_load_cap else count
+
+
+def _resample(frames: Iterable[_Decoded], rate: Fraction) -> Iterator[_Decoded]:
+    """Yield the frame on screen at each time ``k / rate`` (k = 0, 1, ...), holding one frame back.
+
+    The last source frame stays on screen for its own duration. Repeated frames share the
+    decoded picture and keep their source index.
+    """
+    slot = 0
+    previous: _Decoded | None = None
+    for current in frames:
+        if previous is not None:
+            while Fraction(slot) / rate < current.time:
+                yield previous
+                slot += 1
+        previous = current
+    if previous is not None:
+        while Fraction(slot) / rate < previous.time + previous.duration:
+            yield previous
+            slot += 1
+
+
+@dataclass(frozen=True)
+class _ResizePlan:
+    """Scale to ``scaled`` (aspect preserved), then crop ``box`` = (left, top, width, height)."""
+
+    scaled: tuple[int, int]
+    box: tuple[int, int, int, int]
+
+    @classmethod
+    def for_source(cls, width: int, height: int, selection: FrameSelection) -> _ResizePlan:
+        scaled, box = plan_resize(width, height, selection.custom_width, selection.custom_height)
+        return cls(scaled, box)
+
+    def apply(self, frame: av.VideoFrame) -> np.ndarray:
+        """``(height, width, 3)`` uint8 RGB of one frame, scaled and cropped."""
+        width, height = self.scaled
+        if (width, height) != (frame.width, frame.height):
+            frame = frame.reformat(width=width, height=height, format="rgb24", interpolation="LANCZOS")
+        rgb = frame.to_ndarray(format="rgb24")
+        left, top, box_w, box_h = self.box
+        return rgb[top : top + box_h, left : left + box_w]
+
+
+def plan_resize(
+    source_width: int, source_height: int, width: int, height: int
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Where to scale and crop a ``source_width x source_height`` picture for the requested size.
+
+    ``width`` and ``height`` are the requested output size, 0 meaning "follow the other side and
+    keep the aspect ratio" (both 0: keep the source size). With both given, the picture is scaled to
+    cover the requested size and centre-cropped, so nothing is stretched.
+
+    Returns:
+        ``((scaled_width, scaled_height), (left, top, out_width, out_height))``.
+    """
+    if width == 0 and height == 0:
+        return (source_width, source_height), (0, 0, source_width, source_height)
+    if height == 0:
+        scaled = (width, max(1, round(source_height * width / source_width)))
+        return scaled, (0, 0, *scaled)
+    if width == 0:
+        scaled = (max(1, round(source_width * height / source_height)), height)
+        return scaled, (0, 0, *scaled)
+    scale = max(width / source_width, height / source_height)
+    scaled = (max(width, round(source_width * scale)), max(height, round(source_height * scale)))
+    return scaled, ((scaled[0] - width) // 2, (scaled[1] - height) // 2, width, height)
+
+
+def _to_image_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
+    """Stack uint8 ``(h, w, 3)`` frames into float32 ``(f, h, w, 3)`` in [0, 1], one frame at a time.
+
+    Filling a preallocated tensor keeps the peak at the uint8 frames plus the float result,
+    instead of a second full-size float copy.
+    """
+    out = torch.empty((len(arrays), *arrays[0].shape), dtype=torch.float32)
+    for i in range(len(arrays)):
+        out[i].copy_(torch.from_numpy(arrays[i])).div_(255.0)
+        arrays[i] = None  # release the uint8 copy as soon as it is converted
+    return out
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+
+class _open_source:
+    """Context manager yielding ``(SourceInfo, iterator of _Decoded)`` for a file.
+
+    Decoder errors surfacing while the iterator is consumed become :class:`InputError`.
+    """
+
+    def __init__(self, path: Path, input_name: str):
+        self.path, self.input_name = path, input_name
+        self._closers: list[Callable[[], None]] = []
+
+    def __enter__(self) -> tuple[SourceInfo, Iterator[_Decoded]]:
+        opener = _open_with_pillow if _is_webp(self.path) else _open_with_pyav
+        try:
+            info, frames, close = opener(self.path, self.input_name)
+        except InputError:
+            raise
+        except Exception as err:  # the decoder's own words are kept, behind ours
+            raise InputError(
+                self.input_name,
+                f"{self.path.name!r} could not be opened as a video ({_reason(err)}); "
+                "use a video file such as .mp4, .webm, .mkv, .mov, .gif or animated .webp",
+            ) from err
+        self._closers.append(close)
+        return info, self._guard(frames)
+
+    def _guard(self, frames: Iterator[_Decoded]) -> Iterator[_Decoded]:
+        decoded = 0
+        try:
+            for item in frames:
+                decoded = item.index + 1
+                yield item
+        except (av.FFmpegError, OSError, EOFError, ValueError) as err:
+            raise InputError(
+                self.input_name,
+                f"{self.path.name!r} could not be decoded after {decoded} frames ({_reason(err)}); "
+                "the file is truncated or corrupt",
+            ) from err
+
+    def __exit__(self, *exc) -> None:
+        for close in self._closers:
+            close()
+
+
+def _reason(err: BaseException) -> str:
+    return str(err).strip() or type(err).__name__
+
+
+def _is_webp(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+
+
+def _open_with_pyav(path: Path, input_name: str):
+    container = av.open(str(path), mode="r")
+    if not container.streams.video:
+        container.close()
+        raise InputError(input_name, f"{path.name!r} has no video stream; use a file that contains video")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    if duration is None and container.duration:
+        duration = container.duration / av.time_base
+    info = SourceInfo(
+        file=path.name,
+        container=container.format.name,
+        codec=stream.codec_context.name,
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        fps=fps,
+        frame_count=stream.frames or None,
+        duration=duration,
+    )
+    default_duration = 1 / Fraction(rate) if rate else Fraction(1, 25)
+
+    def frames() -> Iterator[_Decoded]:
+        start = None
+        for index, frame in enumerate(container.decode(stream)):
+            if frame.pts is not None and frame.time_base is not None:
+                time = frame.pts * frame.time_base
+            else:
+                time = index * default_duration
+            start = time if start is None else start
+            length = getattr(frame, "duration", None)
+            length = length * frame.time_base if length and frame.time_base else default_duration
+            yield _Decoded(index, time - start, length, frame)
+
+    return info, frames(), container.close
+
+
+def _open_with_pillow(path: Path, input_name: str):
+    from PIL import Image  # only WebP needs it
+
+    image = Image.open(path)
+    count = getattr(image, "n_frames", 1)
+    image.load()  # a frame's duration is known only once it is loaded
+    first_ms = image.info.get("duration") or 0
+    fps = 1000.0 / first_ms if first_ms else 25.0
+    info = SourceInfo(
+        file=path.name,
+        container="webp",
+        codec="webp",
+        width=image.width,
+        height=image.height,
+        fps=fps,
+        frame_count=count,
+        duration=None,
+    )
+
+    def frames() -> Iterator[_Decoded]:
+        time = Fraction(0)
+        for index in range(count):
+            image.seek(index)
+            image.load()
+            length = Fraction(image.info.get("duration") or round(1000 / fps), 1000)
+            picture = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGB")), format="rgb24")
+            yield _Decoded(index, time, length, picture)
+            time += length
+
+    return info, frames(), image.close
