@@ -153,6 +153,8 @@ def load_video(
     path = Path(path)
     if not path.is_file():
         raise InputError(input_name, f"{path.name!r} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(input_name, f"{path.name!r} is empty (0 bytes); it may still be uploading or be truncated")
     with _Source(path, input_name) as source:
         info = source.info
         decoded: Iterable[_Decoded] = source.frames()
@@ -312,7 +314,7 @@ class _Source:
         except Exception as err:  # the decoder's own words are kept, behind ours
             raise InputError(
                 self.input_name,
-                f"{self.path.name!r} could not be opened as a video ({_reason(err)}); "
+                f"{self.path.name!r} could not be opened as a video ({_reason(err, self.path)}); "
                 "use a video file such as .mp4, .webm, .mkv, .mov, .gif or animated .webp",
             ) from err
         return self
@@ -326,7 +328,7 @@ class _Source:
         except (av.FFmpegError, OSError, EOFError, ValueError) as err:
             raise InputError(
                 self.input_name,
-                f"{self.path.name!r} could not be decoded after {self.decoded} frames ({_reason(err)}); "
+                f"{self.path.name!r} could not be decoded after {self.decoded} frames ({_reason(err, self.path)}); "
                 "the file is truncated or corrupt",
             ) from err
         self.exhausted = True
@@ -350,8 +352,9 @@ class _Source:
         self._close()
 
 
-def _reason(err: BaseException) -> str:
-    return str(err).strip() or type(err).__name__
+def _reason(err: BaseException, path: Path) -> str:
+    """The decoder's message without the full path (which the message already names by file name)."""
+    return (str(err).replace(f": '{path}'", "").replace(str(path), path.name).strip()) or type(err).__name__
 
 
 def _is_webp(path: Path) -> bool:

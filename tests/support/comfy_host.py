@@ -191,6 +191,7 @@ def start_host(workdir: Path, startup_timeout: float = 240) -> ComfyHost:
         "--extra-model-paths-config", str(paths_yaml), "--disable-auto-launch", "--disable-api-nodes",
         "--input-directory", str(workdir / "input"), "--output-directory", str(workdir / "output"),
         "--temp-directory", str(workdir / "temp"), "--user-directory", str(workdir / "user"),
+        "--database-url", "sqlite:///:memory:",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -201,7 +201,7 @@ def test_file_that_is_not_a_video(tmp_path):
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.webm"
     path.write_bytes(b"")
-    with pytest.raises(InputError, match="empty.webm"):
+    with pytest.raises(InputError, match=r"video: .empty.webm. is empty \(0 bytes\)"):
         load_video(path)
 
 

@@ -1,0 +1,56 @@
+"""The pack as ComfyUI sees it: it imports cleanly, lists every node well described, and keeps the
+public interface (node ids, input names and order) that saved workflows depend on."""
+
+import json
+from pathlib import Path
+
+from support.comfy_host import PACK_FOLDER_NAME
+
+PUBLIC_INTERFACE = json.loads((Path(__file__).parent / "public_interface.json").read_text())
+
+
+def pack_nodes(object_info: dict) -> dict:
+    module = f"custom_nodes.{PACK_FOLDER_NAME}"
+    return {name: info for name, info in object_info.items() if info.get("python_module") == module}
+
+
+def ordered_inputs(info: dict) -> list[str]:
+    order = info["input_order"]
+    return [*order.get("required", []), *order.get("optional", [])]
+
+
+def test_pack_imports_without_failure(comfy):
+    log = comfy.log_tail(200_000)
+    assert PACK_FOLDER_NAME in log, "the host never tried to load the pack"
+    failures = [line for line in log.splitlines() if "IMPORT FAILED" in line and PACK_FOLDER_NAME in line]
+    assert not failures, "\n".join(failures)
+    assert pack_nodes(comfy.object_info()), "the pack registered no node"
+
+
+def test_every_node_is_listed_with_category_and_tooltips(comfy):
+    nodes = pack_nodes(comfy.object_info())
+    assert set(nodes) == set(PUBLIC_INTERFACE), "every node is pinned in public_interface.json, and only those"
+    for name, info in nodes.items():
+        assert name.startswith("MTX_"), name
+        assert info["category"].startswith("motion transfer"), name
+        assert info["display_name"] and info["display_name"] != name, name
+        assert info["description"], f"{name} has no description"
+        for section in ("required", "optional"):
+            for input_name, spec in info["input"].get(section, {}).items():
+                options = spec[1] if len(spec) > 1 else {}
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+        for output, tooltip in zip(info["output_name"], info["output_tooltips"]):
+            assert tooltip, f"{name} output {output} has no tooltip"
+        custom_types = [t for t in info["output"] if t.isupper() and t not in ("IMAGE", "INT", "FLOAT", "STRING",
+                                                                                  "LATENT", "BOOLEAN", "LOSS_MAP")]
+        assert all(t.startswith("MTX_") for t in custom_types), f"{name} outputs unprefixed types {custom_types}"
+
+
+def test_public_interface_only_grows_at_the_end(comfy):
+    """Saved workflows address inputs by name and widgets by position: pinned inputs keep their
+    names and order; new inputs may only be appended."""
+    nodes = pack_nodes(comfy.object_info())
+    for name, pinned in PUBLIC_INTERFACE.items():
+        assert name in nodes, f"node {name} disappeared: saved workflows using it break"
+        current = ordered_inputs(nodes[name])
+        assert current[: len(pinned)] == pinned, f"{name}: inputs were {pinned}, now {current}"
