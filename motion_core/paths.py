@@ -11,8 +11,11 @@ from pathlib import Path
 from .errors import InputError
 
 
-def resolve_inside(root: str | os.PathLike, name: str, input_name: str) -> Path:
+def resolve_inside(root: str | os.PathLike, name: str, input_name: str, folder_label: str | None = None) -> Path:
     """Return ``root / name`` after checking that it stays inside ``root`` and exists as a file.
+
+    ``folder_label`` names the folder in messages ("the input folder"), so that a server does not
+    show its own paths to API clients; by default the path itself is shown.
 
     The check is lexical (like ComfyUI's own folders): ``..`` components and absolute paths are
     refused; a symbolic link the user placed inside ``root`` is followed as they intended.
@@ -21,15 +24,16 @@ def resolve_inside(root: str | os.PathLike, name: str, input_name: str) -> Path:
         InputError: naming ``input_name`` when the name is empty, absolute, escapes ``root`` or
             does not name an existing file.
     """
+    where = folder_label or str(root)
     if not isinstance(name, str) or not name.strip():
-        raise InputError(input_name, f"no file given; choose a file from {root}")
+        raise InputError(input_name, f"no file given; choose a file from {where}")
     if os.path.isabs(name) or Path(name).drive:
-        raise InputError(input_name, f"{name!r} is an absolute path; give a name relative to {root}")
+        raise InputError(input_name, f"{name!r} is an absolute path; give a name relative to {where}")
     normalized = os.path.normpath(name)
     if normalized == os.pardir or normalized.startswith(os.pardir + os.sep):
-        raise InputError(input_name, f"{name!r} points outside {root}; only files inside it can be used")
+        raise InputError(input_name, f"{name!r} points outside {where}; only files inside it can be used")
     path = Path(root) / normalized
     if not path.is_file():
         hint = "it is a folder" if path.is_dir() else "no such file"
-        raise InputError(input_name, f"{name!r} not found in {root} ({hint})")
+        raise InputError(input_name, f"{name!r} not found in {where} ({hint})")
     return path

@@ -33,10 +33,16 @@ def input_directory() -> str:
     return folder_paths.get_input_directory()
 
 
-def resolve_input_file(name: str) -> tuple[str, str]:
-    """Split ComfyUI's annotated name (``clip.mp4 [output]``) into (folder, name inside it)."""
+def resolve_input_file(name: str) -> tuple[str, str, str]:
+    """Split ComfyUI's annotated name (``clip.mp4 [output]``) into (folder, name inside it, kind).
+
+    ``kind`` is "input", "output" or "temp", for messages that should not show server paths.
+    """
     plain, base = folder_paths.annotated_filepath(name)
-    return (base or folder_paths.get_input_directory()), plain
+    if base is None:
+        return folder_paths.get_input_directory(), plain, "input"
+    kind = "output" if base == folder_paths.get_output_directory() else "temp"
+    return base, plain, kind
 
 
 def list_input_files(extensions: frozenset[str]) -> list[str]:

@@ -13,8 +13,8 @@ VideoInfo = custom_type("VIDEO_INFO")
 
 
 def _resolve(video: str) -> str:
-    folder, name = resolve_input_file(video)
-    return str(resolve_inside(folder, name, input_name="video"))
+    folder, name, kind = resolve_input_file(video)
+    return str(resolve_inside(folder, name, input_name="video", folder_label=f"the {kind} folder"))
 
 
 class LoadReferenceVideo(io.ComfyNode):
