@@ -5,9 +5,9 @@ add inputs at the end, never rename or drop one.
 """
 
 from ._comfy import ComfyExtension, io
-from . import video
+from . import objectives, video
 
-NODE_CLASSES: list[type[io.ComfyNode]] = [*video.NODES]
+NODE_CLASSES: list[type[io.ComfyNode]] = [*video.NODES, *objectives.NODES]
 
 
 class MotionTransferExtension(ComfyExtension):

@@ -13,8 +13,8 @@ Terms: noise MSE (:mod:`.mse`), VMC's residual loss (:mod:`.vmc`), MotionDirecto
 
 from .compose import Objective, ObjectiveResult, build_objective
 from .dwt import WAVELETS, dwt1d, max_levels
-from .spec import BASE_LOSSES, SPEC_VERSION, ObjectiveSpec
+from .spec import BASE_LOSSES, SPEC_VERSION, ObjectiveSpec, parse_level_weights
 from .step import X0_ESTIMATES, StepTensors, x0_motion
 
 __all__ = ["Objective", "ObjectiveResult", "build_objective", "ObjectiveSpec", "StepTensors", "BASE_LOSSES",
-           "SPEC_VERSION", "WAVELETS", "X0_ESTIMATES", "dwt1d", "max_levels", "x0_motion"]
+           "SPEC_VERSION", "WAVELETS", "X0_ESTIMATES", "dwt1d", "max_levels", "parse_level_weights", "x0_motion"]

@@ -142,6 +142,16 @@ class ObjectiveSpec:
         return cls.from_dict(data)
 
 
+def parse_level_weights(text: str) -> tuple[float, ...]:
+    """``"1, 0.5, 0.5"`` -> ``(1.0, 0.5, 0.5)``; blank -> ``()`` (all 1). Separators: commas or spaces."""
+    try:
+        return tuple(float(item) for item in text.replace(",", " ").split())
+    except ValueError:
+        raise InputError("sma_global_level_weights",
+                         f"{text!r} is not a list of numbers; write e.g. '1, 1, 1' (lowpass, then each "
+                         f"level finest first) or leave it empty") from None
+
+
 def _choice(name: str, value: object, options: tuple[str, ...], what: str, shown: tuple[str, ...] | None = None) -> None:
     if value not in options:
         raise InputError(name, f"unknown {what} {value!r}; use one of {', '.join(shown or options)}")
