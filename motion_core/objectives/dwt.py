@@ -28,10 +28,17 @@ WAVELETS = tuple(pywt.wavelist(kind="discrete"))
 
 
 @functools.lru_cache(maxsize=None)
-def _analysis_taps(wavelet: str) -> np.ndarray:
-    """``(2, 1, L)`` lowpass and highpass analysis filters, reversed for conv1d's correlation."""
+def _analysis_taps(wavelet: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(2, 1, L)`` lowpass and highpass analysis filters, reversed for conv1d's correlation.
+
+    Cached per device and dtype so that a training loop does not copy them to the GPU every step;
+    made outside inference mode (ComfyUI runs nodes inside it), or a cached copy first made there
+    could not be saved for a later backward pass.
+    """
     w = pywt.Wavelet(wavelet)
-    return np.stack([np.asarray(w.dec_lo)[::-1], np.asarray(w.dec_hi)[::-1]])[:, None, :].copy()
+    taps = np.stack([np.asarray(w.dec_lo)[::-1], np.asarray(w.dec_hi)[::-1]])[:, None, :]
+    with torch.inference_mode(False):
+        return torch.tensor(taps, device=device, dtype=dtype)
 
 
 def max_levels(length: int) -> int:
@@ -54,7 +61,7 @@ def dwt1d(x: torch.Tensor, levels: int, wavelet: str = "haar") -> tuple[torch.Te
     """
     if wavelet not in WAVELETS:
         raise ValueError(f"unknown wavelet {wavelet!r}")
-    taps = torch.from_numpy(_analysis_taps(wavelet)).to(device=x.device, dtype=x.dtype)
+    taps = _analysis_taps(wavelet, x.device, x.dtype)
     length = taps.shape[-1]
     lead = x.shape[:-1]
     low = x.reshape(-1, 1, x.shape[-1])

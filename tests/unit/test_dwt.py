@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from motion_core.objectives.dwt import WAVELETS, dwt1d, max_levels
+from motion_core.objectives.dwt import WAVELETS, _analysis_taps, dwt1d, max_levels
 
 
 def reference_dwt(levels, wavelet):
@@ -57,6 +57,17 @@ def test_gradient_equals_the_reference_backward(wavelet):
     gen.manual_seed(2)
     got = grad_of(lambda leaf: dwt1d(leaf, 3, wavelet))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+def test_backward_works_after_a_first_call_in_inference_mode():
+    """ComfyUI runs nodes under torch.inference_mode(); cached filters made there must still serve training."""
+    _analysis_taps.cache_clear()
+    with torch.inference_mode():
+        dwt1d(torch.randn(3, 7), 2, "db3")
+    x = torch.randn(3, 7, requires_grad=True)
+    low, highs = dwt1d(x, 2, "db3")
+    (low.sum() + highs[0].sum()).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
 def test_any_leading_shape_and_dtype():
