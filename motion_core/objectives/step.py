@@ -33,8 +33,8 @@ class StepTensors:
         eps: the sampled noise ``(b, c, f, h, w)``.
         x0: clean latents ``(b, c, f, h, w)``.
         x_t: noisy latents ``(b, c, f, h, w)``, ``sqrt(abar_t)·x0 + sqrt(1-abar_t)·eps``.
-        abar_t: cumulative alpha of each sample's timestep, in [0, 1]: shape ``(b,)``, ``()`` or
-            anything that broadcasts against ``(b, 1, 1, 1, 1)``.
+        abar_t: cumulative alpha of each sample's timestep, in [0, 1]: a tensor of ``b`` values
+            (e.g. ``(b,)``) or a single one (any shape with one element), or a float.
     """
 
     eps_hat: torch.Tensor
