@@ -92,15 +92,16 @@ def temporal_transformers(unet: nn.Module) -> list[TemporalTransformer]:
     """Every ``TransformerTemporalModel`` of a diffusers ``UNet3DConditionModel``, in data-flow order.
 
     Order: ``transformer_in``, then down blocks, the mid block, up blocks (each by index, then by
-    position in the block). Works on any device, ``meta`` included (nothing is computed).
+    position in the block). Works on any device, ``meta`` included (nothing is computed). A model
+    without temporal transformers gives an empty list.
     """
     from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 
-    levels = _block_levels(unet)
-    found = []
+    found, levels = [], None
     for name, module in unet.named_modules():
         if not isinstance(module, TransformerTemporalModel):
             continue
+        levels = levels or _block_levels(unet)  # only UNets with temporal transformers have the blocks
         block = _block_of(name)
         attentions = tuple((f"{name}.transformer_blocks.{i}.{slot}", getattr(layer, slot))
                            for i, layer in enumerate(module.transformer_blocks) for slot in ATTENTION_SLOTS)
