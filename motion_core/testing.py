@@ -57,3 +57,71 @@ def random_step(shape: tuple[int, ...] = (1, 4, 8, 16, 16), abar_t: float | torc
     x_t = signal * x0 + noise * eps
     return StepTensors(eps_hat.to(dtype).requires_grad_(requires_grad), eps.to(dtype), x0.to(dtype),
                        x_t.to(dtype), abar)
+
+
+# --- a whole text-to-video model folder ------------------------------------------------------------
+
+TINY_MERGES = (("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"))
+
+
+def _byte_alphabet() -> list[str]:
+    """GPT-2/CLIP's byte-to-unicode alphabet: 256 printable characters, one per byte value."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = [b for b in range(256) if b not in printable]
+    return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
+
+
+def write_tiny_tokenizer(folder) -> None:
+    """A byte-level CLIP tokenizer with a handful of merges (vocab.json + merges.txt, 518 tokens)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for suffix in ("", "</w>"):
+        for char in _byte_alphabet():
+            vocab.setdefault(char + suffix, len(vocab))
+    for left, right in TINY_MERGES:
+        vocab.setdefault(left + right, len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in TINY_MERGES))
+
+
+def write_tiny_text_to_video_folder(folder, seed: int = 0):
+    """Save a random ModelScope-format text-to-video model as a real diffusers folder.
+
+    ``model_index.json`` names ``TextToVideoSDPipeline`` with a CLIP tokenizer and text encoder
+    (width :data:`TINY_TEXT_DIM`), a 2-level ``AutoencoderKL`` (latents at 1/2 of the pixel size, where
+    the real models' 4-level VAEs give 1/8), :func:`tiny_unet3d` and a ``DDIMScheduler``, all as
+    safetensors (~5.5 MB).
+    Loads through exactly the code users' folders go through. Returns the folder as a Path.
+    """
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    write_tiny_tokenizer(folder / "tokenizer_source")
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer_source", model_max_length=77)
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=TINY_TEXT_DIM, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=TINY_LATENT_CHANNELS,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16), norm_num_groups=8, sample_size=32,
+    )
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    pipeline = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                                     unet=tiny_unet3d(seed), scheduler=scheduler)
+    pipeline.save_pretrained(folder, safe_serialization=True)
+    import shutil
+
+    shutil.rmtree(folder / "tokenizer_source")
+    return folder

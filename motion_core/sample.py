@@ -1,0 +1,77 @@
+"""DDIM sampling with classifier-free guidance, as small functions (k-diffusion style).
+
+A *noise predictor* is any ``eps(x, t) -> eps_hat`` callable; guidance, adapters and progress are
+passed in, never hidden in state. Latents are ``(b, c, f, h, w)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+
+from .errors import InputError
+
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Progress = Callable[[int, int], None]
+
+
+def ddim_scheduler(scheduler_config: dict, inverse: bool = False):
+    """diffusers' DDIM (or DDIM-inverse) scheduler built from a model's scheduler config.
+
+    ``clip_sample`` is forced off: the schedulers' class default (True) clips x0 to [-1, 1], which
+    is wrong for latent models (REFERENCE.md §6).
+    """
+    from diffusers import DDIMInverseScheduler, DDIMScheduler
+
+    cls = DDIMInverseScheduler if inverse else DDIMScheduler
+    accepted = inspect.signature(cls.__init__).parameters  # the inverse scheduler takes fewer keys
+    config = {k: v for k, v in scheduler_config.items() if k in accepted}
+    config["clip_sample"] = False
+    return cls.from_config(config)
+
+
+def check_steps(steps: int, input_name: str = "steps") -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
+        raise InputError(input_name, f"{steps!r} is not valid; use a whole number from 1 to 1000 (e.g. 30-75)")
+
+
+def run_scheduler(scheduler, eps: EpsFn, x: torch.Tensor, steps: int, progress: Progress | None = None) -> torch.Tensor:
+    """Step ``x`` through ``scheduler``'s ``steps`` timesteps: one noise prediction per step.
+
+    ``progress(done, steps)`` is called after each step and may raise to cancel.
+    """
+    check_steps(steps)
+    scheduler.set_timesteps(steps)
+    for done, t in enumerate(scheduler.timesteps, start=1):
+        x = scheduler.step(eps(x, t), t, x).prev_sample
+        if progress is not None:
+            progress(done, steps)
+    return x
+
+
+def guided(predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+           cond: torch.Tensor, uncond: torch.Tensor | None = None, scale: float = 1.0) -> EpsFn:
+    """Classifier-free guidance as a noise predictor.
+
+    ``predict(x, t, text)`` runs the model; with ``uncond`` and ``scale != 1`` both halves go through
+    it as one batch ``[uncond, cond]`` (one model call per step) and
+    ``eps = eps_u + scale·(eps_c - eps_u)``; otherwise only the conditional half runs.
+    """
+    if uncond is None or scale == 1.0:
+        return lambda x, t: predict(x, t, cond.expand(x.shape[0], *cond.shape[1:]))
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        text = torch.cat([uncond.expand(b, *uncond.shape[1:]), cond.expand(b, *cond.shape[1:])])
+        eps_u, eps_c = predict(torch.cat([x, x]), t, text).chunk(2)
+        return eps_u + scale * (eps_c - eps_u)
+
+    return eps
+
+
+def sample(eps: EpsFn, x_T: torch.Tensor, scheduler_config: dict, steps: int = 50,
+           progress: Progress | None = None) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from ``x_T`` to clean latents, ``steps`` noise predictions."""
+    return run_scheduler(ddim_scheduler(scheduler_config), eps, x_T, steps, progress)
