@@ -1,0 +1,212 @@
+"""One-shot training of a motion adapter on one clip, for any backbone and any objective.
+
+VMC's recipe (REFERENCE.md §1) is the default: AdamW (lr 1e-4, betas (0.9, 0.999), weight decay
+1e-2, eps 1e-8), constant learning rate, batch = the clip, grad-norm clip 1.0, ``t ~ U{0..T-1}``
+each step, mixed precision with fp32 master weights where the device has it.
+
+The shared model is never changed: the adapter is trained on a copy of itself, attached to a
+private view of the UNet. ComfyUI runs nodes under ``torch.inference_mode()``; :func:`train`
+leaves it and clones every tensor it receives. If the callback raises (ComfyUI's interrupt), the
+exception propagates and nothing is left behind: the adapter passed in, the base model and every
+other view are as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn as nn
+
+from . import __version__
+from .adapters import MotionAdapter, make_view
+from .checkpointing import checkpoint_blocks
+from .errors import InputError
+from .objectives import ObjectiveSpec, StepTensors, build_objective
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+NoisePrediction = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``predict_noise(unet, x_t (b, c, f, h, w), t (b,) int64, text (b, tokens, dim)) -> eps_hat (b, c, f, h, w)``."""
+
+Callback = Callable[[int, int, dict[str, float]], None]
+"""``callback(step, total_steps, loss_terms)`` after each step (``step`` from 1); raise to cancel."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimiser and precision settings; the defaults are VMC's (REFERENCE.md §1).
+
+    Attributes:
+        betas, weight_decay, eps: AdamW's.
+        grad_clip: max L2 norm of the adapter's gradient per step (0 = no clipping).
+        precision: ``auto`` (CUDA: bf16 where supported, else fp16; other devices: fp32),
+            ``fp32``, ``fp16`` (with gradient scaling) or ``bf16``. Adapter tensors stay fp32.
+        gradient_checkpointing: recompute each UNet block's activations during backward
+            (:mod:`motion_core.checkpointing`): less memory, ~1/3 more time, same result.
+    """
+
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+
+    def validate(self) -> TrainOptions:
+        if self.precision not in PRECISIONS:
+            raise InputError("precision", f"{self.precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
+        for name in ("weight_decay", "eps", "grad_clip"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise InputError(name, f"{value!r} is not valid; use a number >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise InputError("betas", f"{self.betas!r} is not valid; use two numbers in [0, 1)")
+        return self
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The autocast dtype on ``device``, or None for plain fp32."""
+        if self.precision == "auto":
+            if device.type != "cuda":
+                return None
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+
+
+class TrainResult(NamedTuple):
+    """``adapter``: the trained adapter (a new object; fp32 tensors on the training device), with
+    training recorded in its metadata. ``history``: one dict of loss terms (floats; ``total`` and the
+    objective's terms) per step — ``[h["total"] for h in history]`` is the loss curve."""
+
+    adapter: MotionAdapter
+    history: list[dict[str, float]]
+
+
+def unet_noise(unet: nn.Module, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The default noise prediction: a diffusers UNet called with the inputs cast to its dtype."""
+    dtype = next(unet.parameters()).dtype
+    return unet(x_t.to(dtype), t, encoder_hidden_states=text.to(dtype)).sample
+
+
+def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: torch.Tensor,
+          alphas_cumprod: torch.Tensor, objective: ObjectiveSpec | Mapping[str, Any], *, steps: int = 400,
+          lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
+          predict_noise: NoisePrediction = unet_noise, callback: Callback | None = None,
+          prompt: str = "", metadata: Mapping[str, str] | None = None) -> TrainResult:
+    """Train a copy of ``adapter`` on one clip; the arguments are not changed.
+
+    Args:
+        unet: the shared base UNet (frozen: its parameters should not require grad; it is only read).
+        adapter: the starting adapter (e.g. ``TemporalAttentionAdapter.for_unet(unet, fingerprint)``).
+        latents: clean latents ``x0`` ``(b, c, f, h, w)``, as the backbone's VAE scales them.
+        text: prompt embeddings ``(b or 1, tokens, dim)``.
+        alphas_cumprod: ``abar_t`` for t = 0..T-1 ``(T,)`` (the backbone's scheduler).
+        objective: an :class:`ObjectiveSpec` or its dict form.
+        steps, lr, seed: optimiser steps, AdamW learning rate, seed of the timesteps, noise and
+            MotionDirector anchor frames (same seed, same device → the same adapter).
+        options: :class:`TrainOptions`.
+        predict_noise: how to run the (view of the) UNet; defaults to :func:`unet_noise`.
+        callback: called after every step; whatever it raises cancels training and propagates.
+        prompt, metadata: recorded in the adapter's metadata (with the training settings).
+
+    Raises:
+        InputError: for invalid inputs, and naming ``lr`` if the loss or gradient becomes NaN/inf.
+    """
+    spec = objective if isinstance(objective, ObjectiveSpec) else ObjectiveSpec.from_dict(dict(objective))
+    spec.validate()
+    options.validate()
+    _check_inputs(latents, text, alphas_cumprod, steps, lr)
+    spec.check_frames(latents.shape[2])
+    loss_fn = build_objective(spec)
+    device = next(unet.parameters()).device
+    autocast_dtype = options.autocast_dtype(device)
+    with torch.inference_mode(False), torch.enable_grad():
+        x0 = latents.detach().clone().to(device, torch.float32)
+        text = text.detach().clone().to(device)
+        text = text.expand(x0.shape[0], *text.shape[1:]) if text.shape[0] == 1 else text
+        abar_table = alphas_cumprod.detach().clone().to(torch.float64).cpu()
+        trained = adapter.copy().to(device)
+        view = make_view(unet, for_training=True).train()
+        if options.gradient_checkpointing:
+            checkpoint_blocks(view)
+        attachment = trained.attach(view)
+        parameters = [p for p in trained.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=lr, betas=options.betas, eps=options.eps,
+                                      weight_decay=options.weight_decay)
+        scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
+        noise_generator = torch.Generator().manual_seed(_stream_seed(seed, "noise"))
+        anchor_generator = torch.Generator().manual_seed(_stream_seed(seed, "anchor"))
+        history: list[dict[str, float]] = []
+        try:
+            for step in range(1, steps + 1):
+                t = torch.randint(0, abar_table.shape[0], (x0.shape[0],), generator=noise_generator)
+                eps = torch.randn(x0.shape, generator=noise_generator).to(device)
+                abar = abar_table[t].float().to(device).reshape(-1, 1, 1, 1, 1)
+                x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                    enabled=autocast_dtype is not None):
+                    eps_hat = predict_noise(view, x_t, t.to(device), text)
+                result = loss_fn(StepTensors(eps_hat, eps, x0, x_t, abar.reshape(-1)), anchor_generator)
+                terms = {name: float(value) for name, value in result.terms.items()}
+                if not math.isfinite(terms["total"]):
+                    raise _diverged(step, steps, lr, f"the loss became {terms['total']}")
+                optimizer.zero_grad(set_to_none=True)
+                (scaler.scale(result.total) if scaler else result.total).backward()
+                if scaler:
+                    scaler.unscale_(optimizer)
+                norm = torch.nn.utils.clip_grad_norm_(parameters, options.grad_clip or math.inf)
+                if scaler is None and not torch.isfinite(norm):
+                    raise _diverged(step, steps, lr, f"the gradient became {float(norm)}")
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                history.append(terms)
+                if callback is not None:
+                    callback(step, steps, terms)
+        finally:
+            attachment.detach()
+            del view
+        trained.metadata.update({
+            "objective": spec.to_json(), "prompt": prompt, "steps": str(steps), "lr": repr(float(lr)),
+            "seed": str(seed), "frames": str(x0.shape[2]), "latent_height": str(x0.shape[3]),
+            "latent_width": str(x0.shape[4]), "precision": str(autocast_dtype or torch.float32).removeprefix("torch."),
+            "pack_version": __version__, **dict(metadata or {}),
+        })
+        return TrainResult(trained.requires_grad_(False), history)
+
+
+def _stream_seed(seed: int, stream: str) -> int:
+    """Independent 63-bit seeds for each random stream, all determined by the user's seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "big") >> 1
+
+
+def _diverged(step: int, steps: int, lr: float, what: str) -> InputError:
+    return InputError("lr", f"training diverged at step {step} of {steps}: {what}; lower the learning rate "
+                            f"(now {lr:g}, e.g. to {lr / 10:g}) or use fp32 precision")
+
+
+def _check_inputs(latents, text, alphas_cumprod, steps, lr) -> None:
+    if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or not latents.is_floating_point():
+        raise InputError("latents", f"expected float video latents (batch, channels, frames, height, width); got "
+                                    f"{_describe(latents)}")
+    if not isinstance(text, torch.Tensor) or text.ndim != 3 or text.shape[0] not in (1, latents.shape[0]):
+        batch = "1" if latents.shape[0] == 1 else f"1 or {latents.shape[0]}"
+        raise InputError("prompt", f"expected prompt embeddings ({batch}, tokens, dim); got {_describe(text)}")
+    if not isinstance(alphas_cumprod, torch.Tensor) or alphas_cumprod.ndim != 1 or alphas_cumprod.numel() < 2:
+        raise InputError("scheduler", f"expected alphas_cumprod of shape (T,); got {_describe(alphas_cumprod)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError("steps", f"{steps!r} is not valid; use a whole number of at least 1")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise InputError("lr", f"{lr!r} is not valid; use a learning rate > 0 (VMC: 1e-4)")
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"shape {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    return type(value).__name__

@@ -1,0 +1,239 @@
+"""The one-shot training loop on the tiny UNet3D (8 frames, 16×16 latents): what it trains, that it
+learns, that it is reproducible, that the shared model is never changed, and how it stops."""
+
+import math
+
+import pytest
+import torch
+
+from motion_core.adapters import TemporalAttentionAdapter, make_view
+from motion_core.errors import InputError
+from motion_core.objectives import ObjectiveSpec, StepTensors, build_objective
+from motion_core.train import TrainOptions, train, unet_noise
+from motion_core.testing import TINY_TEXT_DIM, tiny_unet3d
+
+SPEC = ObjectiveSpec()  # VMC + SMA, the default
+FIXED_TIMESTEPS = (50, 200, 400, 600, 800)
+
+
+def moving_blob(frames=8, size=16):
+    """A Gaussian blob crossing the frame left to right, in 4 latent channels ``(1, 4, f, h, w)``."""
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    video = torch.stack([torch.exp(-((xs - 3 - 1.3 * k) ** 2 + (ys - size / 2) ** 2) / 6) for k in range(frames)])
+    return 2 * torch.stack([video, -video, 0.5 * video, video.flip(-1)])[None]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from diffusers import DDPMScheduler
+
+    unet = tiny_unet3d().requires_grad_(False)
+    text = torch.randn(1, 7, TINY_TEXT_DIM, generator=torch.Generator().manual_seed(0))
+    return unet, moving_blob(), text, DDPMScheduler().alphas_cumprod
+
+
+def fresh(unet):
+    return TemporalAttentionAdapter.for_unet(unet, "unet3d:tiny")
+
+
+def fit(setup, adapter=None, **kwargs):
+    unet, x0, text, alphas = setup
+    kwargs = {"steps": 3, "lr": 1e-3, "seed": 0, **kwargs}
+    return train(unet, adapter or fresh(unet), x0, text, alphas, kwargs.pop("objective", SPEC), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    unet = setup[0]
+    before = {name: tensor.clone() for name, tensor in unet.state_dict().items()}
+    processors = dict(unet.attn_processors)
+    other_view = make_view(unet)
+    start = fresh(unet)
+    result = fit(setup, start, steps=30, lr=3e-3, prompt="a blob moves right", metadata={"width": "32"})
+    return result, before, processors, other_view, start
+
+
+def fixed_eval_loss(setup, adapter):
+    """The objective averaged over fixed timesteps and noise, with ``adapter`` attached at strength 1."""
+    unet, x0, text, alphas = setup
+    view = make_view(unet)
+    adapter.attach(view)
+    objective, gen, losses = build_objective(SPEC), torch.Generator().manual_seed(123), []
+    with torch.no_grad():
+        for t in FIXED_TIMESTEPS:
+            eps, abar = torch.randn(x0.shape, generator=gen), alphas[t]
+            x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+            eps_hat = view(x_t, torch.tensor([t]), encoder_hidden_states=text).sample
+            losses.append(objective(StepTensors(eps_hat, eps, x0, x_t, abar.reshape(1)),
+                                    torch.Generator().manual_seed(0)).total.item())
+    return sum(losses) / len(losses)
+
+
+def outputs(unet, setup):
+    _, x0, text, _ = setup
+    with torch.no_grad():
+        return unet(x0, torch.tensor([500]), encoder_hidden_states=text).sample
+
+
+# --- what is trained, and what is not --------------------------------------------------------------
+
+def test_the_loss_goes_down_on_a_fixed_clip(setup, trained):
+    result = trained[0]
+    before, after = fixed_eval_loss(setup, fresh(setup[0])), fixed_eval_loss(setup, result.adapter)
+    print(f"\nfixed-batch loss {before:.4f} -> {after:.4f} after 30 steps")
+    assert after < 0.9 * before
+    assert len(result.history) == 30 and all(math.isfinite(h["total"]) for h in result.history)
+    assert {"total", "base", "sma_global", "sma_local"} <= set(result.history[0])
+
+
+def test_only_the_temporal_q_k_v_deltas_are_trained_and_every_one_of_them(trained):
+    result, _, _, _, start = trained
+    assert result.adapter.names == start.names
+    assert all(torch.count_nonzero(delta) == delta.numel() for delta in result.adapter.deltas)
+
+
+def test_the_base_model_is_bit_identical_afterwards(setup, trained):
+    unet = setup[0]
+    _, before, processors, _, _ = trained
+    after = unet.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], before[k]) for k in before)
+    assert all(unet.attn_processors[k] is v for k, v in processors.items())
+    assert not any(p.requires_grad or p.grad is not None for p in unet.parameters())
+    assert all("forward" not in vars(m) for m in unet.modules())  # no checkpoint wrapper left behind
+
+
+def test_the_starting_adapter_is_not_changed(trained):
+    assert all(torch.count_nonzero(delta) == 0 for delta in trained[4].deltas)
+
+
+def test_another_view_of_the_base_sees_the_untouched_model(setup, trained):
+    other_view = trained[3]
+    assert torch.equal(outputs(other_view, setup), outputs(setup[0], setup))
+
+
+def test_strength_zero_is_the_base_and_one_the_trained_model(setup, trained):
+    adapter, unet = trained[0].adapter, setup[0]
+    view = make_view(unet)
+    attachment = adapter.attach(view, strength=0.0)
+    assert torch.equal(outputs(view, setup), outputs(unet, setup))
+    attachment.strength = 1.0
+    assert not torch.allclose(outputs(view, setup), outputs(unet, setup), atol=1e-3)
+
+
+def test_training_is_recorded_in_the_metadata(trained):
+    metadata = trained[0].adapter.metadata
+    assert ObjectiveSpec.from_json(metadata.pop("objective")) == SPEC
+    assert metadata == {"backbone": "unet3d:tiny", "prompt": "a blob moves right", "steps": "30", "lr": "0.003",
+                        "seed": "0", "frames": "8", "latent_height": "16", "latent_width": "16",
+                        "precision": "float32", "pack_version": "0.1.0", "width": "32"}
+
+
+# --- reproducibility --------------------------------------------------------------------------------
+
+def same_tensors(a, b):
+    ta, tb = a.to_tensors(), b.to_tensors()
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+@pytest.mark.parametrize("objective", [SPEC, ObjectiveSpec(base_loss="motion_director")])
+def test_the_same_seed_gives_the_same_adapter_and_another_seed_another(setup, objective):
+    first, again, other = (fit(setup, seed=s, objective=objective) for s in (7, 7, 8))
+    assert same_tensors(first.adapter, again.adapter) and first.history == again.history
+    assert not same_tensors(first.adapter, other.adapter)
+
+
+# --- stopping ---------------------------------------------------------------------------------------
+
+class Cancelled(Exception):
+    pass
+
+
+def test_a_callback_sees_every_step_and_can_cancel_with_nothing_left_behind(setup):
+    unet = setup[0]
+    before = {name: tensor.clone() for name, tensor in unet.state_dict().items()}
+    start, calls = fresh(unet), []
+
+    def callback(step, total, terms):
+        calls.append((step, total, sorted(terms)))
+        if step == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        fit(setup, start, steps=5, callback=callback)
+    assert [c[:2] for c in calls] == [(1, 5), (2, 5)] and "total" in calls[0][2]
+    assert all(torch.count_nonzero(delta) == 0 for delta in start.deltas)
+    assert all(torch.equal(unet.state_dict()[k], v) for k, v in before.items())
+    assert not any(p.grad is not None for p in unet.parameters())
+
+
+def test_a_nan_loss_stops_with_a_clear_message(setup):
+    def broken(unet, x_t, t, text):
+        return unet_noise(unet, x_t, t, text) * float("nan")
+
+    with pytest.raises(InputError, match=r"diverged at step 1 of 3: the loss became nan; lower the learning rate "
+                                         r"\(now 0.001, e.g. to 0.0001\)") as err:
+        fit(setup, predict_noise=broken)
+    assert err.value.input_name == "lr"
+
+
+def test_an_infinite_gradient_stops_with_a_clear_message(setup):
+    class Explode(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * float("inf")
+
+    def exploding(unet, x_t, t, text):
+        return Explode.apply(unet_noise(unet, x_t, t, text))
+
+    with pytest.raises(InputError, match="diverged at step 1 of 3: the gradient became"):
+        fit(setup, predict_noise=exploding)
+
+
+# --- ComfyUI's inference mode -----------------------------------------------------------------------
+
+def test_training_under_inference_mode_with_inference_tensors_works_and_equals_plain_training(setup):
+    unet, x0, text, alphas = setup
+    plain = fit(setup)
+    with torch.inference_mode():
+        inputs = (x0.clone(), text.clone(), alphas.clone())
+        start = fresh(unet)
+        assert inputs[0].is_inference() and start.deltas[0].is_inference()
+        result = train(unet, start, *inputs, SPEC, steps=3, lr=1e-3, seed=0)
+    assert same_tensors(result.adapter, plain.adapter)
+
+
+def test_a_model_loaded_under_inference_mode_can_be_trained_and_is_left_as_it_was(setup):
+    _, x0, text, alphas = setup
+    with torch.inference_mode():
+        unet = tiny_unet3d().requires_grad_(False)
+        before = {name: tensor.clone() for name, tensor in unet.state_dict().items()}
+        result = train(unet, fresh(unet), x0, text, alphas, SPEC, steps=2, lr=1e-3)
+    assert all(torch.count_nonzero(delta) > 0 for delta in result.adapter.deltas)
+    assert all(p.is_inference() for p in unet.parameters())
+    assert all(torch.equal(unet.state_dict()[k], v) for k, v in before.items())
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, name", [
+    (dict(steps=0), "steps"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(options=TrainOptions(precision="fp8")), "precision"), (dict(options=TrainOptions(grad_clip=-1)), "grad_clip"),
+    (dict(objective={"version": 1, "base_loss": "vmc", "vmc_frame_stride": 8}), "vmc_frame_stride"),
+])
+def test_invalid_settings_name_the_input(setup, change, name):
+    with pytest.raises(InputError) as err:
+        fit(setup, **change)
+    assert err.value.input_name == name
+
+
+def test_wrongly_shaped_tensors_name_the_input(setup):
+    unet, x0, text, alphas = setup
+    with pytest.raises(InputError, match="latents: expected float video latents") as err:
+        train(unet, fresh(unet), x0[0], text, alphas, SPEC, steps=1)
+    with pytest.raises(InputError, match=r"prompt: expected prompt embeddings \(1, tokens, dim\); got shape \(7, 32\)"):
+        train(unet, fresh(unet), x0, text[0], alphas, SPEC, steps=1)
