@@ -17,7 +17,8 @@ PACKAGE = "motion_transfer_pack"
 
 @pytest.fixture(scope="session")
 def pack():
-    sys.path[:0] = [str(STAND_INS), str(host_source())]
+    sys.path.insert(0, str(host_source()))
+    sys.path.append(str(STAND_INS))  # last: a real torchvision, where installed, wins
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # before comfy.model_management looks for a GPU
