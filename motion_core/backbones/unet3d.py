@@ -69,13 +69,20 @@ def read_model_index(folder: str | Path, input_name: str = "model") -> dict:
 def load_backbone(folder: str | Path, options: ModelOptions = ModelOptions(),
                   input_name: str = "model") -> UNet3DBackbone:
     """Load a UNet3D text-to-video folder in the dtype and on the device ``options`` ask for."""
-    from diffusers import AutoencoderKL, UNet3DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
-
     options.validate()
     folder = Path(folder)
     read_model_index(folder, input_name)
     dtype = options.torch_dtype()
+    # ComfyUI runs nodes under inference mode; weights created there could not be used by training
+    # views without a full copy (motion_core.adapters.view), so they are always created outside it.
+    with torch.inference_mode(False):
+        return _load_parts(folder, options, dtype, input_name)
+
+
+def _load_parts(folder: Path, options: ModelOptions, dtype: torch.dtype, input_name: str) -> UNet3DBackbone:
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
     try:
         unet = UNet3DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype,
                                                     use_safetensors=True)

@@ -30,6 +30,13 @@ def test_loads_every_part_frozen_in_the_asked_dtype(model_folder):
     assert backbone.family == "unet3d" and backbone.fingerprint.startswith("unet3d:")
 
 
+def test_weights_loaded_under_inference_mode_can_still_train(model_folder):
+    """ComfyUI loads models inside torch.inference_mode(); training views need normal tensors."""
+    with torch.inference_mode():
+        backbone = load_backbone(model_folder)
+    assert not any(p.is_inference() for p in backbone.unet.parameters())
+
+
 def test_prompt_and_video_round_trip_shapes(backbone):
     text = backbone.encode_prompt(["a red circle moving left", ""])
     assert text.shape == (2, 77, 32)
