@@ -170,7 +170,8 @@ def load_video(
         resize: _ResizePlan | None = None
         for item in kept:
             if resize is None:
-                resize = _ResizePlan.for_source(item.frame.width, item.frame.height, selection)
+                resize = _ResizePlan(*plan_resize(item.frame.width, item.frame.height,
+                                                  selection.custom_width, selection.custom_height))
             arrays.append(resize.apply(item.frame))
             indices.append(item.index)
             if progress is not None:
@@ -230,11 +231,6 @@ class _ResizePlan:
 
     scaled: tuple[int, int]
     box: tuple[int, int, int, int]
-
-    @classmethod
-    def for_source(cls, width: int, height: int, selection: FrameSelection) -> _ResizePlan:
-        scaled, box = plan_resize(width, height, selection.custom_width, selection.custom_height)
-        return cls(scaled, box)
 
     def apply(self, frame: av.VideoFrame) -> np.ndarray:
         """``(height, width, 3)`` uint8 RGB of one frame, scaled and cropped."""

@@ -12,7 +12,7 @@ import folder_paths
 from comfy_api.latest import ComfyExtension, io, ui
 
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
-           "input_directory", "resolve_input_file", "list_input_files", "Progress"]
+           "resolve_input_file", "list_input_files", "Progress"]
 
 PREFIX = "MTX_"
 """Prefix of every node id and custom type of the pack (kept forever: saved graphs use it)."""
@@ -27,10 +27,6 @@ def node_id(name: str) -> str:
 def custom_type(name: str) -> type:
     """A custom socket type carrying the pack prefix, e.g. ``MTX_VIDEO_INFO``."""
     return io.Custom(PREFIX + name)
-
-
-def input_directory() -> str:
-    return folder_paths.get_input_directory()
 
 
 def resolve_input_file(name: str) -> tuple[str, str, str]:
