@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from .sample import EpsFn, Progress, ddim_scheduler, run_scheduler
+from .progress import Progress
+from .sample import EpsFn, ddim_scheduler, run_scheduler
 
 
 def invert(eps: EpsFn, x0: torch.Tensor, scheduler_config: dict, steps: int = 50,

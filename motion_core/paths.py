@@ -11,8 +11,10 @@ from pathlib import Path
 from .errors import InputError
 
 
-def resolve_inside(root: str | os.PathLike, name: str, input_name: str, folder_label: str | None = None) -> Path:
-    """Return ``root / name`` after checking that it stays inside ``root`` and exists as a file.
+def resolve_inside(root: str | os.PathLike, name: str, input_name: str, folder_label: str | None = None,
+                   want_folder: bool = False) -> Path:
+    """Return ``root / name`` after checking that it stays inside ``root`` and exists as a file
+    (a folder with ``want_folder``).
 
     ``folder_label`` names the folder in messages ("the input folder"), so that a server does not
     show its own paths to API clients; by default the path itself is shown.
@@ -33,7 +35,10 @@ def resolve_inside(root: str | os.PathLike, name: str, input_name: str, folder_l
     if normalized == os.pardir or normalized.startswith(os.pardir + os.sep):
         raise InputError(input_name, f"{name!r} points outside {where}; only files inside it can be used")
     path = Path(root) / normalized
-    if not path.is_file():
+    if want_folder and not path.is_dir():
+        hint = "it is a file" if path.is_file() else "no such folder"
+        raise InputError(input_name, f"{name!r} not found in {where} ({hint})")
+    if not want_folder and not path.is_file():
         hint = "it is a folder" if path.is_dir() else "no such file"
         raise InputError(input_name, f"{name!r} not found in {where} ({hint})")
     return path

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import torch
 
 from .errors import InputError
+from .progress import Progress
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Progress = Callable[[int, int], None]
 
 
 def ddim_scheduler(scheduler_config: dict, inverse: bool = False):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -32,14 +32,13 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .files import write_new_file
+from .progress import Progress
 
 MAX_SIDE = 8192
 """Largest width or height a clip may be resized to (and the nodes' widget maximum)."""
 
 MAX_FORCE_RATE = 240.0
-
-ProgressCallback = Callable[[int, "int | None"], None]
-"""Called as ``progress(frames_kept, frames_expected_or_None)``; may raise to cancel."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ def load_video(
     selection: FrameSelection = FrameSelection(),
     *,
     input_name: str = "video",
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> LoadedClip:
     """Decode the selected frames of a video file (any container FFmpeg reads, GIF, animated WebP).
 
@@ -429,3 +428,75 @@ def _open_with_pillow(path: Path, input_name: str):
             time += length
 
     return info, frames(), image.close
+
+
+# --- frames already in memory ---------------------------------------------------------------------
+
+WRITERS = {
+    # suffix: (muxer, encoder, pixel format, options)
+    ".mp4": ("mp4", "libx264", "yuv420p", {"crf": "16", "preset": "medium"}),
+    ".gif": ("gif", "gif", "rgb8", {}),
+}
+"""The video files the pack writes (H.264 MP4 plays everywhere; GIF for previews)."""
+
+
+def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int = 0,
+               input_name: str = "frames") -> torch.Tensor:
+    """Resize IMAGE frames ``(f, h, w, 3)`` to a size a model takes: multiples of ``multiple``.
+
+    ``width``/``height`` 0 mean the frames' own size rounded down to the multiple (at least one
+    multiple), with the aspect ratio kept by scaling to cover and centre-cropping (as the loader
+    does). Frames already of the target size are returned as they are.
+
+    Raises:
+        InputError: naming ``width``/``height`` when a requested size is not a multiple.
+    """
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(input_name, f"expected IMAGE frames (frames, height, width, 3), got {shape}")
+    _, source_h, source_w, _ = frames.shape
+    for name, value in (("width", width), ("height", height)):
+        if value % multiple:
+            raise InputError(name, f"{value} is not a multiple of {multiple}, which this model needs; use e.g. "
+                                   f"{max(multiple, value // multiple * multiple)} (0 = from the frames)")
+    target_w = width or max(multiple, source_w // multiple * multiple)
+    target_h = height or max(multiple, source_h // multiple * multiple)
+    if (target_w, target_h) == (source_w, source_h):
+        return frames
+    (scaled_w, scaled_h), (left, top, _, _) = plan_resize(source_w, source_h, target_w, target_h)
+    pictures = frames.permute(0, 3, 1, 2).float()
+    if (scaled_w, scaled_h) != (source_w, source_h):
+        pictures = torch.nn.functional.interpolate(pictures, size=(scaled_h, scaled_w), mode="bicubic",
+                                                   antialias=True, align_corners=False)
+    pictures = pictures[:, :, top : top + target_h, left : left + target_w]
+    return pictures.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+
+
+def write_video(frames: torch.Tensor, path: str | os.PathLike, fps: float = 8.0,
+                input_name: str = "filename") -> Path:
+    """Write IMAGE frames ``(f, h, w, 3)`` in [0, 1] as a new ``.mp4`` (H.264) or ``.gif`` file.
+
+    Odd sizes are padded by repeating the last row/column (H.264 with 4:2:0 chroma needs even
+    sizes). The file appears whole or not at all and never replaces an existing one.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in WRITERS:
+        raise InputError(input_name, f"{path.name!r}: write {' or '.join(WRITERS)} files")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= MAX_FORCE_RATE):
+        raise InputError("fps", f"{fps!r} is not valid; use a frame rate above 0 and at most {MAX_FORCE_RATE:g}")
+    muxer, encoder, pixel_format, options = WRITERS[path.suffix.lower()]
+    pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    if encoder == "libx264":
+        pad_h, pad_w = pixels.shape[1] % 2, pixels.shape[2] % 2
+        pixels = np.pad(pixels, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    rate = Fraction(fps).limit_denominator(1001)
+
+    def write(temporary: Path) -> None:
+        with av.open(str(temporary), mode="w", format=muxer) as container:
+            stream = container.add_stream(encoder, rate=rate, options=options)
+            stream.width, stream.height, stream.pix_fmt = pixels.shape[2], pixels.shape[1], pixel_format
+            for picture in pixels:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+            container.mux(stream.encode())
+
+    return write_new_file(path, write, input_name)

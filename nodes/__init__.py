@@ -5,9 +5,11 @@ add inputs at the end, never rename or drop one.
 """
 
 from ._comfy import ComfyExtension, io
-from . import objectives, video
+from . import adapter_files, generation, model, objectives, training, video
 
-NODE_CLASSES: list[type[io.ComfyNode]] = [*video.NODES, *objectives.NODES]
+NODE_CLASSES: list[type[io.ComfyNode]] = [
+    *video.NODES, *model.NODES, *objectives.NODES, *training.NODES, *generation.NODES, *adapter_files.NODES,
+]
 
 
 class MotionTransferExtension(ComfyExtension):

@@ -5,14 +5,19 @@ imported or wrapped here, so that a change of ComfyUI's API is a change of this 
 """
 
 import os
+import sys
 
 import comfy.model_management
 import comfy.utils
 import folder_paths
 from comfy_api.latest import ComfyExtension, io, ui
 
+from ..motion_core.errors import InputError
+from ..motion_core.paths import resolve_inside
+
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
-           "resolve_input_file", "list_input_files", "Progress"]
+           "resolve_input_file", "list_input_files", "Progress", "compute_device", "list_diffusers_models",
+           "diffusers_model_path", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
 
 PREFIX = "MTX_"
 """Prefix of every node id and custom type of the pack (kept forever: saved graphs use it)."""
@@ -56,12 +61,83 @@ class Progress:
     """Node progress bar that also honours ComfyUI's cancel button.
 
     Pass an instance as a ``progress(done, total)`` callback to a motion_core loop: each call moves
-    the bar and raises ComfyUI's interrupt exception if the user cancelled.
+    the bar and raises ComfyUI's interrupt exception if the user cancelled. With the node's
+    ``unique_id``, :meth:`text` shows a line of text on the node (e.g. the loss).
     """
 
-    def __init__(self, total: int | None = None):
-        self._bar = comfy.utils.ProgressBar(total or 1)
+    def __init__(self, total: int | None = None, node: str | None = None):
+        self._bar = comfy.utils.ProgressBar(total or 1, node_id=node)
+        self._node = node
 
     def __call__(self, done: int, total: int | None = None) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
         self._bar.update_absolute(done, max(total or 0, done, 1))
+
+    def text(self, message: str) -> None:
+        """Show ``message`` on the node (in a running ComfyUI server; elsewhere nothing happens)."""
+        # ComfyUI's server module is only looked up, never imported: outside a server there is none
+        server = getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
+        if self._node is not None and server is not None:
+            server.send_progress_text(message, self._node)
+
+
+def compute_device() -> str:
+    """The device ComfyUI computes on (honours --cpu, --cuda-device, ...)."""
+    return str(comfy.model_management.get_torch_device())
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+def list_diffusers_models() -> list[str]:
+    """Folders with a model_index.json under ComfyUI's ``diffusers`` model folders (relative names)."""
+    names = []
+    for root in folder_paths.get_folder_paths("diffusers"):
+        for folder, subfolders, files in os.walk(root, followlinks=True):
+            if "model_index.json" in files:
+                names.append(os.path.relpath(folder, root).replace(os.sep, "/"))
+                subfolders.clear()  # a model's parts are not models of their own
+    return sorted(set(names))
+
+
+def diffusers_model_path(name: str) -> str:
+    """The folder of a model listed by :func:`list_diffusers_models` (raises InputError naming ``model_name``)."""
+    roots = [root for root in folder_paths.get_folder_paths("diffusers") if os.path.isdir(root)]
+    error = InputError("model_name", "no models/diffusers folder exists; create it and put a diffusers text-to-video "
+                                "model folder there")
+    for root in roots:
+        try:
+            return str(resolve_inside(root, name, "model_name", "models/diffusers", want_folder=True))
+        except InputError as err:
+            error = err
+    raise error
+
+
+ADAPTER_FOLDER = "motion_adapters"
+"""ComfyUI model folder name of motion adapters (``models/motion_adapters``)."""
+
+
+def _register_adapter_folder() -> None:
+    default = os.path.join(folder_paths.models_dir, ADAPTER_FOLDER)
+    folder_paths.add_model_folder_path(ADAPTER_FOLDER, default)  # kept after paths from extra_model_paths
+    extensions = folder_paths.folder_names_and_paths[ADAPTER_FOLDER][1]
+    extensions.add(".safetensors")
+
+
+_register_adapter_folder()
+
+
+def list_adapters() -> list[str]:
+    return folder_paths.get_filename_list(ADAPTER_FOLDER)
+
+
+def adapter_path(name: str) -> str:
+    path = folder_paths.get_full_path(ADAPTER_FOLDER, name)
+    if path is None:
+        raise InputError("adapter_name", f"{name!r} is not in models/{ADAPTER_FOLDER}; save one with Save Motion "
+                                         "Adapter or copy a .safetensors adapter file there, then refresh")
+    return path
+
+
+def adapter_save_folder() -> str:
+    """Where Save Motion Adapter writes: the first ``motion_adapters`` folder."""
+    return folder_paths.get_folder_paths(ADAPTER_FOLDER)[0]

@@ -4,10 +4,8 @@ from ..motion_core.objectives import BASE_LOSSES, WAVELETS, ObjectiveSpec, parse
 from ..motion_core.objectives.sma import PHASE_DIFFERENCES
 from ..motion_core.objectives.step import X0_ESTIMATES
 from ..motion_core.objectives.vmc import VMC_VARIANTS
-from ._comfy import CATEGORY, custom_type, io, node_id
-
-ObjectiveType = custom_type("OBJECTIVE")
-"""A motion objective spec: the JSON-able dict of :meth:`ObjectiveSpec.to_dict`."""
+from ._comfy import CATEGORY, io, node_id
+from .types import Objective
 
 _DEFAULT = ObjectiveSpec()
 
@@ -69,7 +67,7 @@ class MotionObjective(io.ComfyNode):
                                        "clean-video estimate out as noise grows, keeping every step stable "
                                        "(recommended). released: as released; the noisiest steps dominate."),
             ],
-            outputs=[ObjectiveType.Output("objective", tooltip="The objective, for Train Motion Adapter.")],
+            outputs=[Objective.Output("objective", tooltip="The objective, for Train Motion Adapter.")],
         )
 
     @classmethod

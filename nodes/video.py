@@ -5,11 +5,10 @@ import os
 from ..motion_core.errors import InputError
 from ..motion_core.paths import resolve_inside
 from ..motion_core.video import MAX_FORCE_RATE, MAX_SIDE, FrameSelection, load_video
-from ._comfy import CATEGORY, Progress, custom_type, io, list_input_files, node_id, resolve_input_file
+from ._comfy import CATEGORY, Progress, io, list_input_files, node_id, resolve_input_file
+from .types import VideoInfo
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".gif", ".webp"})
-
-VideoInfo = custom_type("VIDEO_INFO")
 
 
 def _resolve(video: str) -> str:

@@ -7,9 +7,9 @@
 """
 
 from .base import ADAPTER_KINDS, Attachment, MotionAdapter
-from .files import FORMAT, FORMAT_VERSION, load_adapter, save_adapter
+from .files import FORMAT, FORMAT_VERSION, adapter_writer, load_adapter, save_adapter
 from .temporal_attention import DeltaLinear, TemporalAttentionAdapter
 from .view import make_view
 
-__all__ = ["ADAPTER_KINDS", "Attachment", "MotionAdapter", "FORMAT", "FORMAT_VERSION", "load_adapter",
+__all__ = ["ADAPTER_KINDS", "Attachment", "MotionAdapter", "FORMAT", "FORMAT_VERSION", "adapter_writer", "load_adapter",
            "save_adapter", "DeltaLinear", "TemporalAttentionAdapter", "make_view"]

@@ -3,17 +3,18 @@
 Metadata written: ``format`` (:data:`FORMAT`), ``format_version``, ``kind``, ``backbone`` (the
 fingerprint of the model it was trained on) and what training recorded (``objective`` as spec JSON,
 ``prompt``, ``steps``, ``lr``, ``seed``, ``frames``, ``latent_height``, ``latent_width``,
-``pack_version``, ...). Files are written under a temporary name and linked into place; an existing
-file is never overwritten. Only safetensors are read (no pickle).
+``pack_version``, ...). Files are written with :func:`motion_core.files.write_new_file`: never
+half-written, never over an existing file. Only safetensors are read (no pickle).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import write_new_file
 from .base import ADAPTER_KINDS, MotionAdapter
 
 FORMAT = "motion-transfer-adapter"
@@ -29,36 +30,22 @@ def save_adapter(adapter: MotionAdapter, path: str | os.PathLike, input_name: st
     Raises:
         InputError: naming ``input_name`` if the file exists or the name does not end in .safetensors.
     """
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != SUFFIX:
         raise InputError(input_name, f"{path.name!r} must end in {SUFFIX}")
-    if path.exists():
-        raise InputError(input_name, f"{path.name!r} already exists; choose another name (adapter files are "
-                                     "never overwritten)")
+    return write_new_file(path, adapter_writer(adapter), input_name)
+
+
+def adapter_writer(adapter: MotionAdapter) -> Callable[[Path], None]:
+    """``write(path)`` writing ``adapter``'s file, for :mod:`motion_core.files`' writers.
+
+    The tensors are taken (to the CPU) now, so the file holds the adapter as it is at this call.
+    """
+    from safetensors.torch import save_file
+
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in adapter.to_tensors().items()}
     metadata = {**adapter.metadata, "format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": adapter.kind}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        save_file(tensors, str(temporary), metadata)
-        _publish(temporary, path, input_name)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def _publish(temporary: Path, path: Path, input_name: str) -> None:
-    """Give the finished temporary file its name without replacing a file that appeared meanwhile."""
-    try:
-        os.link(temporary, path)  # atomic, and fails if ``path`` exists
-    except FileExistsError:
-        raise InputError(input_name, f"{path.name!r} already exists; choose another name") from None
-    except OSError:  # a file system without hard links
-        if path.exists():
-            raise InputError(input_name, f"{path.name!r} already exists; choose another name") from None
-        os.replace(temporary, path)
+    return lambda temporary: save_file(tensors, str(temporary), metadata)
 
 
 def load_adapter(path: str | os.PathLike, backbone: str = "", input_name: str = "adapter") -> MotionAdapter:

@@ -14,6 +14,7 @@ from ..errors import InputError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OFFLOAD = ("none", "model")
+ATTENTION = ("sdpa", "classic")
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,17 @@ class ModelOptions:
         device: "auto" (CUDA when available), "cpu" or a torch device string.
         offload: "none" keeps every part on the device; "model" keeps parts on the CPU and moves
             each one to the device only while it runs (text encoder, UNet, VAE in turn).
-        vae_decode_chunk: frames decoded by the VAE at a time (0 = all at once).
+        vae_decode_chunk: frames encoded/decoded by the VAE at a time (0 = all at once).
+        attention: "sdpa" runs attention through PyTorch's ``scaled_dot_product_attention``
+            (memory-efficient / flash kernels where the device has them); "classic" forms the
+            full attention matrix (diffusers' ``AttnProcessor``), for comparison and old devices.
     """
 
     dtype: str = "auto"
     device: str = "auto"
     offload: str = "none"
     vae_decode_chunk: int = 8
+    attention: str = "sdpa"
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -52,6 +57,8 @@ class ModelOptions:
         self.torch_dtype()
         if self.offload not in OFFLOAD:
             raise InputError("offload", f"{self.offload!r} is not valid; use one of {', '.join(OFFLOAD)}")
+        if self.attention not in ATTENTION:
+            raise InputError("attention", f"{self.attention!r} is not valid; use one of {', '.join(ATTENTION)}")
         if not isinstance(self.vae_decode_chunk, int) or self.vae_decode_chunk < 0:
             raise InputError("vae_decode_chunk", f"{self.vae_decode_chunk!r} is not valid; use 0 (all) or more")
         return self

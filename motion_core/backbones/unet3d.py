@@ -93,7 +93,16 @@ def _load_parts(folder: Path, options: ModelOptions, dtype: torch.dtype, input_n
         scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     except (OSError, ValueError, json.JSONDecodeError) as err:
         raise InputError(input_name, f"{folder.name!r} could not be loaded: {str(err).splitlines()[0]}") from err
+    set_attention(unet, options.attention)
+    set_attention(vae, options.attention)
     return UNet3DBackbone(unet, vae, text_encoder, tokenizer, scheduler_config, options)
+
+
+def set_attention(model: torch.nn.Module, attention: str) -> None:
+    """Give every attention of a freshly loaded diffusers model the processor ``attention`` names."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    model.set_attn_processor(AttnProcessor2_0() if attention == "sdpa" else AttnProcessor())
 
 
 class UNet3DBackbone(VideoBackbone):

@@ -8,7 +8,6 @@ import torch
 from safetensors.torch import save_file
 
 from motion_core.adapters import FORMAT, TemporalAttentionAdapter, load_adapter, make_view, save_adapter
-from motion_core.adapters.files import _publish
 from motion_core.errors import InputError
 from motion_core.objectives import ObjectiveSpec
 from motion_core.testing import TINY_TEXT_DIM, tiny_unet3d
@@ -72,14 +71,6 @@ def test_existing_file_is_never_overwritten(tmp_path, adapter):
         save_adapter(TemporalAttentionAdapter.for_unet(tiny_unet3d()), path)
     assert err.value.input_name == "filename" and path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors"]
-
-
-def test_a_file_appearing_during_the_save_is_not_replaced(tmp_path):
-    temporary, target = tmp_path / ".t.tmp", tmp_path / "a.safetensors"
-    temporary.write_bytes(b"new"), target.write_bytes(b"old")
-    with pytest.raises(InputError, match="already exists"):
-        _publish(temporary, target, "filename")
-    assert target.read_bytes() == b"old"
 
 
 def test_save_refuses_other_suffixes(tmp_path, adapter):

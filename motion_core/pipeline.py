@@ -1,0 +1,170 @@
+"""The motion transfer pipeline as steps on a backbone: encode, train, invert, noise, generate, decode.
+
+Each step is one function that the nodes call one per node and the command line calls in a row::
+
+    reference, _ = encode_reference(backbone, frames)                 # clean latents
+    result = train_adapter(backbone, reference, "a car is moving")    # the motion, as an adapter
+    inverted = invert_reference(backbone, reference, steps=50)       # the noise that makes the clip
+    noise = make_noise(inverted, "direct", seed=0)
+    video = generate(backbone, noise, "a tank in the desert", adapters=[(result.adapter, 1.0)])
+    frames = decode(backbone, video)
+
+Latents travel as :class:`VideoLatents`, which remember the model they belong to and whether they
+are clean or noise, so that a wrong connection gets a clear message instead of a wrong video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .adapters import ADAPTER_KINDS, MotionAdapter, make_view
+from .backbones.base import VideoBackbone
+from .errors import InputError
+from .invert import invert
+from .noise import initial_noise
+from .objectives import ObjectiveSpec
+from .progress import Progress
+from .sample import guided, sample
+from .train import Callback, TrainOptions, TrainResult, train
+from .video import fit_frames
+
+AdapterStack = Sequence[tuple[MotionAdapter, float]]
+"""Adapters applied together, each with its strength (1.0 = as trained, 0 = off)."""
+
+
+@dataclass(frozen=True)
+class VideoLatents:
+    """Video latents of one model.
+
+    Attributes:
+        samples: ``(b, c, f, h, w)`` in the model's latent space (VAE-scaled).
+        backbone: fingerprint of the model that made them.
+        noise: True for noise to sample from (inverted or initial noise), False for clean latents.
+    """
+
+    samples: torch.Tensor
+    backbone: str
+    noise: bool = False
+
+def latent_samples(latents: VideoLatents, backbone: VideoBackbone, noise: bool, input_name: str) -> torch.Tensor:
+    """The samples of ``latents``, after checking they belong to ``backbone`` and are noise (or clean)."""
+    if not isinstance(latents, VideoLatents):
+        raise InputError(input_name, f"expected video latents, got {type(latents).__name__}")
+    if latents.backbone != backbone.fingerprint:
+        raise InputError(input_name, f"these latents were made by another model ({latents.backbone}); this model is "
+                                     f"{backbone.fingerprint}. Encode the reference with the same model")
+    if latents.noise != noise:
+        wanted, got = ("noise", "clean latents") if noise else ("clean latents", "noise")
+        source = "Invert Video or Initial Noise" if noise else "Encode Reference or Generate Video"
+        raise InputError(input_name, f"expected {wanted} but got {got}; connect the output of {source}")
+    return latents.samples
+
+
+def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int = 0, height: int = 0,
+                     input_name: str = "frames") -> tuple[VideoLatents, torch.Tensor]:
+    """IMAGE frames ``(f, h, w, 3)`` -> (clean latents, the frames as encoded).
+
+    Frames whose size the model cannot take are resized (cover + centre crop) to ``width`` x
+    ``height``, 0 meaning the frames' size rounded down to the model's multiple.
+    """
+    fitted = fit_frames(frames, backbone.pixel_multiple(), width, height, input_name)
+    return VideoLatents(backbone.encode_video(fitted), backbone.fingerprint), fitted
+
+
+def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention", **options) -> MotionAdapter:
+    """An untrained adapter of ``kind`` for ``backbone`` (see ``motion_core.adapters.ADAPTER_KINDS``)."""
+    if kind not in ADAPTER_KINDS:
+        raise InputError("parameterisation", f"{kind!r} is not known; choose one of {', '.join(sorted(ADAPTER_KINDS))}")
+    return ADAPTER_KINDS[kind].for_unet(backbone.unet, backbone.fingerprint, **options)
+
+
+def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
+                  objective: ObjectiveSpec | dict | None = None, kind: str = "temporal_attention", *,
+                  steps: int = 400, lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
+                  callback: Callback | None = None) -> TrainResult:
+    """Train a new adapter of ``kind`` on the reference clip (VMC's recipe by default).
+
+    ``objective`` defaults to VMC's residual motion loss. The backbone is not changed (see
+    :func:`motion_core.train.train`); with model offload the UNet stays on the device meanwhile.
+    """
+    x0 = latent_samples(reference, backbone, False, "latents")
+    spec = objective if objective is not None else ObjectiveSpec(base_loss="vmc")
+    text = backbone.encode_prompt([prompt])
+    adapter = new_adapter(backbone, kind)
+    with backbone.hold(backbone.unet):
+        return train(backbone.unet, adapter, x0, text, backbone.alphas_cumprod, spec, steps=steps, lr=lr, seed=seed,
+                     options=options, predict_noise=backbone.predict_noise, callback=callback, prompt=prompt)
+
+
+@contextlib.contextmanager
+def adapted_unet(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterator[nn.Module]:
+    """The UNet to run with ``adapters`` applied: a private view (or the base itself without adapters).
+
+    Each adapter is checked against the backbone first; the view is discarded afterwards, so the
+    shared model and the adapters are never changed.
+    """
+    for adapter, _ in adapters:
+        if not isinstance(adapter, MotionAdapter):
+            raise InputError("adapter", f"expected a motion adapter, got {type(adapter).__name__}")
+        adapter.check_backbone(backbone.fingerprint)
+    with backbone.hold(backbone.unet) as unet:
+        if not adapters:
+            yield unet
+            return
+        view = make_view(unet)
+        attachments = []
+        try:
+            for adapter, strength in adapters:
+                attachments.append(adapter.attach(view, strength))
+            yield view
+        finally:
+            for attachment in reversed(attachments):
+                attachment.detach()
+
+
+def _predictor(backbone: VideoBackbone, unet: nn.Module):
+    return lambda x, t, text: backbone.predict_noise(unet, x, t, text)
+
+
+def invert_reference(backbone: VideoBackbone, reference: VideoLatents, steps: int = 50, prompt: str = "",
+                     adapters: AdapterStack = (), progress: Progress | None = None) -> VideoLatents:
+    """DDIM-invert clean latents to the noise that makes them (empty prompt, no guidance by default)."""
+    x0 = latent_samples(reference, backbone, False, "latents")
+    text = backbone.encode_prompt([prompt])
+    with torch.no_grad(), adapted_unet(backbone, adapters) as unet:
+        x_T = invert(guided(_predictor(backbone, unet), text), x0.to(backbone.device, backbone.dtype),
+                     backbone.scheduler_config, steps, progress)
+    return VideoLatents(x_T, backbone.fingerprint, noise=True)
+
+
+def make_noise(inverted: VideoLatents, strategy: str = "direct", seed: int = 0,
+               ratio: float | None = None) -> VideoLatents:
+    """Initial noise from inverted latents by a strategy of :mod:`motion_core.noise`."""
+    if not isinstance(inverted, VideoLatents) or not inverted.noise:
+        raise InputError("inverted", "expected the output of Invert Video (inverted noise)")
+    return VideoLatents(initial_noise(strategy, inverted.samples, seed, ratio), inverted.backbone, noise=True)
+
+
+def generate(backbone: VideoBackbone, noise: VideoLatents, prompt: str, negative_prompt: str = "",
+             steps: int = 50, cfg: float = 9.0, adapters: AdapterStack = (),
+             progress: Progress | None = None) -> VideoLatents:
+    """DDIM sampling with classifier-free guidance from ``noise``: clean latents of the new video."""
+    x_T = latent_samples(noise, backbone, True, "noise")
+    if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not 0 <= cfg <= 100:
+        raise InputError("cfg", f"{cfg!r} is not valid; use a guidance scale from 0 to 100 (1 = no guidance)")
+    cond = backbone.encode_prompt([prompt])
+    uncond = backbone.encode_prompt([negative_prompt]) if cfg != 1 else None
+    with torch.no_grad(), adapted_unet(backbone, adapters) as unet:
+        x0 = sample(guided(_predictor(backbone, unet), cond, uncond, cfg), x_T.to(backbone.device, backbone.dtype),
+                    backbone.scheduler_config, steps, progress)
+    return VideoLatents(x0, backbone.fingerprint)
+
+
+def decode(backbone: VideoBackbone, latents: VideoLatents, progress: Progress | None = None) -> torch.Tensor:
+    """Clean latents -> IMAGE frames ``(b·f, H, W, 3)`` float32 in [0, 1] on the CPU."""
+    return backbone.decode_latents(latent_samples(latents, backbone, False, "latents"), progress)

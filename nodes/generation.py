@@ -1,0 +1,123 @@
+"""Nodes that make new videos: inversion of the reference, initial noise, guided sampling."""
+
+from ..motion_core.noise import STRATEGIES
+from ..motion_core.pipeline import generate, invert_reference, make_noise
+from ._comfy import CATEGORY, Progress, io, node_id
+from .types import Adapter, Latents, VideoModel
+
+
+def _stack(adapter, strength: float):
+    return [(adapter, strength)] if adapter is not None else []
+
+
+def _strength_input():
+    return io.Float.Input("adapter_strength", default=1.0, min=-10.0, max=10.0, step=0.05,
+                          tooltip="How strongly the adapter applies: 1 as trained, 0 off, in between for "
+                                  "less of the motion. Unused without an adapter.")
+
+
+class InvertVideo(io.ComfyNode):
+    """DDIM inversion: the noise from which the model would regenerate the reference."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("InvertVideo"),
+            display_name="Invert Video",
+            category=CATEGORY,
+            description="Runs the model backwards from the reference latents to the noise that makes them "
+                        "(DDIM inversion). Starting generation from that noise carries the clip's layout and "
+                        "motion over.",
+            inputs=[
+                VideoModel.Input("model", tooltip="From Load Video Model."),
+                Latents.Input("latents", tooltip="The reference, from Encode Reference."),
+                io.Int.Input("steps", default=50, min=1, max=1000,
+                             tooltip="Inversion steps (Motion Inversion, MotionDirector: 50; VMC: 75). Use "
+                                     "the same number in Generate Video."),
+                io.String.Input("prompt", default="", multiline=True,
+                                tooltip="Prompt during inversion. Empty, as the methods do."),
+                _strength_input(),
+                Adapter.Input("adapter", optional=True,
+                              tooltip="Optionally invert with the trained adapter applied."),
+            ],
+            outputs=[Latents.Output("inverted", tooltip="The inverted noise, for Initial Noise.")],
+        )
+
+    @classmethod
+    def execute(cls, model, latents, steps, prompt, adapter_strength, adapter=None) -> io.NodeOutput:
+        inverted = invert_reference(model, latents, steps, prompt, _stack(adapter, adapter_strength), Progress(steps))
+        return io.NodeOutput(inverted)
+
+
+class InitialNoise(io.ComfyNode):
+    """Mix the inverted noise with fresh noise."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("InitialNoise"),
+            display_name="Initial Noise",
+            category=CATEGORY,
+            description="The noise generation starts from: the inverted reference as it is, or mixed with fresh "
+                        "noise so that more of the new prompt's content can appear.",
+            inputs=[
+                Latents.Input("inverted", tooltip="From Invert Video."),
+                io.Combo.Input("strategy", options=list(STRATEGIES), default="direct",
+                               tooltip="direct: the inverted noise (VMC). blend: sqrt(ratio) of it plus fresh "
+                                       "noise (MotionDirector). low_frequency: its coarse layout with fresh "
+                                       "detail (DMT). blend_low_frequency: both. freeinit: its low 3-D "
+                                       "frequencies. random: fresh noise only (ignores the reference)."),
+                io.Float.Input("ratio", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="blend and blend_low_frequency: share of the inverted noise (0.1-0.5 "
+                                       "advised). freeinit: the stop frequency (0.25 advised). Unused by the "
+                                       "others."),
+                io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
+                             tooltip="Seed of the fresh noise: change it for another variation."),
+            ],
+            outputs=[Latents.Output("noise", tooltip="Initial noise, for Generate Video.")],
+        )
+
+    @classmethod
+    def execute(cls, inverted, strategy, ratio, seed) -> io.NodeOutput:
+        return io.NodeOutput(make_noise(inverted, strategy, seed, ratio))
+
+
+class GenerateVideo(io.ComfyNode):
+    """Guided DDIM sampling from the initial noise, with the trained motion applied."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("GenerateVideo"),
+            display_name="Generate Video",
+            category=CATEGORY,
+            description="Generates the new video from the initial noise with the target prompt and the trained "
+                        "motion adapter (DDIM with classifier-free guidance).",
+            inputs=[
+                VideoModel.Input("model", tooltip="From Load Video Model."),
+                Latents.Input("noise", tooltip="From Initial Noise (or Invert Video)."),
+                io.String.Input("prompt", default="", multiline=True,
+                                tooltip="What the new video shows: 'a tank turning in the desert'."),
+                io.String.Input("negative_prompt", default="", multiline=True,
+                                tooltip="What to steer away from (used when cfg is not 1)."),
+                io.Int.Input("steps", default=50, min=1, max=1000,
+                             tooltip="Sampling steps: the inversion's step count keeps the motion best."),
+                io.Float.Input("cfg", default=9.0, min=0.0, max=100.0, step=0.5,
+                               tooltip="Guidance scale: higher follows the prompt more closely (VMC: 9). 1 "
+                                       "switches guidance off and halves the time."),
+                _strength_input(),
+                Adapter.Input("adapter", optional=True,
+                              tooltip="The trained motion, from Train or Load Motion Adapter."),
+            ],
+            outputs=[Latents.Output("latents", tooltip="The new video's latents, for Decode Video.")],
+        )
+
+    @classmethod
+    def execute(cls, model, noise, prompt, negative_prompt, steps, cfg, adapter_strength,
+                adapter=None) -> io.NodeOutput:
+        latents = generate(model, noise, prompt, negative_prompt, steps, cfg, _stack(adapter, adapter_strength),
+                           Progress(steps))
+        return io.NodeOutput(latents)
+
+
+NODES = [InvertVideo, InitialNoise, GenerateVideo]

@@ -1,0 +1,121 @@
+"""Nodes that load a text-to-video model and move clips in and out of its latent space."""
+
+import os
+
+from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
+from ..motion_core.backbones.unet3d import load_backbone, read_model_index
+from ..motion_core.errors import InputError
+from ..motion_core.pipeline import decode, encode_reference
+from ..motion_core.video import MAX_SIDE
+from ._comfy import CATEGORY, Progress, compute_device, diffusers_model_path, io, list_diffusers_models, node_id
+from .types import Latents, VideoModel
+
+
+class LoadVideoModel(io.ComfyNode):
+    """Load a ModelScope/ZeroScope-family diffusers folder from ``models/diffusers``."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("LoadVideoModel"),
+            display_name="Load Video Model",
+            category=CATEGORY,
+            description="Loads a text-to-video model (ModelScope, ZeroScope or a compatible fine-tune) from a "
+                        "diffusers folder in models/diffusers. Only safetensors weights are read.",
+            inputs=[
+                io.Combo.Input("model_name", options=list_diffusers_models(),
+                               tooltip="A diffusers folder (with model_index.json) in models/diffusers."),
+                io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
+                               tooltip="Weight precision. auto: fp16 on a GPU (half the memory), fp32 on "
+                                       "the CPU. bf16 suits recent GPUs."),
+                io.Combo.Input("offload", options=list(OFFLOAD), default="none",
+                               tooltip="model: keep the text encoder, UNet and VAE in system memory and move "
+                                       "each to the GPU only while it runs (for 8-12 GB cards; slower)."),
+                io.Combo.Input("attention", options=list(ATTENTION), default="sdpa",
+                               tooltip="sdpa: PyTorch's fused attention (less memory, faster). classic: the "
+                                       "full attention matrix, for comparison or old setups."),
+                io.Int.Input("vae_decode_chunk", default=8, min=0, max=1024,
+                             tooltip="Frames the VAE encodes/decodes at a time: lower uses less memory on "
+                                     "long clips. 0 does all frames at once."),
+            ],
+            outputs=[VideoModel.Output("model", tooltip="The loaded model, for the other motion transfer nodes.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, model_name):
+        try:
+            read_model_index(diffusers_model_path(model_name), input_name="model_name")
+        except InputError as err:
+            return str(err)
+        return True
+
+    @classmethod
+    def fingerprint_inputs(cls, model_name, **_):
+        try:
+            folder = diffusers_model_path(model_name)
+            return tuple(os.stat(os.path.join(folder, part)).st_mtime_ns for part in ("model_index.json", "unet"))
+        except (InputError, OSError):
+            return float("nan")
+
+    @classmethod
+    def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk) -> io.NodeOutput:
+        options = ModelOptions(dtype=dtype, device=compute_device(), offload=offload,
+                               vae_decode_chunk=vae_decode_chunk, attention=attention)
+        return io.NodeOutput(load_backbone(diffusers_model_path(model_name), options, input_name="model_name"))
+
+
+class EncodeReference(io.ComfyNode):
+    """Reference frames -> clean latents of the model."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("EncodeReference"),
+            display_name="Encode Reference",
+            category=CATEGORY,
+            description="Turns the reference frames into the model's latents, resizing (cover and centre crop) to "
+                        "a size the model takes. Every frame given is used: set the frame count on the loader.",
+            inputs=[
+                VideoModel.Input("model", tooltip="From Load Video Model."),
+                io.Image.Input("frames", tooltip="Reference frames (at least 2), e.g. from Load Reference Video."),
+                io.Int.Input("width", default=0, min=0, max=MAX_SIDE, step=8,
+                             tooltip="Width to encode at. 0: the frames' width rounded down to what the model "
+                                     "takes. ZeroScope v2 576w was trained at 576x320."),
+                io.Int.Input("height", default=0, min=0, max=MAX_SIDE, step=8,
+                             tooltip="Height to encode at; 0 as for the width."),
+            ],
+            outputs=[
+                Latents.Output("latents", tooltip="Clean latents of the reference, for training and inversion."),
+                io.Image.Output("encoded_frames", tooltip="The frames as encoded (after resizing), for previews."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, frames, width, height) -> io.NodeOutput:
+        latents, fitted = encode_reference(model, frames, width, height)
+        return io.NodeOutput(latents, fitted)
+
+
+class DecodeVideo(io.ComfyNode):
+    """Clean latents -> IMAGE frames."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("DecodeVideo"),
+            display_name="Decode Video",
+            category=CATEGORY,
+            description="Turns generated latents into frames for ComfyUI's preview and save nodes.",
+            inputs=[
+                VideoModel.Input("model", tooltip="The model that made the latents."),
+                Latents.Input("latents", tooltip="From Generate Video (or Encode Reference)."),
+            ],
+            outputs=[io.Image.Output("frames", tooltip="The video's frames, as an IMAGE batch.")],
+        )
+
+    @classmethod
+    def execute(cls, model, latents) -> io.NodeOutput:
+        return io.NodeOutput(decode(model, latents, Progress(latents.samples.shape[0] * latents.samples.shape[2])))
+
+
+NODES = [LoadVideoModel, EncodeReference, DecodeVideo]

@@ -1,0 +1,83 @@
+"""The node that learns a clip's motion."""
+
+from ..motion_core.adapters import ADAPTER_KINDS
+from ..motion_core.objectives import ObjectiveSpec
+from ..motion_core.pipeline import train_adapter
+from ..motion_core.train import PRECISIONS, TrainOptions
+from ._comfy import CATEGORY, Progress, io, node_id
+from .types import Adapter, Latents, Objective, VideoModel
+
+DEFAULT_PROMPT = "a video"
+
+
+def loss_text(step: int, steps: int, terms: dict[str, float]) -> str:
+    """One line for the node while training: the step and each loss term."""
+    parts = [f"{name} {value:.4f}" for name, value in terms.items() if name != "total"]
+    return f"step {step}/{steps} · loss {terms['total']:.4f}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+class TrainMotionAdapter(io.ComfyNode):
+    """Train an adapter that holds the reference clip's motion."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("TrainMotionAdapter"),
+            display_name="Train Motion Adapter",
+            category=CATEGORY,
+            description="Learns the motion of the reference clip into a small adapter (the model itself is not "
+                        "changed). VMC: 400 steps at lr 1e-4, minutes on a GPU. Cancel stops it and outputs "
+                        "nothing.",
+            inputs=[
+                VideoModel.Input("model", tooltip="From Load Video Model."),
+                Latents.Input("latents", tooltip="The reference clip, from Encode Reference."),
+                io.String.Input("prompt", default=DEFAULT_PROMPT, multiline=True,
+                                tooltip="Describe the motion, not the look: 'a car is turning', 'a bird "
+                                        "flies up'. A short prompt keeps appearance out of the adapter."),
+                io.Combo.Input("parameterisation", options=sorted(ADAPTER_KINDS), default="temporal_attention",
+                               tooltip="What is trained. temporal_attention: the q/k/v of every temporal "
+                                       "attention (VMC)."),
+                io.Int.Input("steps", default=400, min=1, max=100_000, tooltip="Optimiser steps (VMC: 400)."),
+                io.Float.Input("lr", default=1e-4, min=1e-7, max=1.0, step=1e-5, round=False,
+                               tooltip="AdamW learning rate (VMC: 1e-4). Lower it if training stops with a "
+                                       "divergence message."),
+                io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=False,
+                             tooltip="Seed of the training noise and timesteps: the same seed gives the same "
+                                     "adapter."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="auto: mixed precision on a GPU (bf16 where supported, else fp16), fp32 "
+                                       "on the CPU. The adapter itself is always kept in fp32."),
+                io.Boolean.Input("gradient_checkpointing", default=False,
+                                 tooltip="Recompute activations during the backward pass: much less memory "
+                                         "(for 8-16 GB cards), about a third more time, same result."),
+                Objective.Input("objective", optional=True,
+                                tooltip="From Motion Objective. Without it: VMC with SMA at the default weights."),
+            ],
+            outputs=[
+                Adapter.Output("adapter", tooltip="The trained motion, for Generate Video and Save Motion Adapter."),
+                io.LossMap.Output("loss", tooltip="Loss per step, for ComfyUI's Plot Loss Graph node."),
+            ],
+            hidden=[io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def execute(cls, model, latents, prompt, parameterisation, steps, lr, seed, precision,
+                gradient_checkpointing, objective=None) -> io.NodeOutput:
+        progress = Progress(steps, node=cls.hidden.unique_id if cls.hidden else None)
+
+        def callback(step: int, total: int, terms: dict[str, float]) -> None:
+            progress.text(loss_text(step, total, terms))
+            progress(step, total)
+
+        spec = ObjectiveSpec.from_dict(objective) if objective is not None else None
+        result = train_adapter(model, latents, prompt, spec, parameterisation, steps=steps, lr=lr, seed=seed,
+                               options=TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing),
+                               callback=callback)
+        loss = {"loss": [terms["total"] for terms in result.history]}
+        for name in result.history[0]:
+            if name != "total":
+                loss[name] = [terms[name] for terms in result.history]
+        return io.NodeOutput(result.adapter, loss)
+
+
+NODES = [TrainMotionAdapter]

@@ -1,0 +1,18 @@
+"""The pack's socket types (ids carry the pack prefix; saved workflows refer to them)."""
+
+from ._comfy import custom_type
+
+VideoInfo = custom_type("VIDEO_INFO")
+"""Facts about a loaded reference clip (source file, frame rate, which frames were taken)."""
+
+VideoModel = custom_type("VIDEO_MODEL")
+"""A loaded text-to-video model (a ``motion_core.backbones.VideoBackbone``), shared: never changed."""
+
+Latents = custom_type("LATENTS")
+"""Video latents of one model (``motion_core.pipeline.VideoLatents``): clean or noise."""
+
+Adapter = custom_type("ADAPTER")
+"""A trained motion (``motion_core.adapters.MotionAdapter``), never changed once made."""
+
+Objective = custom_type("OBJECTIVE")
+"""A motion objective spec: the JSON-able dict of ``ObjectiveSpec.to_dict``."""
