@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -56,6 +57,8 @@ class Run:
     """``success``, ``error`` or ``interrupted``."""
     messages: list[dict] = field(default_factory=list)
     history: dict = field(default_factory=dict)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    """``(node id, text)`` of the progress texts nodes showed (binary TEXT events)."""
 
     def of_type(self, kind: str) -> list[dict]:
         return [m["data"] for m in self.messages if m.get("type") == kind]
@@ -119,7 +122,10 @@ class ComfyHost:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"prompt {prompt_id} still running after {timeout}s\n{self.log_tail()}")
                 raw = ws.recv()
-                if isinstance(raw, bytes):  # binary preview images
+                if isinstance(raw, bytes):  # binary events: previews, or a node's progress text
+                    text = _progress_text(raw)
+                    if text is not None:
+                        run.texts.append(text)
                     continue
                 message = json.loads(raw)
                 data = message.get("data", {})
@@ -156,6 +162,18 @@ class ComfyHost:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+BINARY_TEXT_EVENT = 3
+"""ComfyUI's ``BinaryEventTypes.TEXT`` (``protocol.py``): a node's progress text."""
+
+
+def _progress_text(raw: bytes) -> tuple[str, str] | None:
+    """``(node id, text)`` of a binary TEXT event: event type, then node id length, node id, text."""
+    if len(raw) < 8 or struct.unpack(">I", raw[:4])[0] != BINARY_TEXT_EVENT:
+        return None
+    (length,) = struct.unpack(">I", raw[4:8])
+    return raw[8 : 8 + length].decode(), raw[8 + length :].decode(errors="replace")
 
 
 def _free_port() -> int:

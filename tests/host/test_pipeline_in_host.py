@@ -1,0 +1,116 @@
+"""The whole motion transfer graph in a real ComfyUI server, on a tiny model saved as a diffusers
+folder in the server's models/diffusers: progress on the websocket, cancel, files it writes."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from motion_core.testing import write_tiny_text_to_video_folder
+from support.clips import write_index_clip
+
+MODEL, CLIP, FRAMES, SIZE = "tiny-t2v", "moving_square.mp4", 8, 32
+
+
+def moving_square(index: int) -> np.ndarray:
+    picture = np.full((SIZE, SIZE, 3), 30, np.uint8)
+    left = 2 + 3 * index
+    picture[10:20, left : left + 8] = (220, 40, 40)
+    return picture
+
+
+@pytest.fixture(scope="module")
+def prepared(comfy):
+    write_tiny_text_to_video_folder(comfy.models_dir / "diffusers" / MODEL)
+    write_index_clip(comfy.input_dir / CLIP, FRAMES, fps=8, size=(SIZE, SIZE), picture=moving_square)
+    return comfy
+
+
+def transfer_graph(train_steps: int, prefix: str) -> dict:
+    """Load → encode → train → invert → noise → generate → decode → save (frames, adapter, loss plot)."""
+    return {
+        "1": {"class_type": "MTX_LoadReferenceVideo",
+              "inputs": {"video": CLIP, "frame_load_cap": FRAMES, "skip_first_frames": 0, "select_every_nth": 1,
+                         "force_rate": 0.0, "custom_width": 0, "custom_height": 0}},
+        "2": {"class_type": "MTX_LoadVideoModel",
+              "inputs": {"model_name": MODEL, "dtype": "auto", "offload": "none", "attention": "sdpa",
+                         "vae_decode_chunk": 4}},
+        "3": {"class_type": "MTX_EncodeReference", "inputs": {"model": ["2", 0], "frames": ["1", 0], "width": 0,
+                                                              "height": 0}},
+        "4": {"class_type": "MTX_MotionObjective",
+              "inputs": {"base_loss": "vmc", "vmc_variant": "released", "vmc_frame_stride": 1, "debias_beta": 1.0,
+                         "sma_global_weight": 0.4, "sma_global_levels": 2, "sma_global_wavelet": "haar",
+                         "sma_global_level_weights": "", "sma_local_weight": 0.2, "sma_local_delta": 0.05,
+                         "sma_local_base": 1.0, "sma_local_phase": "wrapped", "x0_estimate": "scaled"}},
+        "5": {"class_type": "MTX_TrainMotionAdapter",
+              "inputs": {"model": ["2", 0], "latents": ["3", 0], "prompt": "a square is moving",
+                         "parameterisation": "temporal_attention", "steps": train_steps, "lr": 1e-4, "seed": 0,
+                         "precision": "auto", "gradient_checkpointing": False, "objective": ["4", 0]}},
+        "6": {"class_type": "MTX_InvertVideo", "inputs": {"model": ["2", 0], "latents": ["3", 0], "steps": 4,
+                                                          "prompt": "", "adapter_strength": 1.0}},
+        "7": {"class_type": "MTX_InitialNoise", "inputs": {"inverted": ["6", 0], "strategy": "blend", "ratio": 0.5,
+                                                           "seed": 1}},
+        "8": {"class_type": "MTX_GenerateVideo",
+              "inputs": {"model": ["2", 0], "noise": ["7", 0], "prompt": "a blue circle", "negative_prompt": "",
+                         "steps": 4, "cfg": 7.5, "adapter_strength": 1.0, "adapter": ["5", 0]}},
+        "9": {"class_type": "MTX_DecodeVideo", "inputs": {"model": ["2", 0], "latents": ["8", 0]}},
+        "10": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": f"{prefix}/frame"}},
+        "11": {"class_type": "MTX_SaveMotionAdapter", "inputs": {"adapter": ["5", 0], "filename_prefix": prefix}},
+        "12": {"class_type": "LossGraphNode", "inputs": {"loss": ["5", 1], "filename_prefix": f"{prefix}/loss"}},
+    }
+
+
+def test_the_full_graph_runs_with_progress_on_the_websocket(prepared):
+    comfy = prepared
+    run = comfy.run(transfer_graph(train_steps=3, prefix="full"), timeout=600)
+    assert run.status == "success", run.error
+
+    progress = {}
+    for data in run.of_type("progress"):
+        progress.setdefault(data["node"], []).append((data["value"], data["max"]))
+    assert progress["5"][-1] == (3, 3), "training reports each step"
+    assert [value for value, _ in progress["6"]] == [1, 2, 3, 4], "inversion reports each step"
+    assert progress["8"][-1] == (4, 4) and progress["9"][-1] == (FRAMES, FRAMES)
+    losses = [text for node, text in run.texts if node == "5"]
+    assert len(losses) == 3 and losses[-1].startswith("step 3/3 · loss ")
+
+    frames = run.outputs("10")["images"]
+    assert len(frames) == FRAMES
+    first = Image.open(comfy.output_dir / frames[0]["subfolder"] / frames[0]["filename"])
+    assert first.size == (SIZE, SIZE)
+    assert (comfy.models_dir / "motion_adapters" / "full_00001.safetensors").is_file()
+    assert run.outputs("12")["images"], "ComfyUI's loss graph node plotted the LOSS_MAP"
+
+
+def test_cancel_during_training_ends_the_run_cleanly_and_saves_nothing(prepared):
+    comfy = prepared
+    sent = []
+
+    def cancel_once_training_runs(message, host):
+        data = message.get("data", {})
+        if message.get("type") == "progress" and data.get("node") == "5" and data["value"] >= 2 and not sent:
+            sent.append(data["value"])
+            host.interrupt()
+
+    run = comfy.run(transfer_graph(train_steps=100_000, prefix="cancelled"), timeout=300,
+                    on_message=cancel_once_training_runs)
+    assert sent and run.status == "interrupted"
+    assert [data["node_id"] for data in run.of_type("execution_interrupted")] == ["5"]
+    assert not list((comfy.models_dir / "motion_adapters").glob("cancelled*"))
+    assert not (comfy.output_dir / "cancelled").exists()
+
+    after = comfy.run(transfer_graph(train_steps=2, prefix="after_cancel"), timeout=600)
+    assert after.status == "success", after.error
+
+
+def test_a_wrong_model_folder_is_refused_before_running(prepared):
+    from support.comfy_host import PromptRejected
+
+    comfy = prepared
+    (comfy.models_dir / "diffusers" / "an-image-model").mkdir(exist_ok=True)
+    (comfy.models_dir / "diffusers" / "an-image-model" / "model_index.json").write_text(
+        '{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}')
+    graph = transfer_graph(train_steps=1, prefix="wrong")
+    graph["2"]["inputs"]["model_name"] = "an-image-model"
+    with pytest.raises(PromptRejected) as err:
+        comfy.queue(graph)
+    assert "model_name: 'an-image-model' is a StableDiffusionPipeline folder" in err.value.messages()
