@@ -73,7 +73,7 @@ def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int =
     ``height``, 0 meaning the frames' size rounded down to the model's multiple.
     """
     fitted = fit_frames(frames, backbone.pixel_multiple(), width, height, input_name)
-    return VideoLatents(backbone.encode_video(fitted), backbone.fingerprint), fitted
+    return VideoLatents(backbone.encode_video(fitted, input_name), backbone.fingerprint), fitted
 
 
 def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention", **options) -> MotionAdapter:

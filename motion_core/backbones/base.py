@@ -106,8 +106,10 @@ class VideoBackbone(ABC):
         """Text embeddings ``(len(prompts), tokens, dim)`` in the model dtype, on the device."""
 
     @abstractmethod
-    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(f, h, w, 3)`` frames in [0, 1] -> latents ``(1, c, f, h / s, w / s)`` (scaled)."""
+    def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
+        """``(f, h, w, 3)`` frames in [0, 1] -> latents ``(1, c, f, h / s, w / s)`` (scaled).
+
+        Raises :class:`InputError` naming ``input_name`` for frames the model cannot take."""
 
     @abstractmethod
     def decode_latents(self, latents: torch.Tensor, progress=None) -> torch.Tensor:

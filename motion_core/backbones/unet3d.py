@@ -160,8 +160,8 @@ class UNet3DBackbone(VideoBackbone):
                                          f"{max(multiple, height // multiple * multiple)}); set custom_width and "
                                          "custom_height on Load Reference Video")
 
-    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
-        self.check_frames(frames)
+    def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
+        self.check_frames(frames, input_name)
         pixels = frames.permute(0, 3, 1, 2).to(self.device, self.dtype) * 2 - 1
         chunk = self.options.vae_decode_chunk or pixels.shape[0]
         with torch.no_grad(), self.hold(self.vae):

@@ -1,0 +1,211 @@
+"""``python -m motion_core transfer``: the node graph's pipeline as one command, with a progress bar.
+
+    python -m motion_core transfer --model models/diffusers/zeroscope_v2_576w --video car.mp4 \\
+        --prompt "a car is turning" --target "a tank turning in the desert" --out results/
+
+Loads the model folder and the clip, trains a motion adapter (or loads one with ``--adapter``),
+inverts the clip, and writes one MP4 per target prompt and seed into ``--out`` (numbered names:
+nothing is overwritten), plus the adapter file unless ``--no-save-adapter``. Exit codes: 0 done,
+2 bad input (the message names the option), 130 cancelled (Ctrl-C; no partial file is left).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+
+OBJECTIVE_PRESETS = {
+    "vmc+sma": {},
+    "vmc": {"sma_global_weight": 0.0, "sma_local_weight": 0.0},
+    "motion_director": {"base_loss": "motion_director", "sma_global_weight": 0.0, "sma_local_weight": 0.0},
+    "motion_director+sma": {"base_loss": "motion_director"},
+    "mse": {"base_loss": "mse", "sma_global_weight": 0.0, "sma_local_weight": 0.0},
+}
+"""``--objective`` names: changes to :class:`ObjectiveSpec`'s defaults (VMC + SMA)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .backbones.base import ATTENTION, DTYPES, OFFLOAD
+    from .noise import STRATEGIES
+    from .train import PRECISIONS
+
+    parser = argparse.ArgumentParser(prog="python -m motion_core", description="One-shot video motion transfer.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    transfer = commands.add_parser("transfer", help="learn a clip's motion and generate videos with it",
+                                   description=__doc__.split("\n\n")[2], formatter_class=argparse.RawTextHelpFormatter)
+    what = transfer.add_argument_group("what")
+    what.add_argument("--model", required=True, help="a diffusers text-to-video folder (ModelScope/ZeroScope family)")
+    what.add_argument("--video", required=True, help="the reference clip (mp4, webm, mkv, mov, gif, webp)")
+    what.add_argument("--prompt", default="a video", help="training prompt: describe the motion, not the look")
+    what.add_argument("--target", action="append", required=True,
+                      help="a prompt for a new video (repeat for several)")
+    what.add_argument("--out", required=True, help="folder for the videos and the adapter")
+    what.add_argument("--adapter", help="use this adapter file instead of training one")
+
+    clip = transfer.add_argument_group("reference clip")
+    clip.add_argument("--frames", type=int, default=16, help="frames to load (default 16)")
+    clip.add_argument("--skip", type=int, default=0, help="frames to skip at the start")
+    clip.add_argument("--every", type=int, default=1, help="keep every n-th frame")
+    clip.add_argument("--width", type=int, default=0, help="width to work at (0: the clip's, fitted to the model)")
+    clip.add_argument("--height", type=int, default=0, help="height to work at (0: as for the width)")
+
+    training = transfer.add_argument_group("training")
+    training.add_argument("--objective", default="vmc+sma",
+                          help=f"one of {', '.join(OBJECTIVE_PRESETS)}, or a JSON file of an objective spec")
+    training.add_argument("--steps", type=int, default=400, help="training steps (VMC: 400)")
+    training.add_argument("--lr", type=float, default=1e-4, help="learning rate (VMC: 1e-4)")
+    training.add_argument("--seed", type=int, default=0, help="training seed")
+    training.add_argument("--precision", choices=PRECISIONS, default="auto")
+    training.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~1/3 more time")
+    training.add_argument("--no-save-adapter", action="store_true", help="do not write the trained adapter")
+
+    generation = transfer.add_argument_group("generation")
+    generation.add_argument("--inversion-steps", type=int, default=50)
+    generation.add_argument("--noise", choices=sorted(STRATEGIES), default="direct", help="initial noise strategy")
+    generation.add_argument("--ratio", type=float, default=0.5, help="share of inverted noise (blends)")
+    generation.add_argument("--sampling-steps", type=int, default=50)
+    generation.add_argument("--cfg", type=float, default=9.0, help="guidance scale")
+    generation.add_argument("--negative-prompt", default="")
+    generation.add_argument("--strength", type=float, default=1.0, help="adapter strength")
+    generation.add_argument("--seeds", type=int, nargs="+", default=[0], help="noise seeds: one video per seed")
+
+    memory = transfer.add_argument_group("model")
+    memory.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
+    memory.add_argument("--device", default="auto")
+    memory.add_argument("--offload", choices=OFFLOAD, default="none")
+    memory.add_argument("--attention", choices=ATTENTION, default="sdpa")
+    memory.add_argument("--vae-decode-chunk", type=int, default=8)
+    return parser
+
+
+def objective_spec(value: str):
+    """An :class:`ObjectiveSpec` from a preset name or a JSON file (raises InputError naming --objective)."""
+    from .objectives import ObjectiveSpec
+
+    if value in OBJECTIVE_PRESETS:
+        return ObjectiveSpec(**OBJECTIVE_PRESETS[value]).validate()
+    path = Path(value)
+    if not path.is_file():
+        raise InputError("--objective", f"{value!r} is neither a preset ({', '.join(OBJECTIVE_PRESETS)}) nor a file")
+    try:
+        return ObjectiveSpec.from_dict(json.loads(path.read_text())).validate()
+    except json.JSONDecodeError as err:
+        raise InputError("--objective", f"{path.name!r} is not valid JSON ({err})") from None
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe short form of a prompt: ``"A red car, turning!"`` -> ``"a_red_car_turning"``."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:limit].rstrip("_") or "video"
+
+
+class Bar:
+    """A tqdm bar as a ``progress(done, total)`` callback; ``note`` shows text after it (the loss)."""
+
+    def __init__(self, description: str, total: int | None = None):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=description, unit="step", dynamic_ncols=True, leave=True)
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if total is not None and self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def note(self, text: str) -> None:
+        self._bar.set_postfix_str(text, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+@dataclass
+class TransferResult:
+    videos: list[Path]
+    adapter_file: Path | None
+    loss: list[float]
+
+
+def transfer(args: argparse.Namespace) -> TransferResult:
+    """Run the pipeline for parsed ``transfer`` arguments (see :func:`build_parser`)."""
+    from .adapters import adapter_writer, load_adapter
+    from .backbones.base import ModelOptions
+    from .backbones.unet3d import load_backbone
+    from .files import write_numbered_file
+    from .pipeline import decode, encode_reference, generate, invert_reference, make_noise, train_adapter
+    from .train import TrainOptions
+    from .video import FrameSelection, load_video, write_video
+
+    spec = objective_spec(args.objective)
+    out = Path(args.out)
+    options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
+                           vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
+    backbone = load_backbone(args.model, options, input_name="--model")
+    clip = load_video(args.video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
+    reference, _ = encode_reference(backbone, clip.frames, args.width, args.height, input_name="--video")
+
+    loss: list[float] = []
+    adapter_file = None
+    if args.adapter:
+        adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter")
+    else:
+        bar = Bar("train", args.steps)
+
+        def on_step(step: int, steps: int, terms: dict[str, float]) -> None:
+            loss.append(terms["total"])
+            bar.note(f"loss {terms['total']:.4f}")
+            bar(step, steps)
+
+        try:
+            adapter = train_adapter(backbone, reference, args.prompt, spec, steps=args.steps, lr=args.lr,
+                                    seed=args.seed, callback=on_step,
+                                    options=TrainOptions(precision=args.precision,
+                                                         gradient_checkpointing=args.gradient_checkpointing)).adapter
+        finally:
+            bar.close()
+        if not args.no_save_adapter:
+            adapter_file = write_numbered_file(out, "adapter", ".safetensors", adapter_writer(adapter), "--out")
+
+    inverted = _with_bar("invert", args.inversion_steps, lambda bar: invert_reference(backbone, reference, args.inversion_steps,
+                                                                adapters=[(adapter, args.strength)], progress=bar))
+    videos = []
+    for target in args.target:
+        for seed in args.seeds:
+            noise = make_noise(inverted, args.noise, seed, args.ratio)
+            latents = _with_bar(f"generate {slug(target, 24)} seed {seed}", args.sampling_steps, lambda bar: generate(
+                backbone, noise, target, args.negative_prompt, args.sampling_steps, args.cfg,
+                [(adapter, args.strength)], bar))
+            frames = decode(backbone, latents)
+            videos.append(write_numbered_file(out, f"{slug(target)}_seed{seed}", ".mp4",
+                                              lambda path: write_video(frames, path, clip.fps), "--out"))
+    return TransferResult(videos, adapter_file, loss)
+
+
+def _with_bar(description: str, total: int, work):
+    bar = Bar(description, total)
+    try:
+        return work(bar)
+    finally:
+        bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = transfer(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled: nothing half-written was left behind", file=sys.stderr)
+        return 130
+    for path in result.videos:
+        print(f"wrote {path}")
+    if result.adapter_file:
+        print(f"wrote {result.adapter_file}")
+    return 0

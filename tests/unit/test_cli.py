@@ -1,0 +1,115 @@
+"""``python -m motion_core transfer`` as a user runs it: a real process, real files."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from motion_core.adapters import load_adapter
+from motion_core.testing import write_tiny_text_to_video_folder
+from motion_core.video import load_video
+from support.clips import write_index_clip
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QUICK = ["--steps", "2", "--inversion-steps", "3", "--sampling-steps", "3", "--frames", "8"]
+
+
+def moving_square(index: int) -> np.ndarray:
+    picture = np.full((24, 32, 3), 30, np.uint8)
+    picture[8:16, 2 + 3 * index : 10 + 3 * index] = (220, 40, 40)
+    return picture
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    model = write_tiny_text_to_video_folder(root / "tiny-t2v")
+    clip = write_index_clip(root / "square.mp4", 10, fps=8, size=(32, 24), picture=moving_square)
+    return model, clip
+
+
+def command(model, clip, out, *extra):
+    return [sys.executable, "-m", "motion_core", "transfer", "--model", str(model), "--video", str(clip),
+            "--out", str(out), "--prompt", "a square is moving", *extra]
+
+
+def run(args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def test_writes_a_video_per_target_and_seed_and_the_adapter_never_overwriting(inputs, tmp_path):
+    model, clip = inputs
+    args = command(model, clip, tmp_path, "--target", "a blue circle", "--target", "a green star",
+                   "--seeds", "0", "1", *QUICK)
+    first = run(args)
+    assert first.returncode == 0, first.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["a_blue_circle_seed0_00001.mp4", "a_blue_circle_seed1_00001.mp4",
+                     "a_green_star_seed0_00001.mp4", "a_green_star_seed1_00001.mp4", "adapter_00001.safetensors"]
+    video = load_video(tmp_path / names[0])
+    assert video.frames.shape == (8, 24, 32, 3) and video.fps == pytest.approx(8.0)
+    adapter = load_adapter(tmp_path / "adapter_00001.safetensors")
+    assert adapter.metadata["prompt"] == "a square is moving" and adapter.metadata["steps"] == "2"
+    assert "train" in first.stderr and "loss" in first.stderr, "a progress bar with the loss"
+
+    before = (tmp_path / names[0]).read_bytes()
+    again = run(args)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "a_blue_circle_seed0_00002.mp4").is_file() and (tmp_path / names[0]).read_bytes() == before
+
+
+def test_a_saved_adapter_is_used_instead_of_training(inputs, tmp_path):
+    model, clip = inputs
+    trained = run(command(model, clip, tmp_path / "a", "--target", "x", *QUICK))
+    assert trained.returncode == 0, trained.stderr
+    reused = run(command(model, clip, tmp_path / "b", "--target", "x", "--adapter",
+                         str(tmp_path / "a" / "adapter_00001.safetensors"), *QUICK))
+    assert reused.returncode == 0, reused.stderr
+    assert "train" not in reused.stderr.split("invert")[0].lower().replace("training", "")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["x_seed0_00001.mp4"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--video", "missing.mp4"], "error: --video: 'missing.mp4' does not exist"),
+    (["--adapter", "notes.txt"], "error: --adapter: 'notes.txt' is not a .safetensors file"),
+    (["--objective", "nothing"], "error: --objective: 'nothing' is neither a preset"),
+    (["--frames", "1"], "error: --video: 1 frame given; motion needs at least 2"),
+])
+def test_bad_input_exits_2_naming_the_option(inputs, tmp_path, change, message):
+    model, clip = inputs
+    options = {"--video": str(clip), "--target": "x"} | dict([change])
+    args = command(model, clip, tmp_path / "out", *QUICK)[:4] + [item for pair in options.items() for item in pair]
+    args += ["--model", str(model), "--out", str(tmp_path / "out"), *QUICK[:-2], "--frames", options.get("--frames", "8")]
+    result = run(args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_ctrl_c_during_training_exits_130_and_leaves_no_file(inputs, tmp_path):
+    model, clip = inputs
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    process = subprocess.Popen(command(model, clip, tmp_path, "--target", "x", "--steps", "100000", "--frames", "8"),
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = bytearray()
+
+    def read_stderr():
+        while chunk := process.stderr.read1(256):
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while b"loss" not in seen and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert b"loss" in seen, seen.decode(errors="replace")
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    reader.join(timeout=10)
+    assert b"cancelled" in seen
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
