@@ -125,3 +125,16 @@ def write_tiny_text_to_video_folder(folder, seed: int = 0):
 
     shutil.rmtree(folder / "tokenizer_source")
     return folder
+
+
+# --- a reference clip ------------------------------------------------------------------------------
+
+def moving_square_frames(frames: int = 8, width: int = 32, height: int = 32) -> torch.Tensor:
+    """IMAGE frames ``(frames, height, width, 3)``: a red square crossing a dark background left to right."""
+    side = max(2, min(width, height) // 3)
+    video = torch.full((frames, height, width, 3), 0.12)
+    for index in range(frames):
+        left = round(index * (width - side) / max(1, frames - 1))
+        top = (height - side) // 2
+        video[index, top : top + side, left : left + side] = torch.tensor([0.86, 0.16, 0.16])
+    return video

@@ -1,0 +1,238 @@
+"""Time and peak memory of training, sampling and decoding with each memory option, and the number
+of UNet evaluations inversion and sampling make.
+
+Every configuration runs in its own process: CPU peak memory is the process's peak RSS
+(``ru_maxrss``), which no process can reset. Memory = peak during the measured work minus the peak
+before it (model loaded, inputs made, one no-grad forward); on CUDA ``torch.cuda.max_memory_allocated``
+after a reset. Time = median seconds per step after one warm-up step.
+
+Models: ``tiny`` is the tiny text-to-video folder of ``motion_core.testing`` loaded through the
+normal loader (what the tests run on); ``zeroscope`` is ZeroScope v2's UNet3D architecture (the
+class defaults, as ModelScope) with random weights at 576x320, for a GPU (``--frames 24``).
+
+Usage: python benchmarks/memory_options.py [--model tiny|zeroscope] [--frames 16] [--width 64]
+       [--height 64] [--steps 4] [--write]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TRAINING = {
+    # name: (ModelOptions changes, TrainOptions changes)
+    "baseline (fp32, sdpa)": ({"dtype": "fp32"}, {"precision": "fp32"}),
+    "attention=classic": ({"dtype": "fp32", "attention": "classic"}, {"precision": "fp32"}),
+    "gradient_checkpointing": ({"dtype": "fp32"}, {"precision": "fp32", "gradient_checkpointing": True}),
+    "half-precision autocast": ({"dtype": "fp32"}, {"precision": "half"}),
+    "half weights + autocast": ({"dtype": "half"}, {"precision": "half"}),
+    "all: half + checkpointing": ({"dtype": "half"}, {"precision": "half", "gradient_checkpointing": True}),
+}
+SAMPLING = {
+    "baseline (fp32, sdpa)": {"dtype": "fp32"},
+    "attention=classic": {"dtype": "fp32", "attention": "classic"},
+    "half weights": {"dtype": "half"},
+}
+DECODING = {f"vae_decode_chunk={chunk}": {"dtype": "fp32", "vae_decode_chunk": chunk} for chunk in (0, 8, 2)}
+
+
+def half_name(device) -> str:
+    return "fp16" if device.type == "cuda" else "bf16"  # CPU kernels are bf16; GPUs of 8-16 GB: fp16
+
+
+def resolve(options: dict, device) -> dict:
+    return {key: (half_name(device) if value == "half" else value) for key, value in options.items()}
+
+
+class Meter:
+    """Peak memory above a baseline, and per-step times."""
+
+    def __init__(self, device):
+        import resource
+
+        import torch
+
+        self.torch, self.resource, self.device = torch, resource, device
+        self.times, self.last = [], None
+
+    def _peak(self) -> int:
+        if self.device.type == "cuda":
+            return self.torch.cuda.max_memory_allocated()
+        return self.resource.getrusage(self.resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+            self.torch.cuda.reset_peak_memory_stats()
+        self.base = self._peak()
+        self.last = time.perf_counter()
+
+    def tick(self, *_) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.times.append(now - self.last)
+        self.last = now
+
+    def result(self) -> dict:
+        seconds = statistics.median(self.times[1:] or self.times) if self.times else float("nan")
+        return {"memory_mb": (self._peak() - self.base) / 2**20, "seconds": seconds}
+
+
+def load(model: str, options: dict):
+    """The backbone of one configuration (zeroscope: no text encoder; prompts are not measured)."""
+    import torch
+
+    from motion_core.backbones.base import ModelOptions
+
+    model_options = ModelOptions(device="auto", **options)
+    if model == "tiny":
+        from motion_core.backbones.unet3d import load_backbone
+        from motion_core.testing import write_tiny_text_to_video_folder
+
+        folder = write_tiny_text_to_video_folder(Path(tempfile.mkdtemp()) / "tiny")
+        return load_backbone(folder, model_options)
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+
+    from motion_core.backbones.unet3d import UNet3DBackbone, set_attention
+
+    dtype = model_options.torch_dtype()
+    unet, vae = UNet3DConditionModel().to(dtype), AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4).to(dtype)
+    set_attention(unet, model_options.attention)
+    set_attention(vae, model_options.attention)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").config
+    return UNet3DBackbone(unet, vae, torch.nn.Module(), None, dict(scheduler), model_options)
+
+
+def child(args) -> dict:
+    import torch
+
+    from motion_core.pipeline import VideoLatents, generate, train_adapter
+    from motion_core.train import TrainOptions
+
+    task, name = args.child
+    table = {"train": TRAINING, "sample": SAMPLING, "decode": DECODING}[task]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    options = table[name][0] if task == "train" else table[name]
+    backbone = load(args.model, resolve(options, device))
+    scale = 2 ** (len(backbone.vae.config.block_out_channels) - 1)
+    channels = backbone.unet.config.in_channels
+    latents = torch.randn(1, channels, args.frames, args.height // scale, args.width // scale, device=device)
+    text_dim = backbone.unet.config.cross_attention_dim
+    text = torch.randn(1, 77, text_dim, device=device, dtype=backbone.dtype)
+    backbone.encode_prompt = lambda prompts: text.expand(len(prompts), -1, -1)  # the text encoder is not measured
+    with torch.no_grad():  # warm-up, so that one-time allocations are part of the baseline
+        if task == "decode":
+            backbone.decode_latents(latents[:, :, :1].to(backbone.dtype))
+        else:
+            backbone.unet(latents.to(backbone.dtype), torch.tensor([1], device=device), encoder_hidden_states=text)
+    meter = Meter(device)
+    reference = VideoLatents(latents, backbone.fingerprint)
+    meter.start()
+    if task == "train":
+        train_options = TrainOptions(**resolve(table[name][1], device))
+        train_adapter(backbone, reference, "", steps=args.steps, options=train_options,
+                      callback=lambda *step: meter.tick())
+    elif task == "sample":
+        noise = VideoLatents(latents, backbone.fingerprint, noise=True)
+        generate(backbone, noise, "", steps=args.steps, cfg=9.0, progress=meter.tick)
+    else:
+        backbone.decode_latents(latents.to(backbone.dtype))
+        meter.tick()
+    return meter.result()
+
+
+def count_evaluations(steps: int) -> list[list]:
+    """UNet evaluations (calls) and batch rows of inversion and sampling on the tiny model."""
+    import torch
+
+    from motion_core.backbones.unet3d import load_backbone
+    from motion_core.pipeline import VideoLatents, generate, invert_reference
+    from motion_core.testing import write_tiny_text_to_video_folder
+
+    backbone = load_backbone(write_tiny_text_to_video_folder(Path(tempfile.mkdtemp()) / "tiny"))
+    calls = []
+    backbone.unet.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    latents = VideoLatents(torch.randn(1, 4, 8, 8, 8), backbone.fingerprint)
+    rows = []
+    for what, run in (
+        ("inversion (empty prompt, no guidance)", lambda: invert_reference(backbone, latents, steps)),
+        ("sampling, cfg 9 (cond + uncond batched)",
+         lambda: generate(backbone, VideoLatents(latents.samples, latents.backbone, True), "x", "", steps, 9.0)),
+        ("sampling, cfg 1 (no guidance)",
+         lambda: generate(backbone, VideoLatents(latents.samples, latents.backbone, True), "x", "", steps, 1.0)),
+    ):
+        calls.clear()
+        run()
+        rows.append([what, steps, len(calls), sum(calls), "yes" if len(calls) == steps else "NO"])
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=("tiny", "zeroscope"), default="tiny")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--width", type=int, default=64, help="pixels (zeroscope: 576)")
+    parser.add_argument("--height", type=int, default=64, help="pixels (zeroscope: 320)")
+    parser.add_argument("--steps", type=int, default=4, help="measured steps per configuration (first is warm-up)")
+    parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+
+    def measure(task: str, name: str) -> dict:
+        command = [sys.executable, __file__, "--model", args.model, "--frames", str(args.frames), "--width",
+                   str(args.width), "--height", str(args.height), "--steps", str(args.steps), "--child", task, name]
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
+        if done.returncode:
+            return {"error": done.stderr.strip().splitlines()[-1][:120]}
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    from benchmarks._report import table, write_section
+
+    def section(task: str, configurations: dict, unit: str) -> str:
+        rows, base = [], None
+        for name in configurations:
+            result = measure(task, name)
+            print(task, name, result, flush=True)
+            if "error" in result:
+                rows.append([name, "failed: " + result["error"], "", "", ""])
+                continue
+            base = base or result
+            rows.append([name, f"{result['memory_mb']:.0f}", f"{result['seconds']:.3f}",
+                         f"{result['memory_mb'] / base['memory_mb']:.2f}" if base["memory_mb"] > 0 else "-",
+                         f"{result['seconds'] / base['seconds']:.2f}"])
+        return table(["option", "peak memory above baseline (MB)", unit, "memory vs baseline",
+                      "time vs baseline"], rows)
+
+    shape = f"{args.frames} frames × {args.width}×{args.height} pixels"
+    body = (f"Model: {args.model} UNet3D ({'tiny diffusers folder' if args.model == 'tiny' else 'random weights'}),"
+            f" batch 1, {shape}. Half = bf16 on the CPU, fp16 on CUDA. One process per row; memory is the peak "
+            "above the loaded model (process RSS on the CPU, allocated CUDA memory on a GPU).\n\n"
+            f"**Training** (VMC + SMA, temporal-attention adapter, {args.steps} steps):\n\n"
+            + section("train", TRAINING, "s / step")
+            + f"\n\n**Sampling** (DDIM, cfg 9: conditional and unconditional in one batch):\n\n"
+            + section("sample", SAMPLING, "s / step")
+            + "\n\n**Decoding** the latents with the VAE:\n\n" + section("decode", DECODING, "s (whole clip)"))
+    if args.model == "tiny":
+        body += ("\n\n**UNet evaluations** (counted with a forward hook, "
+                 "`python benchmarks/memory_options.py` with the tiny model):\n\n"
+                 + table(["run", "steps", "UNet calls", "batch rows", "calls = steps"], count_evaluations(10)))
+    print(body)
+    if args.write:
+        write_section(f"memory_options_{args.model}", f"Memory options: {args.model} model", body)
+
+
+if __name__ == "__main__":
+    main()
