@@ -13,6 +13,9 @@ loader:
 RGB only when kept and decoding stops at the cap, so memory grows with the frames kept, not with
 the length of the file.
 
+Frames already in memory: :func:`fit_frames` resizes them to a size a model takes (the same cover
+and centre-crop geometry), :func:`write_video` writes them as a new MP4 or GIF.
+
 Animated WebP is decoded with Pillow: the FFmpeg builds shipped with PyAV have no animated WebP
 decoder (they fail on the ANIM chunk). Its frames go through the same selection and resize code.
 """
@@ -432,12 +435,10 @@ def _open_with_pillow(path: Path, input_name: str):
 
 # --- frames already in memory ---------------------------------------------------------------------
 
-WRITERS = {
-    # suffix: (muxer, encoder, pixel format, options)
-    ".mp4": ("mp4", "libx264", "yuv420p", {"crf": "16", "preset": "medium"}),
-    ".gif": ("gif", "gif", "rgb8", {}),
-}
-"""The video files the pack writes (H.264 MP4 plays everywhere; GIF for previews)."""
+WRITERS = (".mp4", ".gif")
+"""The video files the pack writes: H.264 MP4 (plays everywhere) and GIF (previews)."""
+
+H264_OPTIONS = {"crf": "16", "preset": "medium"}
 
 
 def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int = 0,
@@ -476,27 +477,35 @@ def write_video(frames: torch.Tensor, path: str | os.PathLike, fps: float = 8.0,
                 input_name: str = "filename") -> Path:
     """Write IMAGE frames ``(f, h, w, 3)`` in [0, 1] as a new ``.mp4`` (H.264) or ``.gif`` file.
 
-    Odd sizes are padded by repeating the last row/column (H.264 with 4:2:0 chroma needs even
-    sizes). The file appears whole or not at all and never replaces an existing one.
+    MP4: odd sizes are padded by repeating the last row/column (H.264 with 4:2:0 chroma needs even
+    sizes). GIF: frame delays are whole 1/100 s (12 fps plays at 12.5). The file appears whole or
+    not at all and never replaces an existing one.
     """
     path = Path(path)
     if path.suffix.lower() not in WRITERS:
         raise InputError(input_name, f"{path.name!r}: write {' or '.join(WRITERS)} files")
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= MAX_FORCE_RATE):
         raise InputError("fps", f"{fps!r} is not valid; use a frame rate above 0 and at most {MAX_FORCE_RATE:g}")
-    muxer, encoder, pixel_format, options = WRITERS[path.suffix.lower()]
     pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    if encoder == "libx264":
-        pad_h, pad_w = pixels.shape[1] % 2, pixels.shape[2] % 2
-        pixels = np.pad(pixels, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    rate = Fraction(fps).limit_denominator(1001)
+    write = _write_gif if path.suffix.lower() == ".gif" else _write_mp4
+    return write_new_file(path, lambda temporary: write(pixels, temporary, fps), input_name)
 
-    def write(temporary: Path) -> None:
-        with av.open(str(temporary), mode="w", format=muxer) as container:
-            stream = container.add_stream(encoder, rate=rate, options=options)
-            stream.width, stream.height, stream.pix_fmt = pixels.shape[2], pixels.shape[1], pixel_format
-            for picture in pixels:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-            container.mux(stream.encode())
 
-    return write_new_file(path, write, input_name)
+def _write_mp4(pixels: np.ndarray, path: Path, fps: float) -> None:
+    pad_h, pad_w = pixels.shape[1] % 2, pixels.shape[2] % 2  # 4:2:0 chroma needs even sizes
+    pixels = np.pad(pixels, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001), options=H264_OPTIONS)
+        stream.width, stream.height, stream.pix_fmt = pixels.shape[2], pixels.shape[1], "yuv420p"
+        for picture in pixels:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _write_gif(pixels: np.ndarray, path: Path, fps: float) -> None:
+    # Pillow picks an adaptive palette per frame (FFmpeg's GIF encoder would dither to a fixed one)
+    from PIL import Image
+
+    images = [Image.fromarray(picture) for picture in pixels]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(20, round(1000 / fps)))

@@ -261,3 +261,50 @@ def test_names_inside_the_input_folder_resolve(tmp_path, clips):
     assert resolve_inside(tmp_path, "sub/./clip.mp4", "video") == target
     with pytest.raises(InputError, match="not found"):
         resolve_inside(tmp_path, "sub/other.mp4", "video")
+
+
+# --- frames in memory: fitting to a model, writing files ---------------------------------------------
+
+def test_fit_frames_rounds_down_to_the_multiple_by_cover_and_centre_crop():
+    from motion_core.video import fit_frames
+
+    columns = torch.linspace(0, 1, 21).reshape(1, 1, 21, 1).expand(3, 19, 21, 3).contiguous()
+    fitted = fit_frames(columns, 4)
+    assert fitted.shape == (3, 16, 20, 3)
+    assert torch.allclose(fitted[0, 0, :, 0].mean(), torch.tensor(0.5), atol=0.02), "centred, not shifted"
+    assert (fitted[0, :, 1:, 0] >= fitted[0, :, :-1, 0] - 1e-3).all(), "not flipped or scrambled"
+    assert fit_frames(fitted, 4) is fitted, "frames that fit are passed through"
+    assert fit_frames(columns, 4, width=8, height=8).shape == (3, 8, 8, 3)
+
+
+def test_fit_frames_names_a_size_that_is_no_multiple():
+    from motion_core.video import fit_frames
+
+    with pytest.raises(InputError, match=r"^height: 30 is not a multiple of 8, .* use e.g. 24"):
+        fit_frames(torch.rand(2, 32, 32, 3), 8, height=30)
+
+
+def test_written_videos_decode_to_the_frames_and_never_replace_a_file(tmp_path):
+    from motion_core.testing import moving_square_frames
+    from motion_core.video import write_video
+
+    frames = moving_square_frames(8, 32, 24)
+    # GIF stores frame delays in 1/100 s: 12 fps is written as 8/100 s per frame (12.5 fps)
+    for suffix, tolerance, fps in ((".mp4", 0.03, 12), (".gif", 0.05, 12.5)):
+        path = write_video(frames, tmp_path / f"clip{suffix}", fps=12)
+        clip = load_video(path)
+        assert clip.frames.shape == frames.shape and clip.fps == pytest.approx(fps)
+        assert (clip.frames - frames).abs().mean() < tolerance
+        before = path.read_bytes()
+        with pytest.raises(InputError, match="already exists"):
+            write_video(frames, path)
+        assert path.read_bytes() == before
+
+
+def test_odd_sizes_are_padded_for_h264_and_other_formats_refused(tmp_path):
+    from motion_core.video import write_video
+
+    path = write_video(torch.rand(2, 7, 9, 3), tmp_path / "odd.mp4")
+    assert load_video(path).frames.shape == (2, 8, 10, 3)
+    with pytest.raises(InputError, match=r"^filename: 'a.avi': write .mp4 or .gif files"):
+        write_video(torch.rand(2, 8, 8, 3), tmp_path / "a.avi")
