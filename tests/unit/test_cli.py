@@ -94,8 +94,11 @@ def test_bad_input_exits_2_naming_the_option(inputs, tmp_path, change, message):
 def test_ctrl_c_during_training_exits_130_and_leaves_no_file(inputs, tmp_path):
     model, clip = inputs
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    # a shell running in the background (CI, nohup) starts children with SIGINT ignored; a terminal's
+    # Ctrl-C needs it handled, as in an interactive session
     process = subprocess.Popen(command(model, clip, tmp_path, "--target", "x", "--steps", "100000", "--frames", "8"),
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = bytearray()
 
     def read_stderr():
@@ -104,12 +107,15 @@ def test_ctrl_c_during_training_exits_130_and_leaves_no_file(inputs, tmp_path):
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
-    deadline = time.monotonic() + 300
-    while b"loss" not in seen and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert b"loss" in seen, seen.decode(errors="replace")
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 130
+    try:
+        deadline = time.monotonic() + 300
+        while b"loss" not in seen and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert b"loss" in seen, seen.decode(errors="replace")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
     reader.join(timeout=10)
     assert b"cancelled" in seen
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
