@@ -105,7 +105,10 @@ def slug(text: str, limit: int = 40) -> str:
 
 
 class Bar:
-    """A tqdm bar as a ``progress(done, total)`` callback; ``note`` shows text after it (the loss)."""
+    """A tqdm bar as a ``progress(done, total)`` callback; ``note`` shows text after it (the loss).
+
+    A context manager: the bar is closed when the block ends, also when it is cancelled.
+    """
 
     def __init__(self, description: str, total: int | None = None):
         from tqdm.auto import tqdm
@@ -120,7 +123,10 @@ class Bar:
     def note(self, text: str) -> None:
         self._bar.set_postfix_str(text, refresh=False)
 
-    def close(self) -> None:
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, *_) -> None:
         self._bar.close()
 
 
@@ -154,44 +160,33 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     if args.adapter:
         adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter")
     else:
-        bar = Bar("train", args.steps)
+        with Bar("train", args.steps) as bar:
+            def on_step(step: int, steps: int, terms: dict[str, float]) -> None:
+                loss.append(terms["total"])
+                bar.note(f"loss {terms['total']:.4f}")
+                bar(step, steps)
 
-        def on_step(step: int, steps: int, terms: dict[str, float]) -> None:
-            loss.append(terms["total"])
-            bar.note(f"loss {terms['total']:.4f}")
-            bar(step, steps)
-
-        try:
             adapter = train_adapter(backbone, reference, args.prompt, spec, steps=args.steps, lr=args.lr,
                                     seed=args.seed, callback=on_step,
                                     options=TrainOptions(precision=args.precision,
                                                          gradient_checkpointing=args.gradient_checkpointing)).adapter
-        finally:
-            bar.close()
         if not args.no_save_adapter:
             adapter_file = write_numbered_file(out, "adapter", ".safetensors", adapter_writer(adapter), "--out")
 
-    inverted = _with_bar("invert", args.inversion_steps, lambda bar: invert_reference(backbone, reference, args.inversion_steps,
-                                                                adapters=[(adapter, args.strength)], progress=bar))
+    with Bar("invert", args.inversion_steps) as bar:
+        inverted = invert_reference(backbone, reference, args.inversion_steps, adapters=[(adapter, args.strength)],
+                                    progress=bar)
     videos = []
     for target in args.target:
         for seed in args.seeds:
             noise = make_noise(inverted, args.noise, seed, args.ratio)
-            latents = _with_bar(f"generate {slug(target, 24)} seed {seed}", args.sampling_steps, lambda bar: generate(
-                backbone, noise, target, args.negative_prompt, args.sampling_steps, args.cfg,
-                [(adapter, args.strength)], bar))
+            with Bar(f"generate {slug(target, 24)} seed {seed}", args.sampling_steps) as bar:
+                latents = generate(backbone, noise, target, args.negative_prompt, args.sampling_steps, args.cfg,
+                                   [(adapter, args.strength)], bar)
             frames = decode(backbone, latents)
             videos.append(write_numbered_file(out, f"{slug(target)}_seed{seed}", ".mp4",
                                               lambda path: write_video(frames, path, clip.fps), "--out"))
     return TransferResult(videos, adapter_file, loss)
-
-
-def _with_bar(description: str, total: int, work):
-    bar = Bar(description, total)
-    try:
-        return work(bar)
-    finally:
-        bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:

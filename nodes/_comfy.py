@@ -6,6 +6,7 @@ imported or wrapped here, so that a change of ComfyUI's API is a change of this 
 
 import os
 import sys
+from collections.abc import Callable
 
 import comfy.model_management
 import comfy.utils
@@ -16,7 +17,7 @@ from ..motion_core.errors import InputError
 from ..motion_core.paths import resolve_inside
 
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
-           "resolve_input_file", "list_input_files", "Progress", "compute_device", "list_diffusers_models",
+           "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device", "list_diffusers_models",
            "diffusers_model_path", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
 
 PREFIX = "MTX_"
@@ -79,6 +80,27 @@ class Progress:
         server = getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
         if self._node is not None and server is not None:
             server.send_progress_text(message, self._node)
+
+
+def input_problem(check: Callable[[], object]) -> bool | str:
+    """For ``validate_inputs``: True when ``check()`` passes, else its :class:`InputError` message."""
+    try:
+        check()
+    except InputError as err:
+        return str(err)
+    return True
+
+
+def file_fingerprint(locate: Callable[[], list[str]]) -> tuple | float:
+    """For ``fingerprint_inputs``: (mtime, size) of each path ``locate()`` returns.
+
+    NaN when a path cannot be found: never equal to itself, so the node runs again and reports why.
+    """
+    try:
+        stats = [os.stat(path) for path in locate()]
+    except (InputError, OSError):
+        return float("nan")
+    return tuple((stat.st_mtime_ns, stat.st_size) for stat in stats)
 
 
 def compute_device() -> str:

@@ -3,9 +3,9 @@
 import os
 
 from ..motion_core.adapters import adapter_writer, load_adapter
-from ..motion_core.errors import InputError
 from ..motion_core.files import write_numbered_file
-from ._comfy import ADAPTER_FOLDER, CATEGORY, adapter_path, adapter_save_folder, io, list_adapters, node_id, ui
+from ._comfy import (ADAPTER_FOLDER, CATEGORY, adapter_path, adapter_save_folder, file_fingerprint, input_problem, io,
+                     list_adapters, node_id, ui)
 from .types import Adapter
 
 
@@ -58,19 +58,11 @@ class LoadMotionAdapter(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, adapter_name):
-        try:
-            adapter_path(adapter_name)
-        except InputError as err:
-            return str(err)
-        return True
+        return input_problem(lambda: adapter_path(adapter_name))
 
     @classmethod
     def fingerprint_inputs(cls, adapter_name):
-        try:
-            stat = os.stat(adapter_path(adapter_name))
-        except (InputError, OSError):
-            return float("nan")
-        return (stat.st_mtime_ns, stat.st_size)
+        return file_fingerprint(lambda: [adapter_path(adapter_name)])
 
     @classmethod
     def execute(cls, adapter_name) -> io.NodeOutput:

@@ -4,10 +4,10 @@ import os
 
 from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
 from ..motion_core.backbones.unet3d import load_backbone, read_model_index
-from ..motion_core.errors import InputError
 from ..motion_core.pipeline import decode, encode_reference
 from ..motion_core.video import MAX_SIDE
-from ._comfy import CATEGORY, Progress, compute_device, diffusers_model_path, io, list_diffusers_models, node_id
+from ._comfy import (CATEGORY, Progress, compute_device, diffusers_model_path, file_fingerprint, input_problem, io,
+                     list_diffusers_models, node_id)
 from .types import Latents, VideoModel
 
 
@@ -43,19 +43,15 @@ class LoadVideoModel(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, model_name):
-        try:
-            read_model_index(diffusers_model_path(model_name), input_name="model_name")
-        except InputError as err:
-            return str(err)
-        return True
+        return input_problem(lambda: read_model_index(diffusers_model_path(model_name), input_name="model_name"))
 
     @classmethod
     def fingerprint_inputs(cls, model_name, **_):
-        try:
+        def parts() -> list[str]:
             folder = diffusers_model_path(model_name)
-            return tuple(os.stat(os.path.join(folder, part)).st_mtime_ns for part in ("model_index.json", "unet"))
-        except (InputError, OSError):
-            return float("nan")
+            return [os.path.join(folder, part) for part in ("model_index.json", "unet")]
+
+        return file_fingerprint(parts)
 
     @classmethod
     def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk) -> io.NodeOutput:

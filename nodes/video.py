@@ -1,11 +1,10 @@
 """Nodes that bring reference clips into the graph."""
 
-import os
 
-from ..motion_core.errors import InputError
 from ..motion_core.paths import resolve_inside
 from ..motion_core.video import MAX_FORCE_RATE, MAX_SIDE, FrameSelection, load_video
-from ._comfy import CATEGORY, Progress, io, list_input_files, node_id, resolve_input_file
+from ._comfy import (CATEGORY, Progress, file_fingerprint, input_problem, io, list_input_files, node_id,
+                     resolve_input_file)
 from .types import VideoInfo
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v", ".gif", ".webp"})
@@ -59,19 +58,11 @@ class LoadReferenceVideo(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, video):
-        try:
-            _resolve(video)
-        except InputError as err:
-            return str(err)
-        return True
+        return input_problem(lambda: _resolve(video))
 
     @classmethod
     def fingerprint_inputs(cls, video, **_):
-        try:
-            stat = os.stat(_resolve(video))
-        except (InputError, OSError):
-            return float("nan")  # never equal to itself: re-run and report the error
-        return (stat.st_mtime_ns, stat.st_size)
+        return file_fingerprint(lambda: [_resolve(video)])
 
     @classmethod
     def execute(cls, video, frame_load_cap, skip_first_frames, select_every_nth, force_rate,

@@ -111,16 +111,16 @@ def test_the_same_seed_gives_the_same_adapter(nodes, model, reference):
     assert not all(torch.equal(tensors[name], tensor) for name, tensor in other.to_tensors().items())
 
 
-def test_the_objective_input_is_used(nodes, model, reference):
-    (objective,) = run(nodes.objectives.MotionObjective, **OBJECTIVE_MSE)
-    _, loss = train(nodes, model, reference, objective=objective)
-    assert set(loss) == {"loss", "base"}
-
-
 OBJECTIVE_MSE = dict(base_loss="mse", vmc_variant="released", vmc_frame_stride=1, debias_beta=1.0,
                      sma_global_weight=0.0, sma_global_levels=2, sma_global_wavelet="haar",
                      sma_global_level_weights="", sma_local_weight=0.0, sma_local_delta=0.05, sma_local_base=1.0,
                      sma_local_phase="wrapped", x0_estimate="scaled")
+
+
+def test_the_objective_input_is_used(nodes, model, reference):
+    (objective,) = run(nodes.objectives.MotionObjective, **OBJECTIVE_MSE)
+    _, loss = train(nodes, model, reference, objective=objective)
+    assert set(loss) == {"loss", "base"}
 
 
 def test_saved_and_loaded_adapter_generates_exactly_as_the_trained_one(nodes, model, reference, models_dir):
