@@ -89,8 +89,9 @@ def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
                   callback: Callback | None = None) -> TrainResult:
     """Train a new adapter of ``kind`` on the reference clip (VMC's recipe by default).
 
-    ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA terms. The backbone is not changed (see
-    :func:`motion_core.train.train`); with model offload the UNet stays on the device meanwhile.
+    ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
+    terms. The backbone is not changed (see :func:`motion_core.train.train`); with model offload
+    the UNet stays on the device meanwhile.
     """
     x0 = latent_samples(reference, backbone, False, "latents")
     spec = objective if objective is not None else ObjectiveSpec()
