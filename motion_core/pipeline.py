@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .adapters import ADAPTER_KINDS, MotionAdapter, make_view
+from .adapters import ADAPTER_KINDS, AdapterUse, MotionAdapter, make_view
 from .backbones.base import VideoBackbone
 from .errors import InputError
 from .invert import invert
@@ -33,8 +33,9 @@ from .sample import guided, sample
 from .train import Callback, TrainOptions, TrainResult, train
 from .video import fit_frames
 
-AdapterStack = Sequence[tuple[MotionAdapter, float]]
-"""Adapters applied together, each with its strength (1.0 = as trained, 0 = off)."""
+AdapterStack = Sequence[AdapterUse | tuple[MotionAdapter, float]]
+"""Adapters applied together, each with its strength (1.0 = as trained, 0 = off) and, as an
+:class:`AdapterUse`, its kind's use-time settings (debiasing, LoRA parts)."""
 
 
 @dataclass(frozen=True)
@@ -76,52 +77,71 @@ def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int =
     return VideoLatents(backbone.encode_video(fitted, input_name), backbone.fingerprint), fitted
 
 
-def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention", **options) -> MotionAdapter:
-    """An untrained adapter of ``kind`` for ``backbone`` (see ``motion_core.adapters.ADAPTER_KINDS``)."""
+def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention",
+                latent_shape: tuple[int, int, int] | None = None, seed: int = 0, **options) -> MotionAdapter:
+    """An untrained adapter of ``kind`` for ``backbone`` (see ``motion_core.adapters.ADAPTER_KINDS``).
+
+    ``latent_shape``: ``(frames, height, width)`` of the training latents (motion embeddings are
+    sized by it); ``seed``: of random initial values (LoRA's A); ``options``: the kind's ``OPTIONS``.
+    """
     if kind not in ADAPTER_KINDS:
         raise InputError("parameterisation", f"{kind!r} is not known; choose one of {', '.join(sorted(ADAPTER_KINDS))}")
-    return ADAPTER_KINDS[kind].for_unet(backbone.unet, backbone.fingerprint, **options)
+    return ADAPTER_KINDS[kind].for_unet(backbone.unet, backbone.fingerprint, latent_shape, seed, **options)
 
 
 def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
                   objective: ObjectiveSpec | dict | None = None, kind: str = "temporal_attention", *,
                   steps: int = 400, lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
-                  callback: Callback | None = None) -> TrainResult:
-    """Train a new adapter of ``kind`` on the reference clip (VMC's recipe by default).
+                  adapter_options: dict | None = None, callback: Callback | None = None) -> TrainResult:
+    """Train a new adapter of ``kind`` (with ``adapter_options``) on the reference clip.
 
     ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
     terms. The backbone is not changed (see :func:`motion_core.train.train`); with model offload
-    the UNet stays on the device meanwhile.
+    the UNet stays on the device meanwhile. The adapter records the clip's pixel size too.
     """
     x0 = latent_samples(reference, backbone, False, "latents")
     spec = objective if objective is not None else ObjectiveSpec()
     text = backbone.encode_prompt([prompt])
-    adapter = new_adapter(backbone, kind)
+    adapter = new_adapter(backbone, kind, tuple(x0.shape[2:]), seed, **dict(adapter_options or {}))
+    scale = backbone.latent_scale()
+    size = {"width": str(x0.shape[4] * scale), "height": str(x0.shape[3] * scale)}
     with backbone.hold(backbone.unet):
         return train(backbone.unet, adapter, x0, text, backbone.alphas_cumprod, spec, steps=steps, lr=lr, seed=seed,
-                     options=options, predict_noise=backbone.predict_noise, callback=callback, prompt=prompt)
+                     options=options, predict_noise=backbone.predict_noise, callback=callback, prompt=prompt,
+                     metadata=size)
+
+
+def adapter_uses(adapters: AdapterStack) -> list[AdapterUse]:
+    """The stack as :class:`AdapterUse` entries, checked (an entry may be an ``(adapter, strength)`` pair)."""
+    uses = []
+    for entry in adapters:
+        use = entry if isinstance(entry, AdapterUse) else AdapterUse(*entry)
+        if not isinstance(use.adapter, MotionAdapter):
+            raise InputError("adapter", f"expected a motion adapter, got {type(use.adapter).__name__}")
+        uses.append(use)
+    return uses
 
 
 @contextlib.contextmanager
 def adapted_unet(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterator[nn.Module]:
     """The UNet to run with ``adapters`` applied: a private view (or the base itself without adapters).
 
-    Each adapter is checked against the backbone first; the view is discarded afterwards, so the
-    shared model and the adapters are never changed.
+    Each adapter is checked against the backbone first; they attach in their kinds' order (weight
+    deltas before the LoRA layers that wrap them), in stack order within a kind. The view is
+    discarded afterwards, so the shared model and the adapters are never changed.
     """
-    for adapter, _ in adapters:
-        if not isinstance(adapter, MotionAdapter):
-            raise InputError("adapter", f"expected a motion adapter, got {type(adapter).__name__}")
-        adapter.check_backbone(backbone.fingerprint)
+    uses = sorted(adapter_uses(adapters), key=lambda use: use.adapter.attach_priority)
+    for use in uses:
+        use.adapter.check_backbone(backbone.fingerprint)
     with backbone.hold(backbone.unet) as unet:
-        if not adapters:
+        if not uses:
             yield unet
             return
         view = make_view(unet)
         attachments = []
         try:
-            for adapter, strength in adapters:
-                attachments.append(adapter.attach(view, strength))
+            for use in uses:
+                attachments.append(use.adapter.attach(view, use.strength, **use.settings))
             yield view
         finally:
             for attachment in reversed(attachments):

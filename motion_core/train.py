@@ -99,6 +99,10 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
           prompt: str = "", metadata: Mapping[str, str] | None = None) -> TrainResult:
     """Train a copy of ``adapter`` on one clip; the arguments are not changed.
 
+    Each step the objective trains :meth:`~MotionAdapter.objective_parameters`; an adapter with a
+    second path (:meth:`~MotionAdapter.auxiliary_loss`, e.g. MotionDirector's spatial LoRA) trains
+    its own parameters with its own loss, recorded as one more term of the history.
+
     Args:
         unet: the shared base UNet (frozen: its parameters should not require grad; it is only read).
         adapter: the starting adapter (e.g. ``TemporalAttentionAdapter.for_unet(unet, fingerprint)``).
@@ -106,8 +110,9 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
         text: prompt embeddings ``(b or 1, tokens, dim)``.
         alphas_cumprod: ``abar_t`` for t = 0..T-1 ``(T,)`` (the backbone's scheduler).
         objective: an :class:`ObjectiveSpec` or its dict form.
-        steps, lr, seed: optimiser steps, AdamW learning rate, seed of the timesteps, noise and
-            MotionDirector anchor frames (same seed, same device → the same adapter).
+        steps, lr, seed: optimiser steps, AdamW learning rate, seed of the timesteps, noise,
+            MotionDirector anchor frames, the adapter's second path and dropout (same seed, same
+            device → the same adapter).
         options: :class:`TrainOptions`.
         predict_noise: how to run the (view of the) UNet; defaults to :func:`unet_noise`.
         callback: called after every step; whatever it raises cancels training and propagates.
@@ -133,42 +138,69 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
         view = make_view(unet, for_training=True).train()
         if options.gradient_checkpointing:
             checkpoint_blocks(view)
-        attachment = trained.attach(view)
+        attachment = trained.attach(view, **trained.training_settings())
         parameters = [p for p in trained.parameters() if p.requires_grad]
+        objective_parameters = trained.objective_parameters()
         optimizer = torch.optim.AdamW(parameters, lr=lr, betas=options.betas, eps=options.eps,
                                       weight_decay=options.weight_decay)
         scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
         noise_generator = torch.Generator().manual_seed(_stream_seed(seed, "noise"))
         anchor_generator = torch.Generator().manual_seed(_stream_seed(seed, "anchor"))
+        auxiliary_generator = torch.Generator().manual_seed(_stream_seed(seed, "auxiliary"))
         history: list[dict[str, float]] = []
+
+        def autocast():
+            return torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None)
+
+        def backward(loss: torch.Tensor, params: list[nn.Parameter]) -> None:
+            (scaler.scale(loss) if scaler else loss).backward(inputs=params)
+
+        # Dropout (LoRA) draws from the global generator: seed it here, and leave the caller's as it was.
+        rng_devices = [device.index or 0] if device.type == "cuda" else []
         try:
-            for step in range(1, steps + 1):
-                t = torch.randint(0, abar_table.shape[0], (x0.shape[0],), generator=noise_generator)
-                eps = torch.randn(x0.shape, generator=noise_generator).to(device)
-                abar = abar_table[t].float().to(device).reshape(-1, 1, 1, 1, 1)
-                x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
-                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                    enabled=autocast_dtype is not None):
-                    eps_hat = predict_noise(view, x_t, t.to(device), text)
-                result = loss_fn(StepTensors(eps_hat, eps, x0, x_t, abar.reshape(-1)), anchor_generator)
-                terms = {name: float(value) for name, value in result.terms.items()}
-                if not math.isfinite(terms["total"]):
-                    raise _diverged(step, steps, lr, f"the loss became {terms['total']}")
-                optimizer.zero_grad(set_to_none=True)
-                (scaler.scale(result.total) if scaler else result.total).backward()
-                if scaler:
-                    scaler.unscale_(optimizer)
-                norm = torch.nn.utils.clip_grad_norm_(parameters, options.grad_clip or math.inf)
-                if scaler is None and not torch.isfinite(norm):
-                    raise _diverged(step, steps, lr, f"the gradient became {float(norm)}")
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                history.append(terms)
-                if callback is not None:
-                    callback(step, steps, terms)
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(_stream_seed(seed, "dropout"))
+                for step in range(1, steps + 1):
+                    t = torch.randint(0, abar_table.shape[0], (x0.shape[0],), generator=noise_generator)
+                    eps = torch.randn(x0.shape, generator=noise_generator).to(device)
+                    abar = abar_table[t].float().to(device).reshape(-1, 1, 1, 1, 1)
+                    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+                    with autocast():
+                        eps_hat = predict_noise(view, x_t, t.to(device), text)
+                    result = loss_fn(StepTensors(eps_hat, eps, x0, x_t, abar.reshape(-1)), anchor_generator)
+                    terms = {name: float(value) for name, value in result.terms.items()}
+                    if not math.isfinite(terms["total"]):
+                        raise _diverged(step, steps, lr, f"the loss became {terms['total']}")
+                    optimizer.zero_grad(set_to_none=True)
+                    backward(result.total, objective_parameters)
+                    groups = [objective_parameters]
+
+                    def predict(x, t=t):
+                        with autocast():
+                            return predict_noise(view, x, t.to(device), text)
+
+                    auxiliary = trained.auxiliary_loss(predict, x_t, eps, auxiliary_generator)
+                    if auxiliary is not None:
+                        name, loss, auxiliary_parameters = auxiliary
+                        terms[name] = float(loss.detach())
+                        if not math.isfinite(terms[name]):
+                            raise _diverged(step, steps, lr, f"the {name} loss became {terms[name]}")
+                        backward(loss, auxiliary_parameters)
+                        groups.append(auxiliary_parameters)
+                    if scaler:
+                        scaler.unscale_(optimizer)
+                    for group in groups:  # each path clipped on its own, as with MotionDirector's two optimisers
+                        norm = torch.nn.utils.clip_grad_norm_(group, options.grad_clip or math.inf)
+                        if scaler is None and not torch.isfinite(norm):
+                            raise _diverged(step, steps, lr, f"the gradient became {float(norm)}")
+                    if scaler:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    history.append(terms)
+                    if callback is not None:
+                        callback(step, steps, terms)
         finally:
             attachment.detach()
             del view

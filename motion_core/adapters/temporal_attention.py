@@ -73,8 +73,13 @@ class TemporalAttentionAdapter(MotionAdapter):
         self.deltas = nn.ParameterList([nn.Parameter(tensor) for tensor in deltas.values()])
 
     @classmethod
-    def for_unet(cls, unet: nn.Module, backbone: str = "") -> TemporalAttentionAdapter:
-        """Zero deltas (fp32, CPU) for every temporal q/k/v of ``unet``; ``backbone`` is its fingerprint."""
+    def for_unet(cls, unet: nn.Module, backbone: str = "", latent_shape: tuple[int, int, int] | None = None,
+                 seed: int = 0, **options) -> TemporalAttentionAdapter:
+        """Zero deltas (fp32, CPU) for every temporal q/k/v of ``unet``; ``backbone`` is its fingerprint.
+
+        ``latent_shape`` and ``seed`` (used by other kinds) do not matter here; there are no options.
+        """
+        cls.check_options(options)
         deltas = {name: torch.zeros(tuple(linear.weight.shape), dtype=torch.float32)
                   for attention in temporal_attentions(unet) for name, linear in attention.projections()}
         if not deltas:

@@ -121,5 +121,9 @@ class VideoBackbone(ABC):
         """Run ``unet`` (the base or a private view of it) on one batch: the predicted noise."""
 
     @abstractmethod
+    def latent_scale(self) -> int:
+        """Pixels per latent along height and width (the VAE's downscaling; 8 for ModelScope)."""
+
+    @abstractmethod
     def pixel_multiple(self) -> int:
         """Width and height of frames must be multiples of this."""
