@@ -122,6 +122,21 @@ def adapter_uses(adapters: AdapterStack) -> list[AdapterUse]:
     return uses
 
 
+def scaled_stack(adapters: MotionAdapter | AdapterStack | None, strength: float = 1.0,
+                 **settings: str) -> list[AdapterUse]:
+    """One adapter or a stack, every strength multiplied by ``strength``.
+
+    ``settings`` go to the adapters whose kind has them and are ignored by the others (e.g. Generate
+    Video's ``debias`` concerns motion embeddings only); a setting an entry already has is kept.
+    """
+    if adapters is None:
+        return []
+    entries = [AdapterUse(adapters)] if isinstance(adapters, MotionAdapter) else adapter_uses(adapters)
+    return [AdapterUse(use.adapter, use.strength * strength,
+                       {**{k: v for k, v in settings.items() if k in use.adapter.SETTINGS}, **use.settings})
+            for use in entries]
+
+
 @contextlib.contextmanager
 def adapted_unet(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterator[nn.Module]:
     """The UNet to run with ``adapters`` applied: a private view (or the base itself without adapters).

@@ -2,7 +2,8 @@
 
 import os
 
-from ..motion_core.adapters import adapter_writer, load_adapter
+from ..motion_core.adapters import MotionAdapter, adapter_writer, load_adapter
+from ..motion_core.errors import InputError
 from ..motion_core.files import write_numbered_file
 from ._comfy import (ADAPTER_FOLDER, CATEGORY, adapter_path, adapter_save_folder, file_fingerprint, input_problem, io,
                      list_adapters, node_id, ui)
@@ -32,6 +33,9 @@ class SaveMotionAdapter(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
+        if not isinstance(adapter, MotionAdapter):
+            raise InputError("adapter", "Save Motion Adapter saves one adapter; connect Train or Load Motion Adapter "
+                                        "(a stack from Combine Motion Adapters is not saved)")
         folder = adapter_save_folder()
         path = write_numbered_file(folder, filename_prefix, ".safetensors", adapter_writer(adapter))
         name = os.path.relpath(path, folder).replace(os.sep, "/")

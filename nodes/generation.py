@@ -1,13 +1,14 @@
 """Nodes that make new videos: inversion of the reference, initial noise, guided sampling."""
 
+from ..motion_core.adapters.embeddings import DEBIAS_MODES
 from ..motion_core.noise import STRATEGIES
-from ..motion_core.pipeline import generate, invert_reference, make_noise
+from ..motion_core.pipeline import generate, invert_reference, make_noise, scaled_stack
 from ._comfy import CATEGORY, Progress, io, node_id
 from .types import Adapter, Latents, VideoModel
 
 
-def _stack(adapter, strength: float):
-    return [(adapter, strength)] if adapter is not None else []
+DEBIAS_CHOICES = ("object",) + tuple(mode for mode in DEBIAS_MODES if mode != "object")
+"""Generate Video's debiasing choices, object first (the default)."""
 
 
 def _strength_input():
@@ -45,7 +46,8 @@ class InvertVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latents, steps, prompt, adapter_strength, adapter=None) -> io.NodeOutput:
-        inverted = invert_reference(model, latents, steps, prompt, _stack(adapter, adapter_strength), Progress(steps))
+        inverted = invert_reference(model, latents, steps, prompt, scaled_stack(adapter, adapter_strength),
+                                    Progress(steps))
         return io.NodeOutput(inverted)
 
 
@@ -107,16 +109,21 @@ class GenerateVideo(io.ComfyNode):
                                        "switches guidance off and halves the time."),
                 _strength_input(),
                 Adapter.Input("adapter", optional=True,
-                              tooltip="The trained motion, from Train or Load Motion Adapter."),
+                              tooltip="The trained motion, from Train or Load Motion Adapter (or several, from "
+                                      "Combine Motion Adapters)."),
+                io.Combo.Input("debias", options=list(DEBIAS_CHOICES), default="object", optional=True,
+                               tooltip="Motion embeddings only (Motion Inversion's inference debiasing): object "
+                                       "and hybrid motion use the frame differences of the value embedding, "
+                                       "camera motion drops it, none uses it as trained."),
             ],
             outputs=[Latents.Output("latents", tooltip="The new video's latents, for Decode Video.")],
         )
 
     @classmethod
-    def execute(cls, model, noise, prompt, negative_prompt, steps, cfg, adapter_strength,
-                adapter=None) -> io.NodeOutput:
-        latents = generate(model, noise, prompt, negative_prompt, steps, cfg, _stack(adapter, adapter_strength),
-                           Progress(steps))
+    def execute(cls, model, noise, prompt, negative_prompt, steps, cfg, adapter_strength, adapter=None,
+                debias="object") -> io.NodeOutput:
+        adapters = scaled_stack(adapter, adapter_strength, debias=debias)
+        latents = generate(model, noise, prompt, negative_prompt, steps, cfg, adapters, Progress(steps))
         return io.NodeOutput(latents)
 
 

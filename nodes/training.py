@@ -1,11 +1,12 @@
 """The node that learns a clip's motion."""
 
 from ..motion_core.adapters import ADAPTER_KINDS
+from ..motion_core.errors import InputError
 from ..motion_core.objectives import ObjectiveSpec
 from ..motion_core.pipeline import train_adapter
 from ..motion_core.train import PRECISIONS, TrainOptions
 from ._comfy import CATEGORY, Progress, io, node_id
-from .types import Adapter, Latents, Objective, VideoModel
+from .types import Adapter, AdapterOptions, Latents, Objective, VideoModel
 
 DEFAULT_PROMPT = "a video"
 
@@ -14,6 +15,24 @@ def loss_text(step: int, steps: int, terms: dict[str, float]) -> str:
     """One line for the node while training: the step and each loss term."""
     parts = [f"{name} {value:.4f}" for name, value in terms.items() if name != "total"]
     return f"step {step}/{steps} · loss {terms['total']:.4f}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def loss_map(history: list[dict[str, float]]) -> dict[str, list[float]]:
+    """ComfyUI's LOSS_MAP: ``loss`` (the total) and one series per term, one value per step.
+
+    A term some steps skip (MotionDirector's spatial step, skipped at random) holds its last value
+    over them (its first value before it first runs), so every series has one value per step.
+    """
+    names = ["total"] + list(dict.fromkeys(name for terms in history for name in terms if name != "total"))
+    series = {}
+    for name in names:
+        first = next(terms[name] for terms in history if name in terms)
+        values, last = [], first
+        for terms in history:
+            last = terms.get(name, last)
+            values.append(last)
+        series["loss" if name == "total" else name] = values
+    return series
 
 
 class TrainMotionAdapter(io.ComfyNode):
@@ -36,11 +55,14 @@ class TrainMotionAdapter(io.ComfyNode):
                                         "flies up'. A short prompt keeps appearance out of the adapter."),
                 io.Combo.Input("parameterisation", options=sorted(ADAPTER_KINDS), default="temporal_attention",
                                tooltip="What is trained. temporal_attention: the q/k/v of every temporal "
-                                       "attention (VMC)."),
+                                       "attention (VMC, lr 1e-4). lora: LoRA on the temporal transformers "
+                                       "(MotionDirector, lr 5e-4; options: LoRA Options). motion_embeddings: "
+                                       "query-key/value embeddings in temporal attention (Motion Inversion, lr "
+                                       "2e-2; options: Motion Embedding Options)."),
                 io.Int.Input("steps", default=400, min=1, max=100_000, tooltip="Optimiser steps (VMC: 400)."),
                 io.Float.Input("lr", default=1e-4, min=1e-7, max=1.0, step=1e-5, round=False,
-                               tooltip="AdamW learning rate (VMC: 1e-4). Lower it if training stops with a "
-                                       "divergence message."),
+                               tooltip="AdamW learning rate: VMC 1e-4, LoRA 5e-4, motion embeddings 2e-2. "
+                                       "Lower it if training stops with a divergence message."),
                 io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=False,
                              tooltip="Seed of the training noise and timesteps: the same seed gives the same "
                                      "adapter."),
@@ -52,17 +74,21 @@ class TrainMotionAdapter(io.ComfyNode):
                                          "(for 8-16 GB cards), about a third more time, same result."),
                 Objective.Input("objective", optional=True,
                                 tooltip="From Motion Objective. Without it: VMC with SMA at the default weights."),
+                AdapterOptions.Input("adapter_options", optional=True,
+                                     tooltip="From LoRA Options or Motion Embedding Options (matching the "
+                                             "parameterisation). Without it: that kind's published defaults."),
             ],
             outputs=[
                 Adapter.Output("adapter", tooltip="The trained motion, for Generate Video and Save Motion Adapter."),
-                io.LossMap.Output("loss", tooltip="Loss per step, for ComfyUI's Plot Loss Graph node."),
+                io.LossMap.Output("loss", tooltip="Loss per step, for ComfyUI's Plot Loss Graph node: the total and "
+                                                  "each term (LoRA's spatial loss held over skipped steps)."),
             ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     def execute(cls, model, latents, prompt, parameterisation, steps, lr, seed, precision,
-                gradient_checkpointing, objective=None) -> io.NodeOutput:
+                gradient_checkpointing, objective=None, adapter_options=None) -> io.NodeOutput:
         progress = Progress(steps, node=cls.hidden.unique_id if cls.hidden else None)
 
         def callback(step: int, total: int, terms: dict[str, float]) -> None:
@@ -70,14 +96,17 @@ class TrainMotionAdapter(io.ComfyNode):
             progress(step, total)
 
         spec = ObjectiveSpec.from_dict(objective) if objective is not None else None
+        options = None
+        if adapter_options is not None:
+            if adapter_options["kind"] != parameterisation:
+                raise InputError("adapter_options", f"these are options for {adapter_options['kind']} but the "
+                                                    f"parameterisation is {parameterisation}; set parameterisation to "
+                                                    f"{adapter_options['kind']} or connect the matching options node")
+            options = adapter_options["options"]
         result = train_adapter(model, latents, prompt, spec, parameterisation, steps=steps, lr=lr, seed=seed,
                                options=TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing),
-                               callback=callback)
-        loss = {"loss": [terms["total"] for terms in result.history]}
-        for name in result.history[0]:
-            if name != "total":
-                loss[name] = [terms[name] for terms in result.history]
-        return io.NodeOutput(result.adapter, loss)
+                               adapter_options=options, callback=callback)
+        return io.NodeOutput(result.adapter, loss_map(result.history))
 
 
 NODES = [TrainMotionAdapter]

@@ -12,7 +12,11 @@ Latents = custom_type("LATENTS")
 """Video latents of one model (``motion_core.pipeline.VideoLatents``): clean or noise."""
 
 Adapter = custom_type("ADAPTER")
-"""A trained motion (``motion_core.adapters.MotionAdapter``), never changed once made."""
+"""A trained motion (``motion_core.adapters.MotionAdapter``), or a stack of them with strengths and settings
+(a tuple of ``motion_core.adapters.AdapterUse``, from Combine Motion Adapters); never changed once made."""
 
 Objective = custom_type("OBJECTIVE")
 """A motion objective spec: the JSON-able dict of ``ObjectiveSpec.to_dict``."""
+
+AdapterOptions = custom_type("ADAPTER_OPTIONS")
+"""How Train Motion Adapter builds its adapter: ``{"kind": ..., "options": {...}}`` (the kind's OPTIONS)."""

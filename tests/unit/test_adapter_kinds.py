@@ -375,3 +375,50 @@ def test_two_adapters_of_any_kinds_stack_and_detach_cleanly(setup):
         assert torch.equal(output(view, x0, text), base)
         assert [type(m) for m in view.modules()] == modules
         assert all(view.attn_processors[k] is v for k, v in processors.items())
+
+
+# --- the published architecture (ZeroScope's config on the meta device: real names and sizes) ----
+
+def test_zeroscope_targets_block_sets_and_embedding_shapes_at_576x320():
+    from test_temporal import ZEROSCOPE_UNET, meta_unet
+
+    from motion_core.adapters.embeddings import embedding_blocks
+    from motion_core.adapters.lora import lora_targets
+
+    unet = meta_unet(ZEROSCOPE_UNET)
+    widest = [t.name for t in embedding_blocks(unet)]
+    assert widest == ["down_blocks.2.temp_attentions.0", "down_blocks.2.temp_attentions.1",
+                      "up_blocks.1.temp_attentions.0", "up_blocks.1.temp_attentions.1", "up_blocks.1.temp_attentions.2"]
+    assert len(embedding_blocks(unet, "all")) == 15
+    temporal, spatial = lora_targets(unet, "temporal"), lora_targets(unet, "spatial")
+    assert (len(temporal), len(spatial)) == (170, 96)
+    assert all(n.startswith("transformer_in.") or ".temp_attentions." in n for n, _ in temporal)
+    assert all(".attentions." in n and ".attn2." not in n for n, _ in spatial)
+    with torch.device("meta"):
+        embeddings = MotionEmbeddingAdapter.for_unet(unet, "", (24, 40, 72))  # 576×320 pixels → 72×40 latents
+    shapes = {n: tuple(t.shape) for n, t in embeddings.to_tensors().items()}
+    assert len(shapes) == 5 + 10
+    for name, shape in shapes.items():
+        assert shape == ((1, 32, 1280) if name.endswith(".query_key") else (180, 32, 1280)), name
+
+
+def test_zeroscope_trainable_parameters_per_kind():
+    """Reported for the benchmark table; asserted against the architecture's arithmetic."""
+    from test_temporal import ZEROSCOPE_UNET, meta_unet
+
+    unet = meta_unet(ZEROSCOPE_UNET)
+    counts = {}
+    with torch.device("meta"):
+        for label, kind, options in [("temporal_attention", "temporal_attention", {}),
+                                     ("motion_embeddings (widest)", "motion_embeddings", {}),
+                                     ("motion_embeddings (all)", "motion_embeddings", {"blocks": "all"})]:
+            adapter = ADAPTER_KINDS[kind].for_unet(unet, "", (24, 40, 72), **options)
+            counts[label] = sum(t.numel() for t in adapter.to_tensors().values())
+    for label, options in [("lora r32", {}), ("lora r32 + spatial", {"spatial": True})]:
+        adapter = LoRAAdapter.for_unet(unet, "", None, **options)
+        counts[label] = sum(t.numel() for t in adapter.to_tensors().values())
+    print("\n" + "\n".join(f"{label}: {count / 1e6:.2f} M" for label, count in counts.items()))
+    widths = [512] + [320, 320, 640, 640, 1280, 1280] + [1280] + [1280] * 3 + [640] * 3 + [320] * 3  # 17 transformers
+    assert counts["temporal_attention"] == sum(6 * c * c for c in widths)  # q, k, v of attn1 and attn2
+    assert counts["motion_embeddings (widest)"] == 5 * 32 * 1280 + 10 * 180 * 32 * 1280
+    assert counts["lora r32"] < counts["lora r32 + spatial"] < counts["temporal_attention"]
