@@ -30,7 +30,17 @@ OBJECTIVE_PRESETS = {
 """``--objective`` names: changes to :class:`ObjectiveSpec`'s defaults (VMC + SMA)."""
 
 
+ADAPTER_FLAGS = {
+    "lora": {"lora_rank": "rank", "lora_alpha": "alpha", "lora_dropout": "dropout", "spatial_lora": "spatial",
+             "spatial_skip": "spatial_skip_probability"},
+    "motion_embeddings": {"embedding_blocks": "blocks", "frame_slots": "frame_slots", "value_weight": "value_weight"},
+}
+"""Command-line flags of each parameterisation, by the adapter option they set."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .adapters import ADAPTER_KINDS
+    from .adapters.embeddings import BLOCK_SETS
     from .backbones.base import ATTENTION, DTYPES, OFFLOAD
     from .noise import STRATEGIES
     from .train import PRECISIONS
@@ -58,12 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     training = transfer.add_argument_group("training")
     training.add_argument("--objective", default="vmc+sma",
                           help=f"one of {', '.join(OBJECTIVE_PRESETS)}, or a JSON file of an objective spec")
+    training.add_argument("--parameterisation", choices=sorted(ADAPTER_KINDS), default="temporal_attention",
+                          help="what is trained: temporal_attention (VMC), lora (MotionDirector), "
+                               "motion_embeddings (Motion Inversion)")
     training.add_argument("--steps", type=int, default=400, help="training steps (VMC: 400)")
-    training.add_argument("--lr", type=float, default=1e-4, help="learning rate (VMC: 1e-4)")
+    training.add_argument("--lr", type=float, default=None,
+                          help="learning rate (default: the method's: VMC 1e-4, LoRA 5e-4, embeddings 2e-2)")
     training.add_argument("--seed", type=int, default=0, help="training seed")
     training.add_argument("--precision", choices=PRECISIONS, default="auto")
     training.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~1/3 more time")
     training.add_argument("--no-save-adapter", action="store_true", help="do not write the trained adapter")
+
+    lora = transfer.add_argument_group("LoRA (--parameterisation lora)")
+    lora.add_argument("--lora-rank", type=int, help="rank (default 32)")
+    lora.add_argument("--lora-alpha", type=float, help="alpha; the update is scaled by alpha/rank (default 32)")
+    lora.add_argument("--lora-dropout", type=float, help="dropout while training (default 0.1)")
+    lora.add_argument("--spatial-lora", action="store_const", const=True,
+                      help="also train MotionDirector's spatial LoRA (dual path); generation uses the temporal one")
+    lora.add_argument("--spatial-skip", type=float, help="chance of skipping the spatial step (default 0.2)")
+    embeddings = transfer.add_argument_group("motion embeddings (--parameterisation motion_embeddings)")
+    embeddings.add_argument("--embedding-blocks", choices=BLOCK_SETS, help="widest (default) or all down/up blocks")
+    embeddings.add_argument("--frame-slots", type=int, help="frame slots (default 32)")
+    embeddings.add_argument("--value-weight", type=float, help="weight of the value embedding (default 1)")
 
     generation = transfer.add_argument_group("generation")
     generation.add_argument("--inversion-steps", type=int, default=50)
@@ -74,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--negative-prompt", default="")
     generation.add_argument("--strength", type=float, default=1.0, help="adapter strength")
     generation.add_argument("--seeds", type=int, nargs="+", default=[0], help="noise seeds: one video per seed")
+    generation.add_argument("--debias", choices=("object", "hybrid", "camera", "none"), default="object",
+                            help="motion embeddings: object/hybrid use E_v's frame differences, camera drops it")
 
     memory = transfer.add_argument_group("model")
     memory.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
@@ -97,6 +125,21 @@ def objective_spec(value: str):
         return ObjectiveSpec.from_dict(json.loads(path.read_text())).validate()
     except json.JSONDecodeError as err:
         raise InputError("--objective", f"{path.name!r} is not valid JSON ({err})") from None
+
+
+def adapter_options(args: argparse.Namespace) -> dict:
+    """The chosen parameterisation's options from its flags (InputError for another kind's flags)."""
+    options = {}
+    for kind, flags in ADAPTER_FLAGS.items():
+        for flag, option in flags.items():
+            value = getattr(args, flag)
+            if value is None:
+                continue
+            if kind != args.parameterisation:
+                raise InputError(f"--{flag.replace('_', '-')}", f"is an option of --parameterisation {kind}, not of "
+                                                                f"{args.parameterisation}")
+            options[option] = value
+    return options
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -139,15 +182,19 @@ class TransferResult:
 
 def transfer(args: argparse.Namespace) -> TransferResult:
     """Run the pipeline for parsed ``transfer`` arguments (see :func:`build_parser`)."""
-    from .adapters import adapter_writer, load_adapter
+    from .adapters import ADAPTER_KINDS, adapter_writer, load_adapter
     from .backbones.base import ModelOptions
     from .backbones.unet3d import load_backbone
     from .files import write_numbered_file
-    from .pipeline import decode, encode_reference, generate, invert_reference, make_noise, train_adapter
+    from .pipeline import (decode, encode_reference, generate, invert_reference, make_noise, scaled_stack,
+                           train_adapter)
     from .train import TrainOptions
     from .video import FrameSelection, load_video, write_video
 
     spec = objective_spec(args.objective)
+    options_given = adapter_options(args)  # flags of another kind: refused before anything is loaded
+    if args.adapter and options_given:
+        raise InputError("--adapter", "an adapter file is used as it was trained; drop the training options")
     out = Path(args.out)
     options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
@@ -166,8 +213,10 @@ def transfer(args: argparse.Namespace) -> TransferResult:
                 bar.note(f"loss {terms['total']:.4f}")
                 bar(step, steps)
 
-            adapter = train_adapter(backbone, reference, args.prompt, spec, steps=args.steps, lr=args.lr,
-                                    seed=args.seed, callback=on_step,
+            kind = ADAPTER_KINDS[args.parameterisation]
+            adapter = train_adapter(backbone, reference, args.prompt, spec, args.parameterisation, steps=args.steps,
+                                    lr=args.lr if args.lr is not None else kind.default_lr, seed=args.seed,
+                                    adapter_options=options_given, callback=on_step,
                                     options=TrainOptions(precision=args.precision,
                                                          gradient_checkpointing=args.gradient_checkpointing)).adapter
         if not args.no_save_adapter:
@@ -182,7 +231,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
             noise = make_noise(inverted, args.noise, seed, args.ratio)
             with Bar(f"generate {slug(target, 24)} seed {seed}", args.sampling_steps) as bar:
                 latents = generate(backbone, noise, target, args.negative_prompt, args.sampling_steps, args.cfg,
-                                   [(adapter, args.strength)], bar)
+                                   scaled_stack(adapter, args.strength, debias=args.debias), bar)
             frames = decode(backbone, latents)
             videos.append(write_numbered_file(out, f"{slug(target)}_seed{seed}", ".mp4",
                                               lambda path: write_video(frames, path, clip.fps), "--out"))

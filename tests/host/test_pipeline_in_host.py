@@ -114,3 +114,39 @@ def test_a_wrong_model_folder_is_refused_before_running(prepared):
     with pytest.raises(PromptRejected) as err:
         comfy.queue(graph)
     assert "model_name: 'an-image-model' is a StableDiffusionPipeline folder" in err.value.messages()
+
+
+KIND_OPTIONS = {
+    "lora": {"class_type": "MTX_LoRAOptions",
+             "inputs": {"rank": 4, "alpha": 4.0, "dropout": 0.1, "spatial": True, "spatial_skip_probability": 0.2}},
+    "motion_embeddings": {"class_type": "MTX_MotionEmbeddingOptions",
+                          "inputs": {"blocks": "widest", "frame_slots": 16, "value_weight": 1.0}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
+def test_a_graph_per_parameterisation_runs_with_its_options_a_stack_and_debiasing(prepared, kind):
+    """Options node → Train (lora / motion_embeddings) → Save → Load → Combine with the trained one →
+    Generate with debiasing → Decode → SaveImage."""
+    comfy = prepared
+    graph = transfer_graph(train_steps=2, prefix=f"kind_{kind}")
+    graph["13"] = KIND_OPTIONS[kind]
+    graph["5"]["inputs"].update({"parameterisation": kind, "lr": 1e-2, "adapter_options": ["13", 0]})
+    saved = run_and_check(comfy, graph)
+    graph = transfer_graph(train_steps=2, prefix=f"kind_{kind}_reuse")
+    del graph["11"], graph["12"]
+    graph["5"]["inputs"].update({"parameterisation": kind, "lr": 1e-2})  # the kind's default options
+    graph["14"] = {"class_type": "MTX_LoadMotionAdapter", "inputs": {"adapter_name": saved}}
+    graph["15"] = {"class_type": "MTX_CombineMotionAdapters",
+                   "inputs": {"adapter_a": ["14", 0], "strength_a": 0.8, "parts_a": "temporal",
+                              "strength_b": 0.5, "parts_b": "temporal", "adapter_b": ["5", 0]}}
+    graph["8"]["inputs"].update({"adapter": ["15", 0], "debias": "camera"})
+    run_and_check(comfy, graph)
+
+
+def run_and_check(comfy, graph) -> str:
+    """Run ``graph``; check it wrote its frames; the saved adapter's name if it saved one."""
+    run = comfy.run(graph, timeout=600)
+    assert run.status == "success", run.error
+    assert len(run.outputs("10")["images"]) == FRAMES
+    return run.outputs("11")["text"][0].removeprefix("saved ") if "11" in graph else ""

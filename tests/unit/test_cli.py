@@ -75,6 +75,29 @@ def test_a_saved_adapter_is_used_instead_of_training(inputs, tmp_path):
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["x_seed0_00001.mp4"]
 
 
+@pytest.mark.parametrize("kind, flags, options", [
+    ("lora", ["--lora-rank", "4", "--spatial-lora"], {"rank": 4, "spatial": True}),
+    ("motion_embeddings", ["--frame-slots", "16", "--debias", "camera"], {"frame_slots": 16}),
+])
+def test_each_parameterisation_trains_with_its_options_and_its_published_learning_rate(inputs, tmp_path, kind, flags,
+                                                                                       options):
+    model, clip = inputs
+    result = run(command(model, clip, tmp_path, "--target", "x", "--parameterisation", kind, *flags, *QUICK))
+    assert result.returncode == 0, result.stderr
+    adapter = load_adapter(tmp_path / "adapter_00001.safetensors")
+    assert adapter.kind == kind and adapter.options.items() >= options.items()
+    assert float(adapter.metadata["lr"]) == type(adapter).default_lr
+    assert (tmp_path / "x_seed0_00001.mp4").is_file()
+
+
+def test_options_of_another_parameterisation_exit_2_naming_the_flag(inputs, tmp_path):
+    model, clip = inputs
+    result = run(command(model, clip, tmp_path / "out", "--target", "x", "--lora-rank", "4", *QUICK))
+    assert result.returncode == 2
+    assert "error: --lora-rank: is an option of --parameterisation lora, not of temporal_attention" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("change, message", [
     (["--video", "missing.mp4"], "error: --video: 'missing.mp4' does not exist"),
     (["--adapter", "notes.txt"], "error: --adapter: 'notes.txt' is not a .safetensors file"),
