@@ -113,6 +113,25 @@ def load(model: str, options: dict):
     return UNet3DBackbone(unet, vae, torch.nn.Module(), None, dict(scheduler), model_options)
 
 
+def arguments(doc: str, steps: int, child_values: int | None = None) -> argparse.ArgumentParser:
+    """The options every benchmark script takes (model, clip shape, steps, --write, the hidden --child)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--model", choices=("tiny", "zeroscope"), default="tiny")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--width", type=int, default=64, help="pixels (zeroscope: 576)")
+    parser.add_argument("--height", type=int, default=64, help="pixels (zeroscope: 320)")
+    parser.add_argument("--steps", type=int, default=steps, help="measured steps per row (the first is a warm-up)")
+    parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
+    parser.add_argument("--child", nargs=child_values, help=argparse.SUPPRESS)
+    return parser
+
+
+def child_command(script: str, args, *child: str) -> list[str]:
+    """The command measuring one row in a process of its own (with the parent's model and shape)."""
+    return [sys.executable, script, "--model", args.model, "--frames", str(args.frames), "--width", str(args.width),
+            "--height", str(args.height), "--steps", str(args.steps), "--child", *child]
+
+
 def child(args) -> dict:
     import torch
 
@@ -178,23 +197,14 @@ def count_evaluations(steps: int) -> list[list]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("tiny", "zeroscope"), default="tiny")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--width", type=int, default=64, help="pixels (zeroscope: 576)")
-    parser.add_argument("--height", type=int, default=64, help="pixels (zeroscope: 320)")
-    parser.add_argument("--steps", type=int, default=4, help="measured steps per configuration (first is warm-up)")
-    parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments(__doc__, steps=4, child_values=2).parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
 
     def measure(task: str, name: str) -> dict:
-        command = [sys.executable, __file__, "--model", args.model, "--frames", str(args.frames), "--width",
-                   str(args.width), "--height", str(args.height), "--steps", str(args.steps), "--child", task, name]
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
+        done = subprocess.run(child_command(__file__, args, task, name), capture_output=True, text=True,
+                              env={**os.environ})
         if done.returncode:
             return {"error": done.stderr.strip().splitlines()[-1][:120]}
         return json.loads(done.stdout.strip().splitlines()[-1])

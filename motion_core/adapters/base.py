@@ -162,11 +162,16 @@ class MotionAdapter(nn.Module, ABC):
     @property
     def options(self) -> dict[str, Any]:
         """The options it was built with (:attr:`OPTIONS` defaults for those not recorded)."""
+        return self.options_in(self.metadata)
+
+    @classmethod
+    def options_in(cls, metadata: Mapping[str, str]) -> dict[str, Any]:
+        """The options recorded in ``metadata`` (JSON under ``options``), defaults filled in."""
         try:
-            recorded = json.loads(self.metadata.get("options", "{}"))
+            recorded = json.loads(metadata.get("options", "{}"))
         except json.JSONDecodeError:
-            raise InputError("adapter", f"its options metadata is not JSON: {self.metadata['options'][:80]!r}") from None
-        return {**self.OPTIONS, **recorded}
+            raise InputError("adapter", f"its options metadata is not JSON: {metadata['options'][:80]!r}") from None
+        return {**cls.OPTIONS, **recorded}
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -255,8 +255,7 @@ class MotionEmbeddingAdapter(MotionAdapter):
             if not metadata.get(key, "").isdigit() or int(metadata[key]) < 1:
                 raise InputError("adapter", f"motion embeddings need metadata {key!r} (a whole number); the file has "
                                             f"{metadata.get(key)!r}")
-        adapter = cls({}, metadata)
-        slots = cls.check_options(adapter.options)["frame_slots"]
+        slots = cls.check_options(cls.options_in(metadata))["frame_slots"]
         query_keys = {k[: -len(QUERY_KEY_SUFFIX)] for k in tensors if k.endswith(QUERY_KEY_SUFFIX)}
         for key, tensor in tensors.items():
             is_query_key = key.endswith(QUERY_KEY_SUFFIX)

@@ -198,8 +198,7 @@ class LoRAAdapter(MotionAdapter):
                 raise InputError("adapter", f"tensor {key!r} {tuple(tensor.shape)} is not a LoRA weight (expected "
                                             "'<temporal|spatial>.<layer>.lora_A.weight' or ...lora_B.weight, 2-D)")
             pairs.setdefault(name, {})[which[0]] = tensor
-        adapter = cls({}, metadata)
-        options = cls.check_options(adapter.options)
+        options = cls.check_options(cls.options_in(metadata))
         weights = {}
         for name, pair in pairs.items():
             if set(pair) != {"A", "B"}:

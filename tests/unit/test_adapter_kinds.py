@@ -123,6 +123,19 @@ def test_another_frame_count_and_resolution_generate(setup, trained):
         assert torch.equal(adapted_output(unet, result.adapter, x, text, strength=0.0), base)
 
 
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_gradient_checkpointing_trains_the_same_adapter(setup, name):
+    """Recomputed blocks re-run the embeddings' grid hooks and replay LoRA's dropout draws."""
+    from motion_core.train import TrainOptions
+
+    unet, x0, text, alphas = setup
+    plain, checkpointed = (train(unet, fresh(unet, name), x0, text, alphas, ObjectiveSpec(), steps=2,
+                                 lr=KINDS[name][2], options=TrainOptions(gradient_checkpointing=flag))
+                           for flag in (False, True))
+    for key, tensor in plain.adapter.to_tensors().items():
+        torch.testing.assert_close(checkpointed.adapter.to_tensors()[key], tensor, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("base_loss", BASE_LOSSES)
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_every_objective_trains_every_kind(setup, name, base_loss):
