@@ -269,3 +269,15 @@ def on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """An adapter tensor for a view on ``device``: the tensor itself if it is there (so that training
     updates what the view computes), else a detached copy there (generation on another device)."""
     return tensor if tensor.device == device else tensor.detach().to(device)
+
+
+def layer_in_view(view: nn.Module, name: str, adapter: MotionAdapter) -> tuple[nn.Module, str, nn.Module]:
+    """``(parent, attribute, layer)`` of the qualified layer ``name`` in ``view``; :class:`InputError`
+    naming the model ``adapter`` was made for if the view has no such layer."""
+    parent_name, _, attribute = name.rpartition(".")
+    try:
+        parent = view.get_submodule(parent_name)
+        return parent, attribute, getattr(parent, attribute)
+    except AttributeError:
+        raise InputError("adapter", f"this model has no layer {name}; the adapter was made for "
+                                    f"{adapter.backbone or 'another model'}") from None

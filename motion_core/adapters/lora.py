@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..backbones.temporal import temporal_transformers
 from ..errors import InputError
-from .base import Attachment, MotionAdapter, on_device, options_metadata
+from .base import Attachment, MotionAdapter, layer_in_view, on_device, options_metadata
 
 PARTS = ("temporal", "spatial")
 ATTENTION_LINEARS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -138,13 +138,7 @@ class LoRAAdapter(MotionAdapter):
             if self.part_of(i) not in parts:
                 continue
             layer_name = name.split(".", 1)[1]
-            parent_name, _, attribute = layer_name.rpartition(".")
-            try:
-                parent = view.get_submodule(parent_name)
-                layer = getattr(parent, attribute)
-            except AttributeError:
-                raise InputError("adapter", f"this model has no layer {layer_name}; the LoRA was made for "
-                                            f"{self.backbone or 'another model'}") from None
+            parent, attribute, layer = layer_in_view(view, layer_name, self)
             a, b = self.lora_A[i], self.lora_B[i]
             shape = (getattr(layer, "out_features", None), getattr(layer, "in_features", None))
             if shape != (b.shape[0], a.shape[1]):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..backbones.temporal import temporal_attentions
 from ..errors import InputError
-from .base import Attachment, MotionAdapter
+from .base import Attachment, MotionAdapter, layer_in_view, options_metadata
 
 DELTA_SUFFIX = ".weight_delta"
 
@@ -85,17 +85,11 @@ class TemporalAttentionAdapter(MotionAdapter):
         if not deltas:
             raise InputError("model", f"{type(unet).__name__} has no temporal attention layers; the temporal "
                                       "attention adapter needs a ModelScope/ZeroScope-family UNet3D")
-        return cls(deltas, {"backbone": backbone} if backbone else {})
+        return cls(deltas, options_metadata(backbone, {}))
 
     def _attach_to(self, view: nn.Module, attachment: Attachment) -> None:
         for name, delta in zip(self.names, self.deltas):
-            parent_name, _, attribute = name.rpartition(".")
-            try:
-                parent = view.get_submodule(parent_name)
-                linear = getattr(parent, attribute)
-            except AttributeError:
-                raise InputError("adapter", f"this model has no layer {name}; the adapter was made for "
-                                            f"{self.backbone or 'another model'}") from None
+            parent, attribute, linear = layer_in_view(view, name, self)
             weight = getattr(linear, "weight", None)
             if not isinstance(linear, (nn.Linear, DeltaLinear)) or weight is None or weight.shape != delta.shape:
                 found = tuple(weight.shape) if weight is not None else type(linear).__name__
