@@ -1,0 +1,115 @@
+"""Measure what the toy model makes: caption following of the base model, motion transfer scores.
+
+Everything here runs the library's own pipeline (``motion_core.pipeline``) on a loaded backbone and
+scores the decoded frames with ``tracker``; the benchmark scripts in ``benchmarks/`` only choose
+the settings, repeat over seeds and write the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..backbones.base import VideoBackbone
+from ..noise import fresh_noise
+from ..progress import Progress
+from ..sample import guided, sample
+from . import model, tracker, world
+
+
+@dataclass(frozen=True)
+class Prompted:
+    """One generated clip of the caption-following test and what the tracker saw in it."""
+
+    shape: str
+    colour: str
+    motion: str
+    seed: int
+    track: tracker.Track
+
+    @property
+    def colour_right(self) -> bool:
+        return self.track.colour == self.colour
+
+    @property
+    def shape_right(self) -> bool:
+        return self.track.shape == self.shape
+
+    @property
+    def motion_right(self) -> bool:
+        return tracker.motion_word(self.track) == self.motion
+
+
+def generate_batch(backbone: VideoBackbone, prompts: Sequence[str], seeds: Sequence[int], steps: int = 25,
+                   cfg: float = 7.5, frames: int = model.FRAMES, width: int = model.WIDTH,
+                   height: int = model.HEIGHT) -> np.ndarray:
+    """Sample one clip per prompt from fresh noise of its seed, all in one batch (no adapter).
+
+    Returns frames ``(len(prompts), frames, height, width, 3)`` float32 in [0, 1]. The noise of a
+    seed is the same whatever else is in the batch (it is drawn per clip).
+    """
+    scale = backbone.latent_scale()
+    shape = (1, backbone.unet.config.in_channels, frames, height // scale, width // scale)
+    x_T = torch.cat([fresh_noise(torch.empty(shape), seed) for seed in seeds]).to(backbone.device, backbone.dtype)
+    cond, uncond = backbone.encode_prompt(list(prompts)), backbone.encode_prompt([""])
+    with torch.no_grad():
+        eps = guided(lambda x, t, text: backbone.predict_noise(backbone.unet, x, t, text), cond, uncond, cfg)
+        latents = sample(eps, x_T, backbone.scheduler_config, steps)
+    decoded = backbone.decode_latents(latents)  # (b·f, h, w, 3)
+    return decoded.reshape(len(prompts), frames, height, width, 3).numpy()
+
+
+def caption_following(backbone: VideoBackbone, seeds: Sequence[int] = (0,), motions: Sequence[str] = world.MOTIONS,
+                      steps: int = 25, cfg: float = 7.5, batch: int = 20,
+                      progress: Progress | None = None) -> list[Prompted]:
+    """Generate every shape × colour × motion caption once per seed and track each clip."""
+    cases = [(shape, colour, motion, seed) for seed in seeds for motion in motions
+             for colour in world.COLOURS for shape in world.SHAPES]
+    results: list[Prompted] = []
+    for start in range(0, len(cases), batch):
+        chunk = cases[start:start + batch]
+        clips = generate_batch(backbone, [world.caption(s, c, m) for s, c, m, _ in chunk],
+                               [seed * 100_003 + start + i for i, (*_, seed) in enumerate(chunk)], steps, cfg)
+        results += [Prompted(s, c, m, seed, tracker.track(clip)) for (s, c, m, seed), clip in zip(chunk, clips)]
+        if progress is not None:
+            progress(len(results), len(cases))
+    return results
+
+
+# --- motion transfer ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Transfer:
+    """One generated clip of the transfer benchmark, scored against its reference and target.
+
+    Attributes:
+        fidelity: :func:`tracker.motion_fidelity` of the reference and generated tracks; 0 when the
+            generated clip holds no object or it does not move (nothing of the path was transferred).
+        target_colour, target_shape: the tracker saw the target prompt's colour / shape.
+        leaked: the tracker saw the reference's colour or shape instead.
+        found: the object was found in every frame.
+    """
+
+    fidelity: float
+    target_colour: bool
+    target_shape: bool
+    leaked: bool
+    found: bool
+
+
+def score_transfer(reference: world.Clip, generated: np.ndarray, target_shape: str, target_colour: str) -> Transfer:
+    """Score generated frames ``(f, h, w, 3)`` against the reference clip and the target's words."""
+    seen = tracker.track(generated)
+    fidelity = tracker.motion_fidelity(tracker.track(reference.frames), seen)
+    return Transfer(0.0 if np.isnan(fidelity) else fidelity, seen.colour == target_colour, seen.shape == target_shape,
+                    seen.colour == reference.colour or seen.shape == reference.shape, bool(seen.found.all()))
+
+
+def target_for(reference: world.Clip, index: int) -> tuple[str, str]:
+    """A (shape, colour) different from the reference's in both, chosen by ``index``."""
+    shapes = [s for s in world.SHAPES if s != reference.shape]
+    colours = [c for c in world.COLOURS if c != reference.colour]
+    return shapes[index % len(shapes)], colours[index % len(colours)]
