@@ -25,14 +25,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import table, write_section  # noqa: E402
 from motion_core.backbones.base import ModelOptions  # noqa: E402
 from motion_core.backbones.unet3d import load_backbone  # noqa: E402
-from motion_core.noise import STRATEGIES  # noqa: E402
 from motion_core.objectives import ObjectiveSpec  # noqa: E402
 from motion_core.pipeline import (decode, encode_reference, generate, invert_reference, make_noise,  # noqa: E402
                                   train_adapter)
@@ -109,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--write", action="store_true", help="write the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
-    torch.set_num_threads(torch.get_num_threads())
     scores, seconds = run(args)
     rows = summarise(scores)
     header = ["method · initial noise", "motion fidelity (mean ± sd)", "median", "target colour", "target shape",

@@ -15,6 +15,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,18 +239,27 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     return TransferResult(videos, adapter_file, loss)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(work: Callable[[], list[str]]) -> int:
+    """Run a command's ``work`` and print the lines it returns; the exit code: 0 done, 2 bad input
+    (the message names the option), 130 cancelled."""
     try:
-        result = transfer(args)
+        lines = work()
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cancelled: nothing half-written was left behind", file=sys.stderr)
         return 130
-    for path in result.videos:
-        print(f"wrote {path}")
-    if result.adapter_file:
-        print(f"wrote {result.adapter_file}")
+    for line in lines:
+        print(line)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def work() -> list[str]:
+        result = transfer(args)
+        return [f"wrote {path}" for path in [*result.videos, *([result.adapter_file] if result.adapter_file else [])]]
+
+    return run_command(work)

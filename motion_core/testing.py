@@ -64,28 +64,11 @@ def random_step(shape: tuple[int, ...] = (1, 4, 8, 16, 16), abar_t: float | torc
 TINY_MERGES = (("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"))
 
 
-def _byte_alphabet() -> list[str]:
-    """GPT-2/CLIP's byte-to-unicode alphabet: 256 printable characters, one per byte value."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = [b for b in range(256) if b not in printable]
-    return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
-
-
 def write_tiny_tokenizer(folder) -> None:
     """A byte-level CLIP tokenizer with a handful of merges (vocab.json + merges.txt, 518 tokens)."""
-    import json
-    from pathlib import Path
+    from .toy.model import write_bpe_tokenizer
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for char in _byte_alphabet():
-            vocab.setdefault(char + suffix, len(vocab))
-    for left, right in TINY_MERGES:
-        vocab.setdefault(left + right, len(vocab))
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in TINY_MERGES))
+    write_bpe_tokenizer(folder, TINY_MERGES)
 
 
 def write_tiny_text_to_video_folder(folder, seed: int = 0):

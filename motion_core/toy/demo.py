@@ -176,19 +176,15 @@ def run(args: argparse.Namespace) -> DemoResult:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..cli import run_command
+
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> list[str]:
         result = run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cancelled: nothing half-written was left behind", file=sys.stderr)
-        return 130
-    for path in result.files:
-        print(f"wrote {path}")
-    print(result.summary)
-    return 0
+        return [*(f"wrote {path}" for path in result.files), result.summary]
+
+    return run_command(work)
 
 
 if __name__ == "__main__":

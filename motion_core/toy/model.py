@@ -79,12 +79,12 @@ def byte_alphabet() -> list[str]:
     return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
 
 
-def write_tokenizer(folder: str | Path, words: Iterable[str] | None = None) -> Path:
-    """A CLIP tokenizer folder (``vocab.json``, ``merges.txt``) whose merges make each of ``words``
-    (default: :func:`vocabulary`) one token; other text falls back to bytes."""
+def write_bpe_tokenizer(folder: str | Path, merges: Iterable[tuple[str, str]]) -> Path:
+    """A CLIP tokenizer folder (``vocab.json``, ``merges.txt``): the two special tokens, the 256 byte
+    characters with and without ``</w>``, then one token per merge, in order."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    merges = learn_merges(vocabulary() if words is None else words)
+    merges = list(merges)
     vocab: dict[str, int] = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
         for char in byte_alphabet():
@@ -94,6 +94,12 @@ def write_tokenizer(folder: str | Path, words: Iterable[str] | None = None) -> P
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     return folder
+
+
+def write_tokenizer(folder: str | Path, words: Iterable[str] | None = None) -> Path:
+    """The toy tokenizer: merges that make each of ``words`` (default: :func:`vocabulary`) one token;
+    other text falls back to bytes."""
+    return write_bpe_tokenizer(folder, learn_merges(vocabulary() if words is None else words))
 
 
 def build_parts(tokenizer_folder: str | Path, seed: int = 0) -> dict:

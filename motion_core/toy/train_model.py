@@ -172,9 +172,8 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if (step + 1) % log_every == 0 or step + 1 == steps:
             _log("unet", step + 1, steps, running, started)
-        ema_parts = {**parts, "unet": averages[0], "text_encoder": averages[1]}
         if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            checkpoint(ema_parts, step + 1)
+            checkpoint({**parts, "unet": averages[0], "text_encoder": averages[1]}, step + 1)
     return {**parts, "unet": averages[0], "text_encoder": averages[1]}
 
 
