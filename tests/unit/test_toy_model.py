@@ -1,5 +1,6 @@
 """The toy text-to-video model: its tokenizer, its training script, the shipped weights, the scores."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,39 @@ def test_the_training_script_refuses_to_replace_a_model(trained_briefly, capsys)
         train_model.main(["--out", str(trained_briefly), "--vae-steps", "1", "--steps", "1"])
     assert stopped.value.code == 2 and "--overwrite" in capsys.readouterr().err
     assert (trained_briefly / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+
+
+def test_image_steps_take_the_share_the_video_share_leaves():
+    assert [s for s in range(8) if train_model.is_image_step(s, 0.5)] == [1, 3, 5, 7]  # the shipped alternation
+    assert [s for s in range(8) if train_model.is_image_step(s, 0.75)] == [3, 7]
+    assert not any(train_model.is_image_step(s, 1.0) for s in range(8))
+
+
+def test_min_snr_weights_only_the_nearly_clean_timesteps_down():
+    abar = torch.tensor([0.001, 0.5, 5 / 6, 0.99])  # SNR 0.001, 1, 5, 99
+    np.testing.assert_allclose(train_model.loss_weights(abar, 5.0), [1, 1, 1, 5 / 99], rtol=1e-5)
+    assert torch.equal(train_model.loss_weights(abar, 0.0), torch.ones(4))
+
+
+def test_training_continues_from_a_model_folder_and_keeps_its_vae(trained_briefly, tmp_path):
+    out = tmp_path / "continued"
+    assert train_model.main(["--out", str(out), "--init-from", str(trained_briefly), "--steps", "2",
+                             "--video-share", "0.75", "--min-snr", "5"]) == 0
+    vae = "vae/diffusion_pytorch_model.safetensors"
+    assert (out / vae).read_bytes() == (trained_briefly / vae).read_bytes()
+    before, after = load_backbone(trained_briefly), load_backbone(out)
+    assert after.vae.config.scaling_factor == before.vae.config.scaling_factor
+    assert any(not torch.equal(a, b) for a, b in zip(before.unet.state_dict().values(),
+                                                      after.unet.state_dict().values()))
+    record = json.loads((out / "training.json").read_text())
+    assert record["init_from"] == str(trained_briefly) and record["vae_steps"] == 0
+    assert record["init_training"]["steps"] == 2 and (record["video_share"], record["min_snr"]) == (0.75, 5.0)
+
+
+def test_a_continued_model_cannot_retrain_its_vae(trained_briefly, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        train_model.main(["--out", str(tmp_path / "x"), "--init-from", str(trained_briefly), "--vae-steps", "5"])
+    assert stopped.value.code == 2 and "--init-from" in capsys.readouterr().err
 
 
 # --- scores ----------------------------------------------------------------------------------------

@@ -1,0 +1,311 @@
+"""Write the example workflows in ``example_workflows/``: each graph once in ComfyUI's UI format (what a user
+drags in; ComfyUI serves the folder as the pack's templates) and once in API format
+(``example_workflows/api/``, what ``python -m motion_core.batch`` and other API clients queue).
+
+    python scripts/make_workflows.py --server http://127.0.0.1:8188
+
+Both are written from one description per graph below, with the node schemas taken from a running
+ComfyUI that has this pack loaded (``/object_info``): the widget order, defaults, control widgets
+and output slots come from the nodes themselves, not from a copy here. Every workflow is set up for
+the bundled toy model and clip, so it runs as it is (see the note node in each for what to change
+for a real model). Existing files are replaced only with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+FOLDER = REPOSITORY / "example_workflows"
+API_FOLDER = FOLDER / "api"
+
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+COLUMN_WIDTH, NODE_WIDTH, ROW_GAP = 370, 330, 50
+TOY_MODEL, TOY_CLIP, TOY_FPS = "toy-t2v", "red_square_wander.mp4", 8.0
+
+
+@dataclass
+class Node:
+    """One node of a graph: its widget values by input name (the rest take the schema's defaults)
+    and its linked inputs as ``input name -> (source node id, output slot)``."""
+
+    id: int
+    type: str
+    column: int
+    values: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
+    title: str | None = None
+
+
+@dataclass
+class Workflow:
+    name: str
+    note: str
+    nodes: list[Node]
+
+
+# -- the graphs -------------------------------------------------------------------------------------
+
+def reference_and_model() -> list[Node]:
+    """Load the clip and the model, encode the clip: nodes 1-3."""
+    return [
+        Node(1, "MTX_LoadReferenceVideo", 0, {"video": TOY_CLIP, "frame_load_cap": 8}),
+        Node(2, "MTX_LoadVideoModel", 0, {"model_name": TOY_MODEL}),
+        Node(3, "MTX_EncodeReference", 1, links={"model": (2, 0), "frames": (1, 0)}),
+    ]
+
+
+def train(kind: str, objective: dict, lr: float, caption: str) -> list[Node]:
+    """The objective (node 4) and the training node (5); a kind's options node is 12."""
+    nodes = [Node(4, "MTX_MotionObjective", 0, objective),
+             Node(5, "MTX_TrainMotionAdapter", 1,
+                  {"prompt": caption, "parameterisation": kind, "steps": 300, "lr": lr, "seed": 0},
+                  {"model": (2, 0), "latents": (3, 0), "objective": (4, 0)})]
+    options = {"lora": Node(12, "MTX_LoRAOptions", 0, {"rank": 8, "alpha": 8.0}),
+               "motion_embeddings": Node(12, "MTX_MotionEmbeddingOptions", 0, {"frame_slots": 8})}.get(kind)
+    if options is not None:
+        nodes[1].links["adapter_options"] = (12, 0)
+        nodes.append(options)
+    return nodes
+
+
+def invert_generate_save(adapter: tuple[int, int], strategy: str, target: str, prefix: str) -> list[Node]:
+    """Invert the clip with the adapter (6), initial noise (7), generate (8), decode (9), save (10, 11)."""
+    return [
+        Node(6, "MTX_InvertVideo", 2, {"steps": 25}, {"model": (2, 0), "latents": (3, 0), "adapter": adapter}),
+        Node(7, "MTX_InitialNoise", 2, {"strategy": strategy, "seed": 0}, {"inverted": (6, 0)}),
+        Node(8, "MTX_GenerateVideo", 2, {"prompt": target, "steps": 25, "cfg": 7.5},
+             {"model": (2, 0), "noise": (7, 0), "adapter": adapter}),
+        Node(9, "MTX_DecodeVideo", 3, links={"model": (2, 0), "latents": (8, 0)}),
+        Node(10, "CreateVideo", 3, {"fps": TOY_FPS}, {"images": (9, 0)}),
+        Node(11, "SaveVideo", 3, {"filename_prefix": f"motion_transfer/{prefix}"}, {"video": (10, 0)}),
+    ]
+
+
+TRY_IT = (
+    "**Try it on the toy model** (bundled with the pack): copy the pack's `models/toy-t2v` folder into "
+    "`ComfyUI/models/diffusers/` and `examples/toy/red_square_wander.mp4` into `ComfyUI/input/`, then "
+    "Queue. About a minute on a CPU.\n\n"
+    "**For a real video**: pick your model in *Load Video Model* (a ZeroScope or ModelScope folder in "
+    "`models/diffusers`), upload your clip in *Load Reference Video* (16-24 frames of one clear motion; "
+    "`frame_load_cap` 16), describe it in the training prompt, set training `steps` to 400, inversion and "
+    "generation `steps` to 50 and `fps` in *Create Video* to your clip's."
+)
+
+SAVED_ADAPTER = "toy_red_square_00001.safetensors"
+"""What ``train_and_save_adapter`` writes on its first run, and ``load_adapter_and_generate`` loads."""
+
+WORKFLOWS = [
+    Workflow(
+        "motion_transfer_vmc_sma",
+        "# Motion transfer: VMC + SMA\n\nLearns the reference clip's motion in the temporal attention layers "
+        "(VMC's motion-vector loss, with SMA's wavelet and phase terms: the *Motion Objective* defaults), "
+        "then generates the *Generate Video* prompt with that motion, from the inverted clip's noise.\n\n"
+        "Change: the target prompt in *Generate Video*; the seed in *Initial Noise* for another sample; "
+        "*Motion Objective* `sma_global_weight` and `sma_local_weight` to 0 for plain VMC.\n\n" + TRY_IT,
+        reference_and_model()
+        + train("temporal_attention", {}, 1e-4, "a red square moving")
+        + invert_generate_save((5, 0), "direct", "a blue circle moving", "vmc_sma"),
+    ),
+    Workflow(
+        "train_and_save_adapter",
+        "# Train and save a motion adapter\n\nTrains an adapter on the reference clip and saves it to "
+        "`models/motion_adapters/` (the file records the model it was trained for and how); the loss "
+        "curve is plotted. Load it later with *Load Motion Adapter* (the `load_adapter_and_generate` "
+        "workflow) to generate as many videos as you like without training again.\n\n"
+        "Change: `filename_prefix` in *Save Motion Adapter*; the parameterisation and steps in *Train Motion "
+        "Adapter*.\n\n" + TRY_IT,
+        reference_and_model()
+        + train("temporal_attention", {}, 1e-4, "a red square moving")
+        + [Node(13, "MTX_SaveMotionAdapter", 2, {"filename_prefix": "toy_red_square"}, {"adapter": (5, 0)}),
+           Node(14, "LossGraphNode", 2, {"filename_prefix": "motion_transfer/loss"}, {"loss": (5, 1)})],
+    ),
+    Workflow(
+        "load_adapter_and_generate",
+        "# Load a saved adapter and generate\n\nGenerates with an adapter saved earlier (run "
+        "`train_and_save_adapter` first: it writes `toy_red_square_00001.safetensors`). The reference clip "
+        "is still loaded, for the inverted noise the video starts from.\n\n"
+        "Change: the adapter in *Load Motion Adapter* (it must be trained for the model loaded); "
+        "`adapter_strength` in *Generate Video* to weaken or exaggerate the motion; the prompt and seed.\n\n"
+        + TRY_IT,
+        reference_and_model()
+        + [Node(5, "MTX_LoadMotionAdapter", 1, {"adapter_name": SAVED_ADAPTER})]
+        + invert_generate_save((5, 0), "direct", "a green triangle moving", "from_saved_adapter"),
+    ),
+    Workflow(
+        "motion_transfer_motiondirector",
+        "# Motion transfer: MotionDirector (LoRA)\n\nTrains LoRA adapters on the temporal layers (and, with "
+        "`spatial` on in *LoRA Options*, spatial LoRAs that absorb the clip's appearance and are left out "
+        "when generating), with MotionDirector's appearance-debiased loss; samples from a blend of the "
+        "inverted clip and fresh noise, as the paper does.\n\n"
+        "Change: `rank`/`alpha` in *LoRA Options* (the paper: 32); `ratio` in *Initial Noise*.\n\n" + TRY_IT,
+        reference_and_model()
+        + train("lora", {"base_loss": "motion_director", "sma_global_weight": 0.0, "sma_local_weight": 0.0},
+                5e-4, "a red square moving")
+        + invert_generate_save((5, 0), "blend", "a blue circle moving", "motiondirector"),
+    ),
+    Workflow(
+        "motion_transfer_motion_inversion",
+        "# Motion transfer: Motion Inversion (motion embeddings)\n\nLearns per-frame motion embeddings added "
+        "to the temporal attention's queries and keys (and values, weighted by `value_weight`) instead of "
+        "any weight of the model: the smallest adapter; samples from a blend of the inverted clip and fresh "
+        "noise.\n\n"
+        "Change: `blocks` and `frame_slots` (at least the clip's frames) in *Motion Embedding Options*.\n\n"
+        + TRY_IT,
+        reference_and_model()
+        + train("motion_embeddings", {"base_loss": "motion_director", "sma_global_weight": 0.0,
+                                      "sma_local_weight": 0.0}, 2e-2, "a red square moving")
+        + invert_generate_save((5, 0), "blend", "a blue circle moving", "motion_inversion"),
+    ),
+]
+
+
+# -- writing them -----------------------------------------------------------------------------------
+
+def input_specs(schema: dict) -> list[tuple[str, str, dict]]:
+    """``(name, type, options)`` of a node's inputs in the order the frontend shows them."""
+    order = schema.get("input_order") or {kind: list(schema["input"].get(kind, {})) for kind in ("required", "optional")}
+    specs = []
+    for kind in ("required", "optional"):
+        for name in order.get(kind, []):
+            spec = schema["input"][kind][name]
+            kind_name = "COMBO" if isinstance(spec[0], list) else spec[0]
+            specs.append((name, kind_name, spec[1] if len(spec) > 1 else {}))
+    return specs
+
+
+def has_control_widget(name: str, options: dict) -> bool:
+    """The frontend adds a "control after generate" widget (its value follows the seed's)."""
+    return bool(options.get("control_after_generate", name in ("seed", "noise_seed")))
+
+
+def widget_values(node: Node, schema: dict) -> list[tuple[str, object]]:
+    """``(input name, value)`` of each widget in the frontend's order; the schema default where unset."""
+    values = []
+    for name, kind, options in input_specs(schema):
+        if kind not in WIDGET_TYPES:  # a widget keeps its value even when a link feeds the input
+            continue
+        if name not in node.values and "default" not in options:
+            raise ValueError(f"{node.type}.{name} has no default: give the node a value")
+        values.append((name, node.values.get(name, options.get("default"))))
+    unknown = set(node.values) - {name for name, _, _ in input_specs(schema)}
+    if unknown:
+        raise ValueError(f"{node.type} has no input(s) {sorted(unknown)}")
+    return values
+
+
+def api_format(workflow: Workflow, object_info: dict) -> dict:
+    """``{node id: {"class_type", "inputs", "_meta"}}`` as ``POST /prompt`` takes it."""
+    graph = {}
+    for node in sorted(workflow.nodes, key=lambda n: n.id):
+        schema = object_info[node.type]
+        inputs = dict(widget_values(node, schema))
+        for name, (source, slot) in node.links.items():  # a link wins over a widget's value
+            inputs[name] = [str(source), slot]
+        order = [name for name, _, _ in input_specs(schema)]
+        graph[str(node.id)] = {"class_type": node.type, "inputs": {k: inputs[k] for k in order if k in inputs},
+                               "_meta": {"title": node.title or schema.get("display_name", node.type)}}
+    return graph
+
+
+def _execution_order(nodes: list[Node]) -> list[int]:
+    done: list[int] = []
+    pending = sorted(nodes, key=lambda n: n.id)
+    while pending:
+        ready = [n for n in pending if all(source in done for source, _ in n.links.values())]
+        if not ready:
+            raise ValueError("the graph has a cycle or a link to a missing node")
+        done.extend(n.id for n in ready)
+        pending = [n for n in pending if n not in ready]
+    return done
+
+
+def _height(schema: dict, link_inputs: int, outputs: int) -> int:
+    """Enough height for the node as the frontend draws it (it grows a node saved too small, over
+    its neighbours): slots, a row per widget, a text box per multiline string, an upload button."""
+    rows = multiline = 0
+    for name, kind, options in input_specs(schema):
+        if kind in WIDGET_TYPES:
+            rows += 1 + has_control_widget(name, options) if kind == "INT" else 1
+            multiline += bool(options.get("multiline"))
+            rows += bool(options.get("video_upload") or options.get("image_upload"))
+    return 50 + 22 * max(link_inputs, outputs) + 26 * rows + 60 * multiline
+
+
+def ui_format(workflow: Workflow, object_info: dict) -> dict:
+    """The graph as the frontend saves it (litegraph schema 0.4), with the note node at the left."""
+    order = _execution_order(workflow.nodes)
+    link_rows, outgoing = [], {}
+    for node in sorted(workflow.nodes, key=lambda n: n.id):
+        for name, (source, slot) in node.links.items():
+            link_id = len(link_rows) + 1
+            source_type = object_info[next(n.type for n in workflow.nodes if n.id == source)]["output"][slot]
+            link_rows.append([link_id, source, slot, node.id, name, source_type])
+            outgoing.setdefault((source, slot), []).append(link_id)
+    column_y: dict[int, int] = {}
+    note_id = max(n.id for n in workflow.nodes) + 1
+    ui_nodes = [{"id": note_id, "type": "MarkdownNote", "pos": [20, 20], "size": [NODE_WIDTH, 560], "flags": {},
+                 "order": len(order), "mode": 0, "inputs": [], "outputs": [], "title": "Read me",
+                 "properties": {}, "widgets_values": [workflow.note], "color": "#432", "bgcolor": "#653"}]
+    for node in sorted(workflow.nodes, key=lambda n: (n.column, order.index(n.id))):
+        schema = object_info[node.type]
+        names = [name for name, _, _ in input_specs(schema)]
+        inputs = []
+        for name, kind, _ in input_specs(schema):
+            if name in node.links:
+                link_id = next(row[0] for row in link_rows if row[3] == node.id and row[4] == name)
+                inputs.append({"name": name, "type": kind, "link": link_id})
+        values = []
+        for name, value in widget_values(node, schema):
+            values.append(value)
+            if has_control_widget(name, dict(input_specs(schema)[names.index(name)][2])):
+                values.append("fixed")
+        outputs = [{"name": out_name, "type": out_type, "links": outgoing.get((node.id, slot), []), "slot_index": slot}
+                   for slot, (out_type, out_name) in enumerate(zip(schema["output"], schema["output_name"]))]
+        height = _height(schema, len(inputs), len(outputs))
+        x = 20 + COLUMN_WIDTH * (node.column + 1)
+        y = column_y.get(node.column, 20)
+        column_y[node.column] = y + height + ROW_GAP
+        entry = {"id": node.id, "type": node.type, "pos": [x, y], "size": [NODE_WIDTH, height], "flags": {},
+                 "order": order.index(node.id), "mode": 0, "inputs": inputs, "outputs": outputs,
+                 "properties": {"Node name for S&R": node.type}, "widgets_values": values}
+        if node.title:
+            entry["title"] = node.title
+        ui_nodes.append(entry)
+    for row in link_rows:  # the UI format names the target slot by index among the node's linked inputs
+        target = next(n for n in ui_nodes if n["id"] == row[3])
+        row[4] = next(i for i, entry in enumerate(target["inputs"]) if entry["name"] == row[4])
+    return {"last_node_id": note_id, "last_link_id": len(link_rows), "nodes": ui_nodes, "links": link_rows,
+            "groups": [], "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+
+
+def write_json(path: Path, data: dict, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.partial")
+    staging.write_text(json.dumps(data, indent=1) + "\n")
+    staging.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import requests
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server", default="http://127.0.0.1:8188", help="a ComfyUI with this pack loaded")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    object_info = requests.get(args.server.rstrip("/") + "/object_info", timeout=60).json()
+    for workflow in WORKFLOWS:
+        write_json(FOLDER / f"{workflow.name}.json", ui_format(workflow, object_info), args.overwrite)
+        write_json(API_FOLDER / f"{workflow.name}.json", api_format(workflow, object_info), args.overwrite)
+        print(f"wrote example_workflows/{workflow.name}.json and example_workflows/api/{workflow.name}.json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
