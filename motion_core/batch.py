@@ -39,7 +39,7 @@ import json
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import InputError
@@ -312,6 +312,26 @@ def output_items(history: dict) -> list[dict]:
     return items
 
 
+def _show_progress(socket, prompt_id: str, bar) -> bool:
+    """Move ``bar`` with the next websocket message for ``prompt_id``; False once the socket closed."""
+    import websocket
+
+    try:
+        raw = socket.recv()
+    except websocket.WebSocketTimeoutException:
+        return True
+    except (websocket.WebSocketException, OSError):
+        return False
+    if isinstance(raw, str):
+        message = json.loads(raw)
+        data = message.get("data", {})
+        if message.get("type") == "progress" and data.get("prompt_id") == prompt_id:
+            bar.total, bar.n = data["max"], data["value"]
+            bar.set_postfix_str(f"node {data.get('node')}", refresh=False)
+            bar.refresh()
+    return True
+
+
 # -- running the jobs -------------------------------------------------------------------------------
 
 class Runner:
@@ -391,7 +411,11 @@ class Runner:
         return result
 
     def _follow(self, job: Job, prompt_id: str) -> dict:
-        """Show the job's progress until the history says it ended; the history entry."""
+        """Show the job's progress until the history says it ended; the history entry.
+
+        The websocket only feeds the progress bar: the outcome is read from the history, which
+        also covers a job that ended before the runner connected (a resumed one).
+        """
         from tqdm.auto import tqdm
 
         socket = self.server.websocket() if self.progress else None
@@ -404,27 +428,13 @@ class Runner:
                         if history.get("status", {}).get("completed") is not None:
                             return history
                         next_check = time.monotonic() + self.poll
-                    self._show_progress(socket, prompt_id, bar) if socket else time.sleep(self.poll)
+                    if socket is None or not _show_progress(socket, prompt_id, bar):
+                        socket = None
+                        time.sleep(self.poll)
             finally:
                 if socket is not None:
                     socket.close()
         raise TransientError(f"job {job.name} did not finish within {self.job_timeout:.0f} s")
-
-    @staticmethod
-    def _show_progress(socket, prompt_id: str, bar) -> None:
-        try:
-            raw = socket.recv()
-        except Exception:  # a timeout, or the socket closed: the history poll decides what happened
-            return
-        if not isinstance(raw, str):
-            return
-        message = json.loads(raw)
-        data = message.get("data", {})
-        if message.get("type") == "progress" and data.get("prompt_id") == prompt_id:
-            bar.total = data["max"]
-            bar.n = data["value"]
-            bar.set_postfix_str(f"node {data.get('node')}", refresh=False)
-            bar.refresh()
 
     def _download(self, job: Job, item: dict) -> str:
         """Save one output into ``<out>/<job>/``; a file already there with other content is kept."""

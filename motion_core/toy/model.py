@@ -11,7 +11,8 @@ text encoder, ``AutoencoderKL``, ``UNet3DConditionModel``, ``DDIMScheduler``), s
 - UNet: two levels of 32 / 64 channels, cross-attention on both and the middle (1.9 M
   parameters), the same block types and module names as ZeroScope's.
 
-The weights are trained by :mod:`motion_core.toy.train_model`; this module only builds and saves.
+The weights are trained by :mod:`motion_core.toy.train_model`; this module only builds, saves and
+loads the parts.
 """
 
 from __future__ import annotations
@@ -128,6 +129,22 @@ def build_parts(tokenizer_folder: str | Path, seed: int = 0) -> dict:
     )
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet,
             "scheduler": DDIMScheduler(**SCHEDULER)}
+
+
+def load_parts(folder: str | Path) -> dict:
+    """The parts ``{tokenizer, text_encoder, vae, unet, scheduler}`` of a folder :func:`save_model` wrote,
+    in training mode's float32 (to train further; ``motion_core.backbones`` loads a folder for use)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    return {
+        "tokenizer": CLIPTokenizer.from_pretrained(folder / "tokenizer", model_max_length=MAX_TOKENS),
+        "text_encoder": CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32),
+        "vae": AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32),
+        "unet": UNet3DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32),
+        "scheduler": DDIMScheduler.from_pretrained(folder / "scheduler"),
+    }
 
 
 def save_model(parts: dict, folder: str | Path) -> Path:

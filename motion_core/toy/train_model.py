@@ -10,12 +10,20 @@ Two stages, each a pure function of the seed:
 2. with the VAE frozen, the UNet and the text encoder learn noise prediction (MSE on ε) on the
    latents of fresh random clips, every step new ones: 80 % with their full caption, 10 % with
    the motion phrase dropped ("a red circle") and 10 % with the empty prompt, which classifier-free
-   guidance and inversion use. Steps alternate between videos (``batch`` clips of 8 frames) and
-   images (``8 × batch`` single frames, each from another clip) — joint image-video training as
+   guidance and inversion use. Steps mix videos (``batch`` clips of 8 frames) and images
+   (``8 × batch`` single frames, each from another clip) — joint image-video training as
    ModelScope's was: a single frame costs an eighth of a clip, so appearance (colour and shape from
    the caption) sees eight times the examples, while the video steps teach motion. Without the
    image steps, 2400 video steps left the model ignoring the caption (35 % colours right).
+   ``--video-share`` sets the share of video steps (default one in two, alternating);
+   ``--min-snr γ`` weights each example's loss by ``min(SNR, γ) / SNR`` (Hang et al. 2023, "min-SNR
+   weighting"), which stops the nearly clean timesteps — fine detail — from dominating the
+   gradient, so more of it goes to the noisy ones, where layout, shape and motion are decided.
    An exponential moving average of the weights is what is saved.
+
+``--init-from DIR`` continues from a model folder this script wrote: its tokenizer, text encoder,
+VAE (with its ``scaling_factor``) and UNet are loaded, the VAE stage is skipped, and stage 2 runs
+``--steps`` more steps with a fresh optimiser and learning-rate schedule.
 
 Training clips are drawn with ``world.random_clip`` from seeds below :data:`HELD_OUT_SEEDS`; the
 benchmarks draw their references from seeds at or above it, so no reference was seen in training.
@@ -125,12 +133,31 @@ def _ema_update(average: torch.nn.Module, live: torch.nn.Module, decay: float) -
             kept.lerp_(new, 1 - decay)
 
 
+def is_image_step(step: int, video_share: float) -> bool:
+    """Whether denoiser step ``step`` trains on single frames: the image steps are spread evenly, a
+    share ``1 - video_share`` of them (0.5: steps 1, 3, 5, ...; 0.75: steps 3, 7, 11, ...)."""
+    image_share = 1 - video_share
+    return math.floor((step + 1) * image_share + 1e-9) > math.floor(step * image_share + 1e-9)
+
+
+def loss_weights(abar: torch.Tensor, min_snr: float) -> torch.Tensor:
+    """Per-example weights of the ε-prediction loss for noise levels ``abar`` (ᾱ_t): ``min(SNR, γ) / SNR``
+    with ``SNR = ᾱ / (1 - ᾱ)`` and ``γ = min_snr`` (min-SNR weighting); all ones when ``min_snr`` is 0."""
+    if not min_snr:
+        return torch.ones_like(abar)
+    snr = abar / (1 - abar)
+    return snr.clamp(max=min_snr) / snr
+
+
 def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int = 8, lr: float = 8e-4,
                    ema_decay: float = 0.995, log_every: int = 100,
-                   checkpoint=None, checkpoint_every: int = 0) -> dict:
+                   checkpoint=None, checkpoint_every: int = 0, video_share: float = 0.5,
+                   min_snr: float = 0.0) -> dict:
     """Noise-prediction training of the UNet and text encoder (VAE frozen); returns the EMA parts.
 
-    ``checkpoint(ema_parts, step)`` is called every ``checkpoint_every`` steps (0 = never).
+    ``checkpoint(ema_parts, step)`` is called every ``checkpoint_every`` steps (0 = never);
+    ``video_share`` is the share of video steps (:func:`is_image_step`), ``min_snr`` the γ of
+    :func:`loss_weights` (0 = plain MSE).
     """
     from diffusers import DDPMScheduler
 
@@ -147,7 +174,7 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = lr * _lr_factor(step, steps, 100)
-        images = step % 2 == 1
+        images = is_image_step(step, video_share)
         pixels, captions = clip_batch(rng, batch * model.FRAMES if images else batch, single_frames=images)
         with torch.no_grad():
             latents = vae.encode(_frames_of(pixels)).latent_dist.mode() * vae.config.scaling_factor
@@ -159,7 +186,8 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
         abar = alphas[t].reshape(-1, 1, 1, 1, 1)
         noisy = abar.sqrt() * latents + (1 - abar).sqrt() * noise
         predicted = unet(noisy, t, encoder_hidden_states=text_encoder(tokens)[0]).sample
-        loss = (predicted - noise).pow(2).mean()
+        weights = loss_weights(alphas[t], min_snr)
+        loss = ((predicted - noise).pow(2).mean(dim=(1, 2, 3, 4)) * weights).mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower --lr")
         optimiser.zero_grad(set_to_none=True)
@@ -198,12 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m motion_core.toy.train_model", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="models/toy-t2v", help="the diffusers folder to write (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vae-steps", type=int, default=2500)
+    parser.add_argument("--init-from", metavar="DIR",
+                        help="continue from this model folder (written by this script): no VAE stage, its VAE kept")
+    parser.add_argument("--vae-steps", type=int, help="VAE steps (default: 2500; none with --init-from)")
     parser.add_argument("--steps", type=int, default=1600,
                         help="UNet + text encoder steps, video and image steps in turn (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=8,
                         help="clips per video step; image steps take 8x as many frames (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=8e-4)
+    parser.add_argument("--video-share", type=float, default=0.5,
+                        help="share of the UNet steps that are video steps, the rest image steps (default: %(default)s)")
+    parser.add_argument("--min-snr", type=float, default=0.0, metavar="GAMMA",
+                        help="min-SNR loss weighting with this gamma, e.g. 5 (default: 0 = off)")
     parser.add_argument("--checkpoint-every", type=int, default=0,
                         help="also write <out>-step<N> every N steps, to evaluate while training (0 = never)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -211,25 +245,43 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; choose another --out or pass --overwrite")
+    if args.init_from and args.vae_steps:
+        parser.error("--vae-steps and --init-from exclude each other: a continued model keeps its VAE")
+    if args.init_from and not (Path(args.init_from) / "unet").is_dir():
+        parser.error(f"--init-from: {args.init_from} is not a model folder this script wrote")
+    if not 0 < args.video_share <= 1:
+        parser.error(f"--video-share must be in (0, 1], got {args.video_share}")
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     started = time.time()
-    with tempfile.TemporaryDirectory() as tokenizer_folder:
-        parts = model.build_parts(model.write_tokenizer(tokenizer_folder), seed=args.seed)
-    vae_error = train_vae(parts["vae"], rng, args.vae_steps)
-    scaling = set_scaling_factor(parts["vae"], rng)
-    print(f"vae: mean absolute pixel error {vae_error:.4f}, scaling_factor {scaling:.4f}", file=sys.stderr)
     record = {"command": "python -m motion_core.toy.train_model " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "seed": args.seed, "vae_steps": args.vae_steps, "steps": args.steps, "batch": args.batch,
-              "lr": args.lr, "vae_pixel_error": round(vae_error, 5), "scaling_factor": scaling,
-              "frames": model.FRAMES, "width": model.WIDTH, "height": model.HEIGHT}
+              "seed": args.seed}
+    if args.init_from:
+        parts = model.load_parts(args.init_from)
+        init_record = Path(args.init_from) / "training.json"
+        record.update(init_from=str(args.init_from), vae_steps=0,
+                      init_training=json.loads(init_record.read_text()) if init_record.is_file() else None)
+    else:
+        with tempfile.TemporaryDirectory() as tokenizer_folder:
+            parts = model.build_parts(model.write_tokenizer(tokenizer_folder), seed=args.seed)
+        vae_steps = 2500 if args.vae_steps is None else args.vae_steps
+        vae_error = train_vae(parts["vae"], rng, vae_steps)
+        set_scaling_factor(parts["vae"], rng)
+        record.update(vae_steps=vae_steps, vae_pixel_error=round(vae_error, 5))
+        print(f"vae: mean absolute pixel error {vae_error:.4f}, scaling_factor "
+              f"{parts['vae'].config.scaling_factor:.4f}", file=sys.stderr)
+    parts["vae"].eval().requires_grad_(False)
+    record.update(steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share, min_snr=args.min_snr,
+                  scaling_factor=parts["vae"].config.scaling_factor, frames=model.FRAMES, width=model.WIDTH,
+                  height=model.HEIGHT)
 
     def checkpoint(ema_parts: dict, step: int) -> None:
         save_atomically(ema_parts, out.with_name(f"{out.name}-step{step}"), {**record, "steps": step}, overwrite=True)
 
     trained = train_denoiser(parts, rng, args.steps, args.batch, args.lr, checkpoint=checkpoint,
-                             checkpoint_every=args.checkpoint_every)
+                             checkpoint_every=args.checkpoint_every, video_share=args.video_share,
+                             min_snr=args.min_snr)
     record["minutes"] = round((time.time() - started) / 60, 1)
     record["threads"] = torch.get_num_threads()
     save_atomically(trained, out, record, overwrite=args.overwrite)
