@@ -10,6 +10,8 @@ import platform
 import sys
 from pathlib import Path
 
+from motion_core.files import replace_file  # the scripts put the repository on sys.path first
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -51,6 +53,4 @@ def write_section(name: str, title: str, body: str) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    replace_file(path, lambda temporary: temporary.write_text(text))

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .files import write_new_file
+from .files import replace_file, write_new_file
 
 RESULTS = "results.csv"
 COLUMNS = ("job", "status", "seconds", "files", "error", "prompt_id", "spec")
@@ -200,13 +200,14 @@ def read_results(out: Path) -> dict[str, Result]:
 
 def write_results(out: Path, results: dict[str, Result]) -> None:
     """Rewrite the table atomically: a reader (or a killed runner) never sees half of it."""
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".{RESULTS}.{uuid.uuid4().hex}.tmp"
-    with staging.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(asdict(result) for result in results.values())
-    staging.replace(out / RESULTS)
+
+    def write(path: Path) -> None:
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, COLUMNS)
+            writer.writeheader()
+            writer.writerows(asdict(result) for result in results.values())
+
+    replace_file(out / RESULTS, write)
 
 
 # -- talking to the server --------------------------------------------------------------------------

@@ -48,6 +48,24 @@ def _publish(temporary: Path, path: Path, input_name: str) -> None:
         os.replace(temporary, path)
 
 
+def replace_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary_path)``, then swap the finished file in for ``path`` in one step.
+
+    For files a tool keeps up to date and means to replace (a results table, a regenerated
+    document): a reader, or a process killed mid-write, sees the old file or the new one, never
+    half of one. Files that must never be replaced go through :func:`write_new_file`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
 def write_numbered_file(folder: str | os.PathLike, prefix: str, suffix: str, write: Callable[[Path], None],
                         input_name: str = "filename_prefix") -> Path:
     """Write a new file ``<folder>/<prefix>_<00001>.<suffix>`` with the next free number.

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+from motion_core.files import replace_file  # noqa: E402
 FOLDER = REPOSITORY / "example_workflows"
 API_FOLDER = FOLDER / "api"
 
@@ -253,17 +256,13 @@ def ui_format(workflow: Workflow, object_info: dict) -> dict:
                  "properties": {}, "widgets_values": [workflow.note], "color": "#432", "bgcolor": "#653"}]
     for node in sorted(workflow.nodes, key=lambda n: (n.column, order.index(n.id))):
         schema = object_info[node.type]
-        names = [name for name, _, _ in input_specs(schema)]
-        inputs = []
-        for name, kind, _ in input_specs(schema):
-            if name in node.links:
-                link_id = next(row[0] for row in link_rows if row[3] == node.id and row[4] == name)
-                inputs.append({"name": name, "type": kind, "link": link_id})
+        specs = {name: (kind, options) for name, kind, options in input_specs(schema)}
+        inputs = [{"name": name, "type": kind, "link": next(row[0] for row in link_rows
+                                                             if row[3] == node.id and row[4] == name)}
+                  for name, (kind, _) in specs.items() if name in node.links]
         values = []
         for name, value in widget_values(node, schema):
-            values.append(value)
-            if has_control_widget(name, dict(input_specs(schema)[names.index(name)][2])):
-                values.append("fixed")
+            values += [value, "fixed"] if has_control_widget(name, specs[name][1]) else [value]
         outputs = [{"name": out_name, "type": out_type, "links": outgoing.get((node.id, slot), []), "slot_index": slot}
                    for slot, (out_type, out_name) in enumerate(zip(schema["output"], schema["output_name"]))]
         height = _height(schema, len(inputs), len(outputs))
@@ -286,10 +285,7 @@ def ui_format(workflow: Workflow, object_info: dict) -> dict:
 def write_json(path: Path, data: dict, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(json.dumps(data, indent=1) + "\n")
-    staging.replace(path)
+    replace_file(path, lambda temporary: temporary.write_text(json.dumps(data, indent=1) + "\n"))
 
 
 def main(argv: list[str] | None = None) -> int:

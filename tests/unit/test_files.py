@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from motion_core.errors import InputError
-from motion_core.files import write_new_file, write_numbered_file
+from motion_core.files import replace_file, write_new_file, write_numbered_file
 
 
 def write_bytes(data):
@@ -73,3 +73,18 @@ def test_prefixes_leaving_the_folder_are_refused(tmp_path, prefix):
     with pytest.raises(InputError, match="stays inside the output folder") as err:
         write_numbered_file(tmp_path / "out", prefix, ".bin", write_bytes(b"x"))
     assert err.value.input_name == "filename_prefix"
+
+
+def test_replace_file_swaps_in_the_finished_file_and_keeps_the_old_one_when_writing_fails(tmp_path):
+    target = tmp_path / "table.csv"
+    target.write_text("old")
+
+    def fail(path):
+        path.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        replace_file(target, fail)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    replace_file(target, lambda path: path.write_text("new"))
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
