@@ -73,6 +73,17 @@ def reconstruction_section(backbone, clips: int, inversion_steps: int, cfg: floa
             f"1: motion fidelity to the clip {np.mean(fidelities):.3f} ± {np.std(fidelities):.3f}.")
 
 
+def training_history(record: dict) -> str:
+    """How a model folder's ``training.json`` says it was made, first run first: a continued model
+    (``--init-from``) keeps the record of the run it started from under ``init_training``."""
+    runs = []
+    while record:
+        runs.append(f"`{record.get('command', '?')}` ({record.get('minutes', '?')} min, "
+                    f"{record.get('threads', '?')} threads)")
+        record = record.get("init_training") or {}
+    return "trained by " + ", then continued by ".join(reversed(runs)) if runs else "training record missing"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/toy-t2v")
@@ -86,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     backbone = load_backbone(folder, ModelOptions())
     training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
     body = "\n\n".join([
-        f"Model: `{args.model}` — trained by `{training.get('command', '?')}` in {training.get('minutes', '?')} min "
-        f"({training.get('threads', '?')} threads); UNet {sum(p.numel() for p in backbone.unet.parameters()) / 1e6:.2f} M, "
+        f"Model: `{args.model}` — {training_history(training)}; UNet {sum(p.numel() for p in backbone.unet.parameters()) / 1e6:.2f} M, "
         f"text encoder {sum(p.numel() for p in backbone.text_encoder.parameters()) / 1e6:.2f} M, "
         f"VAE {sum(p.numel() for p in backbone.vae.parameters()) / 1e6:.2f} M parameters.",
         caption_section(backbone, args.seeds, args.steps, args.cfg),

@@ -155,4 +155,11 @@ def save_model(parts: dict, folder: str | Path) -> Path:
     pipeline = TextToVideoSDPipeline(**{name: parts[name] for name in
                                         ("vae", "text_encoder", "tokenizer", "unet", "scheduler")})
     pipeline.save_pretrained(folder, safe_serialization=True)
+    for part in ("unet", "vae"):
+        # A part loaded from a folder (``--init-from``) carries the path it came from; a shipped model
+        # should not name a folder on the machine that trained it.
+        config = folder / part / "config.json"
+        settings = json.loads(config.read_text())
+        if settings.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return folder

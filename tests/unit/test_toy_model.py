@@ -131,6 +131,8 @@ def test_training_continues_from_a_model_folder_and_keeps_its_vae(trained_briefl
     record = json.loads((out / "training.json").read_text())
     assert record["init_from"] == str(trained_briefly) and record["vae_steps"] == 0
     assert record["init_training"]["steps"] == 2 and (record["video_share"], record["min_snr"]) == (0.75, 5.0)
+    for part in ("unet", "vae"):  # the folder it was continued from is not written into the new one
+        assert "_name_or_path" not in json.loads((out / part / "config.json").read_text())
 
 
 def test_a_continued_model_cannot_retrain_its_vae(trained_briefly, tmp_path, capsys):
@@ -181,15 +183,17 @@ def test_a_batch_draws_the_same_noise_for_a_seed_whatever_else_is_in_it(trained_
 # --- the shipped model -----------------------------------------------------------------------------
 
 
-def test_the_shipped_model_draws_the_colour_it_is_asked_for():
+def test_the_shipped_model_draws_the_colour_and_shape_it_is_asked_for():
     """A regression guard on the weights in the repository (``benchmarks/toy_model.py`` measures all
-    240 captions). Shape is not asserted: the shipped model draws round blobs for every shape (see
-    BENCHMARKS.md), which is the open part of its training."""
+    240 captions). Motion words are not asserted: the shipped model does not follow them yet (see
+    BENCHMARKS.md)."""
     backbone = load_backbone(SHIPPED)
     cases = [(s, c) for c in world.COLOURS for s in world.SHAPES]
     clips = evaluate.generate_batch(backbone, [f"a {c} {s} moving right" for s, c in cases],
                                     list(range(len(cases))), steps=20)
     tracks = [evaluate.tracker.track(clip) for clip in clips]
     colour = np.mean([t.colour == c for t, (_, c) in zip(tracks, cases)])
+    shape = np.mean([t.shape == s for t, (s, _) in zip(tracks, cases)])
     assert colour >= 0.9, colour
+    assert shape >= 0.9, shape
     assert all(t.found.all() for t in tracks), "every clip should hold one object in every frame"
