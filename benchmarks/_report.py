@@ -40,17 +40,13 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def write_section(name: str, title: str, body: str) -> Path:
     """Write ``results/<name>.md`` (title, command, machine, body) and rebuild BENCHMARKS.md."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]])
     section = f"## {title}\n\nCommand: `{command}`  \nMachine: {machine()}\n\n{body.strip()}\n"
     path = RESULTS / f"{name}.md"
-    _atomic_write(path, section)
+    replace_file(path, lambda temporary: temporary.write_text(section))
     sections = [p.read_text() for p in sorted(RESULTS.glob("*.md"))]
-    _atomic_write(ROOT / "BENCHMARKS.md", "# Benchmarks\n\nFigures measured by the scripts in "
-                  "`benchmarks/`; each section names the command and the machine that produced it.\n\n"
-                  + "\n".join(sections))
+    overview = ("# Benchmarks\n\nFigures measured by the scripts in `benchmarks/`; each section names the "
+                "command and the machine that produced it.\n\n" + "\n".join(sections))
+    replace_file(ROOT / "BENCHMARKS.md", lambda temporary: temporary.write_text(overview))
     return path
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    replace_file(path, lambda temporary: temporary.write_text(text))

@@ -167,6 +167,7 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
     for module in trained:
         module.train().requires_grad_(True)
     averages = [copy.deepcopy(module).eval().requires_grad_(False) for module in trained]
+    averaged_parts = {**parts, "unet": averages[0], "text_encoder": averages[1]}  # updated in place below
     params = [p for module in trained for p in module.parameters()]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
@@ -201,8 +202,8 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
         if (step + 1) % log_every == 0 or step + 1 == steps:
             _log("unet", step + 1, steps, running, started)
         if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            checkpoint({**parts, "unet": averages[0], "text_encoder": averages[1]}, step + 1)
-    return {**parts, "unet": averages[0], "text_encoder": averages[1]}
+            checkpoint(averaged_parts, step + 1)
+    return averaged_parts
 
 
 def save_atomically(parts: dict, out: Path, record: dict, overwrite: bool = False) -> Path:
