@@ -94,7 +94,7 @@ def load(model: str, options: dict):
 
     model_options = ModelOptions(device="auto", **options)
     if model == "tiny":
-        from motion_core.backbones.unet3d import load_backbone
+        from motion_core.backbones import load_backbone
         from motion_core.testing import write_tiny_text_to_video_folder
 
         folder = write_tiny_text_to_video_folder(Path(tempfile.mkdtemp()) / "tiny")
@@ -174,7 +174,7 @@ def count_evaluations(steps: int) -> list[list]:
     """UNet evaluations (calls) and batch rows of inversion and sampling on the tiny model."""
     import torch
 
-    from motion_core.backbones.unet3d import load_backbone
+    from motion_core.backbones import load_backbone
     from motion_core.pipeline import VideoLatents, generate, invert_reference
     from motion_core.testing import write_tiny_text_to_video_folder
 

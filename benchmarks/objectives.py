@@ -87,13 +87,13 @@ def main() -> None:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return StepTensors(eps_hat.detach(), eps, x0, x_t, scheduler.alphas_cumprod[t])
+        return StepTensors.for_noise_prediction(eps_hat.detach(), eps, x0, x_t, scheduler.alphas_cumprod[t])
 
     def time_objective(loss_fn, step: StepTensors) -> float:
         start = time.perf_counter()
         for _ in range(args.calls):
-            leaf = step.eps_hat.clone().requires_grad_()
-            loss_fn(StepTensors(leaf, step.eps, step.x0, step.x_t, step.abar_t), gen).backward()
+            leaf = step.prediction.clone().requires_grad_()
+            loss_fn(StepTensors.for_noise_prediction(leaf, step.target, step.x0, step.x_t, step.signal_scale.square()), gen).backward()
         return (time.perf_counter() - start) / args.calls
 
     for _ in range(3):  # warm-up: allocator, kernels, lazy initialisation

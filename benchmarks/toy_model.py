@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import table, write_section  # noqa: E402
 from motion_core.backbones.base import ModelOptions  # noqa: E402
-from motion_core.backbones.unet3d import load_backbone  # noqa: E402
+from motion_core.backbones import load_backbone  # noqa: E402
 from motion_core.pipeline import decode, encode_reference, generate, invert_reference, make_noise  # noqa: E402
 from motion_core.toy import evaluate, model, tracker, world  # noqa: E402
 from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402

@@ -185,7 +185,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     """Run the pipeline for parsed ``transfer`` arguments (see :func:`build_parser`)."""
     from .adapters import ADAPTER_KINDS, adapter_writer, load_adapter
     from .backbones.base import ModelOptions
-    from .backbones.unet3d import load_backbone
+    from .backbones import load_backbone
     from .files import write_numbered_file
     from .pipeline import (decode, encode_reference, generate, invert_reference, make_noise, scaled_stack,
                            train_adapter)

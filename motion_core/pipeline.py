@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -25,11 +26,10 @@ import torch.nn as nn
 from .adapters import ADAPTER_KINDS, AdapterUse, MotionAdapter, make_view
 from .backbones.base import VideoBackbone
 from .errors import InputError
-from .invert import invert
 from .noise import initial_noise
 from .objectives import ObjectiveSpec
 from .progress import Progress
-from .sample import guided, sample
+from .sample import guided
 from .train import Callback, TrainOptions, TrainResult, train
 from .video import fit_frames
 
@@ -86,7 +86,7 @@ def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention",
     """
     if kind not in ADAPTER_KINDS:
         raise InputError("parameterisation", f"{kind!r} is not known; choose one of {', '.join(sorted(ADAPTER_KINDS))}")
-    return ADAPTER_KINDS[kind].for_unet(backbone.unet, backbone.fingerprint, latent_shape, seed, **options)
+    return ADAPTER_KINDS[kind].for_unet(backbone.denoiser_module, backbone.fingerprint, latent_shape, seed, **options)
 
 
 def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
@@ -97,7 +97,7 @@ def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
 
     ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
     terms. The backbone is not changed (see :func:`motion_core.train.train`); with model offload
-    the UNet stays on the device meanwhile. The adapter records the clip's pixel size too.
+    the denoiser stays on the device meanwhile. The adapter records the clip's pixel size too.
     """
     x0 = latent_samples(reference, backbone, False, "latents")
     spec = objective if objective is not None else ObjectiveSpec()
@@ -105,10 +105,9 @@ def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
     adapter = new_adapter(backbone, kind, tuple(x0.shape[2:]), seed, **dict(adapter_options or {}))
     scale = backbone.latent_scale()
     size = {"width": str(x0.shape[4] * scale), "height": str(x0.shape[3] * scale)}
-    with backbone.hold(backbone.unet):
-        return train(backbone.unet, adapter, x0, text, backbone.alphas_cumprod, spec, steps=steps, lr=lr, seed=seed,
-                     options=options, predict_noise=backbone.predict_noise, callback=callback, prompt=prompt,
-                     metadata=size)
+    with backbone.hold(backbone.denoiser_module):
+        return train(backbone.denoiser(), adapter, x0, text, spec, steps=steps, lr=lr, seed=seed, options=options,
+                     callback=callback, prompt=prompt, metadata=size)
 
 
 def adapter_uses(adapters: AdapterStack) -> list[AdapterUse]:
@@ -138,8 +137,8 @@ def scaled_stack(adapters: MotionAdapter | AdapterStack | None, strength: float 
 
 
 @contextlib.contextmanager
-def adapted_unet(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterator[nn.Module]:
-    """The UNet to run with ``adapters`` applied: a private view (or the base itself without adapters).
+def adapted_denoiser(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterator[nn.Module]:
+    """The denoiser to run with ``adapters`` applied: a private view (or the base itself without adapters).
 
     Each adapter is checked against the backbone first; they attach in their kinds' order (weight
     deltas before the LoRA layers that wrap them), in stack order within a kind. The view is
@@ -148,7 +147,7 @@ def adapted_unet(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterat
     uses = sorted(adapter_uses(adapters), key=lambda use: use.adapter.attach_priority)
     for use in uses:
         use.adapter.check_backbone(backbone.fingerprint)
-    with backbone.hold(backbone.unet) as unet:
+    with backbone.hold(backbone.denoiser_module) as unet:
         if not uses:
             yield unet
             return
@@ -163,18 +162,15 @@ def adapted_unet(backbone: VideoBackbone, adapters: AdapterStack = ()) -> Iterat
                 attachment.detach()
 
 
-def _predictor(backbone: VideoBackbone, unet: nn.Module):
-    return lambda x, t, text: backbone.predict_noise(unet, x, t, text)
-
-
 def invert_reference(backbone: VideoBackbone, reference: VideoLatents, steps: int = 50, prompt: str = "",
                      adapters: AdapterStack = (), progress: Progress | None = None) -> VideoLatents:
-    """DDIM-invert clean latents to the noise that makes them (empty prompt, no guidance by default)."""
+    """Invert clean latents to the noise that makes them (empty prompt, no guidance by default), with
+    the family's inverse sampler (DDIM inversion for discrete diffusion)."""
     x0 = latent_samples(reference, backbone, False, "latents")
     text = backbone.encode_prompt([prompt])
-    with torch.no_grad(), adapted_unet(backbone, adapters) as unet:
-        x_T = invert(guided(_predictor(backbone, unet), text), x0.to(backbone.device, backbone.dtype),
-                     backbone.scheduler_config, steps, progress)
+    with torch.no_grad(), adapted_denoiser(backbone, adapters) as module:
+        x_T = backbone.sampling.invert(guided(partial(backbone.call_denoiser, module), text),
+                                       x0.to(backbone.device, backbone.dtype), steps, progress)
     return VideoLatents(x_T, backbone.fingerprint, noise=True)
 
 
@@ -189,15 +185,16 @@ def make_noise(inverted: VideoLatents, strategy: str = "direct", seed: int = 0,
 def generate(backbone: VideoBackbone, noise: VideoLatents, prompt: str, negative_prompt: str = "",
              steps: int = 50, cfg: float = 9.0, adapters: AdapterStack = (),
              progress: Progress | None = None) -> VideoLatents:
-    """DDIM sampling with classifier-free guidance from ``noise``: clean latents of the new video."""
+    """Sampling with classifier-free guidance from ``noise`` (the family's sampler: DDIM for discrete
+    diffusion): clean latents of the new video."""
     x_T = latent_samples(noise, backbone, True, "noise")
     if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not 0 <= cfg <= 100:
         raise InputError("cfg", f"{cfg!r} is not valid; use a guidance scale from 0 to 100 (1 = no guidance)")
     cond = backbone.encode_prompt([prompt])
     uncond = backbone.encode_prompt([negative_prompt]) if cfg != 1 else None
-    with torch.no_grad(), adapted_unet(backbone, adapters) as unet:
-        x0 = sample(guided(_predictor(backbone, unet), cond, uncond, cfg), x_T.to(backbone.device, backbone.dtype),
-                    backbone.scheduler_config, steps, progress)
+    with torch.no_grad(), adapted_denoiser(backbone, adapters) as module:
+        x0 = backbone.sampling.sample(guided(partial(backbone.call_denoiser, module), cond, uncond, cfg),
+                                      x_T.to(backbone.device, backbone.dtype), steps, progress)
     return VideoLatents(x0, backbone.fingerprint)
 
 

@@ -1,7 +1,9 @@
 """DDIM sampling with classifier-free guidance, as small functions (k-diffusion style).
 
-A *noise predictor* is any ``eps(x, t) -> eps_hat`` callable; guidance, adapters and progress are
-passed in, never hidden in state. Latents are ``(b, c, f, h, w)``.
+A *denoise function* is any ``denoise(x, t) -> prediction`` callable (the noise ``eps`` or ``v``, as
+the scheduler config's ``prediction_type`` says); guidance, adapters and progress are passed in,
+never hidden in state. Latents are ``(b, c, f, h, w)``. Families reach these through their
+:class:`~motion_core.sampling.Sampling` (:class:`~motion_core.sampling.DiscreteDiffusion`).
 """
 
 from __future__ import annotations

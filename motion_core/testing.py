@@ -1,6 +1,6 @@
 """Tiny random models and tensors for tests and benchmarks: offline, seconds to build, no weights.
 
-The sizes follow the recipe in the project's testing notes (TESTING.md, "Tiny models, offline"):
+The sizes follow the recipe in docs/METHODS.md §9 ("Tiny models, offline"):
 small enough to train a step in ~0.1 s on two CPU cores, yet the same classes, block types and
 module names as the real backbones, so that code which finds and adapts layers runs unchanged.
 """
@@ -40,6 +40,19 @@ def tiny_unet3d(seed: int = 0):
     ).eval()
 
 
+def tiny_denoiser(unet=None, scheduler_config: dict | None = None):
+    """A :class:`~motion_core.backbones.Denoiser` over a UNet3D (default :func:`tiny_unet3d`, frozen)
+    with the UNet3D family's call and checkpoint blocks, on a DDPM schedule (diffusers' default
+    ``DDPMScheduler`` config unless ``scheduler_config`` is given): what training takes, without a VAE
+    or text encoder."""
+    from .backbones import Denoiser, UNet3DBackbone
+    from .sampling import DiscreteDiffusion
+
+    unet = tiny_unet3d().requires_grad_(False) if unet is None else unet
+    return Denoiser(unet, UNet3DBackbone.call_denoiser, DiscreteDiffusion(scheduler_config or {}),
+                    UNet3DBackbone.checkpoint_blocks)
+
+
 def random_step(shape: tuple[int, ...] = (1, 4, 8, 16, 16), abar_t: float | torch.Tensor = 0.5,
                 error: float = 0.3, dtype: torch.dtype = torch.float32, seed: int = 0,
                 requires_grad: bool = True) -> StepTensors:
@@ -55,8 +68,8 @@ def random_step(shape: tuple[int, ...] = (1, 4, 8, 16, 16), abar_t: float | torc
     abar = torch.as_tensor(abar_t, dtype=torch.float32).reshape(-1)
     signal, noise = abar.sqrt().reshape(-1, 1, 1, 1, 1), (1 - abar).sqrt().reshape(-1, 1, 1, 1, 1)
     x_t = signal * x0 + noise * eps
-    return StepTensors(eps_hat.to(dtype).requires_grad_(requires_grad), eps.to(dtype), x0.to(dtype),
-                       x_t.to(dtype), abar)
+    return StepTensors.for_noise_prediction(eps_hat.to(dtype).requires_grad_(requires_grad), eps.to(dtype),
+                                            x0.to(dtype), x_t.to(dtype), abar)
 
 
 # --- a whole text-to-video model folder ------------------------------------------------------------
@@ -74,7 +87,7 @@ def write_tiny_tokenizer(folder) -> None:
 def write_tiny_text_to_video_folder(folder, seed: int = 0):
     """Save a random ModelScope-format text-to-video model as a real diffusers folder.
 
-    ``model_index.json`` names ``TextToVideoSDPipeline`` with a CLIP tokenizer and text encoder
+    ``model_index.json`` (the ModelScope layout) names a CLIP tokenizer and text encoder
     (width :data:`TINY_TEXT_DIM`), a 2-level ``AutoencoderKL`` (latents at 1/2 of the pixel size, where
     the real models' 4-level VAEs give 1/8), :func:`tiny_unet3d` and a ``DDIMScheduler``, all as
     safetensors (~5.5 MB).
@@ -82,8 +95,10 @@ def write_tiny_text_to_video_folder(folder, seed: int = 0):
     """
     from pathlib import Path
 
-    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline
+    from diffusers import AutoencoderKL, DDIMScheduler
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from .backbones.unet3d import save_folder
 
     folder = Path(folder)
     write_tiny_tokenizer(folder / "tokenizer_source")
@@ -101,9 +116,7 @@ def write_tiny_text_to_video_folder(folder, seed: int = 0):
     )
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipeline = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                     unet=tiny_unet3d(seed), scheduler=scheduler)
-    pipeline.save_pretrained(folder, safe_serialization=True)
+    save_folder(folder, tiny_unet3d(seed), vae, text_encoder, tokenizer, scheduler)
     import shutil
 
     shutil.rmtree(folder / "tokenizer_source")

@@ -1,8 +1,10 @@
 """One-shot training of a motion adapter on one clip, for any backbone and any objective.
 
-VMC's recipe (REFERENCE.md §1) is the default: AdamW (lr 1e-4, betas (0.9, 0.999), weight decay
-1e-2, eps 1e-8), constant learning rate, batch = the clip, grad-norm clip 1.0, ``t ~ U{0..T-1}``
-each step, mixed precision with fp32 master weights where the device has it.
+VMC's recipe (docs/METHODS.md §1) is the default: AdamW (lr 1e-4, betas (0.9, 0.999), weight decay
+1e-2, eps 1e-8), constant learning rate, batch = the clip, grad-norm clip 1.0, a timestep drawn by
+the family's :class:`~motion_core.sampling.Sampling` each step (``t ~ U{0..T-1}`` for DDPM), mixed
+precision with fp32 master weights where the device has it. The backbone is reached only through a
+:class:`~motion_core.backbones.Denoiser`: its call, its sampling, the blocks to checkpoint.
 
 The shared model is never changed: the adapter is trained on a copy of itself, attached to a
 private view of the UNet. ComfyUI runs nodes under ``torch.inference_mode()``; :func:`train`
@@ -24,14 +26,14 @@ import torch.nn as nn
 
 from . import __version__
 from .adapters import MotionAdapter, make_view
+from .backbones.base import Denoiser, module_dtype
 from .checkpointing import checkpoint_blocks
 from .errors import InputError
 from .objectives import ObjectiveSpec, StepTensors, build_objective
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
-NoisePrediction = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``predict_noise(unet, x_t (b, c, f, h, w), t (b,) int64, text (b, tokens, dim)) -> eps_hat (b, c, f, h, w)``."""
+HALF = (torch.float16, torch.bfloat16)
+_HALF_NAMES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 Callback = Callable[[int, int, dict[str, float]], None]
 """``callback(step, total_steps, loss_terms)`` after each step (``step`` from 1); raise to cancel."""
@@ -44,8 +46,9 @@ class TrainOptions:
     Attributes:
         betas, weight_decay, eps: AdamW's.
         grad_clip: max L2 norm of the adapter's gradient per step (0 = no clipping).
-        precision: ``auto`` (CUDA: bf16 where supported, else fp16; other devices: fp32),
-            ``fp32``, ``fp16`` (with gradient scaling) or ``bf16``. Adapter tensors stay fp32.
+        precision: ``auto`` (a half-precision model: its own dtype; otherwise CUDA: bf16 where
+            supported, else fp16; other devices: fp32), ``fp32`` (needs fp32 weights), ``fp16``
+            (with gradient scaling) or ``bf16``. Adapter tensors stay fp32.
         gradient_checkpointing: recompute each UNet block's activations during backward
             (:mod:`motion_core.checkpointing`): less memory, ~1/3 more time, same result.
     """
@@ -68,13 +71,29 @@ class TrainOptions:
             raise InputError("betas", f"{self.betas!r} is not valid; use two numbers in [0, 1)")
         return self
 
-    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
-        """The autocast dtype on ``device``, or None for plain fp32."""
+    def autocast_dtype(self, device: torch.device, weights: torch.dtype = torch.float32) -> torch.dtype | None:
+        """The autocast dtype on ``device`` for a model with ``weights`` of that dtype, or None for none.
+
+        Raises :class:`InputError` for ``fp32`` with half-precision weights (the model computes in its
+        weights' precision whatever the inputs are, so fp32 training needs the model loaded in fp32) and
+        for one half format with weights in the other (fp16 and bf16 do not mix in PyTorch's kernels).
+        """
+        if self.precision == "fp32" and weights in HALF:
+            raise InputError("precision", f"fp32 training needs the model's weights in fp32, but it is loaded in "
+                                          f"{str(weights).removeprefix('torch.')}; set dtype fp32 on Load Video "
+                                          "Model (more memory), or train with precision auto")
+        if self.precision in ("fp16", "bf16") and weights in HALF and weights != _HALF_NAMES[self.precision]:
+            loaded = str(weights).removeprefix("torch.")
+            raise InputError("precision", f"{self.precision} training cannot run a model loaded in {loaded} (the "
+                                          f"two half-precision formats do not mix); train with precision auto, or "
+                                          f"load the model as fp32 to choose")
         if self.precision == "auto":
+            if weights in HALF:
+                return weights
             if device.type != "cuda":
                 return None
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+        return {"fp32": None, **_HALF_NAMES}[self.precision]
 
 
 class TrainResult(NamedTuple):
@@ -86,17 +105,10 @@ class TrainResult(NamedTuple):
     history: list[dict[str, float]]
 
 
-def unet_noise(unet: nn.Module, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """The default noise prediction: a diffusers UNet called with the inputs cast to its dtype."""
-    dtype = next(unet.parameters()).dtype
-    return unet(x_t.to(dtype), t, encoder_hidden_states=text.to(dtype)).sample
-
-
-def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: torch.Tensor,
-          alphas_cumprod: torch.Tensor, objective: ObjectiveSpec | Mapping[str, Any], *, steps: int = 400,
-          lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
-          predict_noise: NoisePrediction = unet_noise, callback: Callback | None = None,
-          prompt: str = "", metadata: Mapping[str, str] | None = None) -> TrainResult:
+def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, text: torch.Tensor,
+          objective: ObjectiveSpec | Mapping[str, Any], *, steps: int = 400, lr: float = 1e-4, seed: int = 0,
+          options: TrainOptions = TrainOptions(), callback: Callback | None = None, prompt: str = "",
+          metadata: Mapping[str, str] | None = None) -> TrainResult:
     """Train a copy of ``adapter`` on one clip; the arguments are not changed.
 
     Each step the objective trains :meth:`~MotionAdapter.objective_parameters`; an adapter with a
@@ -104,17 +116,16 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
     its own parameters with its own loss, recorded as one more term of the history.
 
     Args:
-        unet: the shared base UNet (frozen: its parameters should not require grad; it is only read).
+        denoiser: the backbone's :class:`~motion_core.backbones.Denoiser` (``backbone.denoiser()``);
+            its module is the shared base (frozen; it is only read).
         adapter: the starting adapter (e.g. ``TemporalAttentionAdapter.for_unet(unet, fingerprint)``).
         latents: clean latents ``x0`` ``(b, c, f, h, w)``, as the backbone's VAE scales them.
         text: prompt embeddings ``(b or 1, tokens, dim)``.
-        alphas_cumprod: ``abar_t`` for t = 0..T-1 ``(T,)`` (the backbone's scheduler).
         objective: an :class:`ObjectiveSpec` or its dict form.
         steps, lr, seed: optimiser steps, AdamW learning rate, seed of the timesteps, noise,
             MotionDirector anchor frames, the adapter's second path and dropout (same seed, same
             device → the same adapter).
         options: :class:`TrainOptions`.
-        predict_noise: how to run the (view of the) UNet; defaults to :func:`unet_noise`.
         callback: called after every step; whatever it raises cancels training and propagates.
         prompt, metadata: recorded in the adapter's metadata (with the training settings).
 
@@ -124,20 +135,20 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
     spec = objective if isinstance(objective, ObjectiveSpec) else ObjectiveSpec.from_dict(dict(objective))
     spec.validate()
     options.validate()
-    _check_inputs(latents, text, alphas_cumprod, steps, lr)
+    _check_inputs(latents, text, steps, lr)
     spec.check_frames(latents.shape[2])
     loss_fn = build_objective(spec)
+    unet, sampling, call = denoiser.module, denoiser.sampling, denoiser.call
     device = next(unet.parameters()).device
-    autocast_dtype = options.autocast_dtype(device)
+    autocast_dtype = options.autocast_dtype(device, module_dtype(unet))
     with torch.inference_mode(False), torch.enable_grad():
         x0 = latents.detach().clone().to(device, torch.float32)
         text = text.detach().clone().to(device)
         text = text.expand(x0.shape[0], *text.shape[1:]) if text.shape[0] == 1 else text
-        abar_table = alphas_cumprod.detach().clone().to(torch.float64).cpu()
         trained = adapter.copy().to(device)
         view = make_view(unet, for_training=True).train()
         if options.gradient_checkpointing:
-            checkpoint_blocks(view)
+            checkpoint_blocks(view, denoiser.checkpoint_blocks)
         attachment = trained.attach(view, **trained.training_settings())
         parameters = [p for p in trained.parameters() if p.requires_grad]
         objective_parameters = trained.objective_parameters()
@@ -161,13 +172,15 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
             with torch.random.fork_rng(devices=rng_devices):
                 torch.manual_seed(_stream_seed(seed, "dropout"))
                 for step in range(1, steps + 1):
-                    t = torch.randint(0, abar_table.shape[0], (x0.shape[0],), generator=noise_generator)
+                    t = sampling.draw_timesteps(x0.shape[0], noise_generator)
                     eps = torch.randn(x0.shape, generator=noise_generator).to(device)
-                    abar = abar_table[t].float().to(device).reshape(-1, 1, 1, 1, 1)
-                    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
+                    x_t = sampling.noised(x0, eps, t)
+                    target = sampling.target(x0, eps, t)
                     with autocast():
-                        eps_hat = predict_noise(view, x_t, t.to(device), text)
-                    result = loss_fn(StepTensors(eps_hat, eps, x0, x_t, abar.reshape(-1)), anchor_generator)
+                        prediction = call(view, x_t, t.to(device), text)
+                    step_tensors = StepTensors(prediction, target, x0, sampling.x0_from(prediction, x_t, t), x_t,
+                                               sampling.scales(t)[0])
+                    result = loss_fn(step_tensors, anchor_generator)
                     terms = {name: float(value) for name, value in result.terms.items()}
                     if not math.isfinite(terms["total"]):
                         raise _diverged(step, steps, lr, f"the loss became {terms['total']}")
@@ -177,9 +190,9 @@ def train(unet: nn.Module, adapter: MotionAdapter, latents: torch.Tensor, text: 
 
                     def predict(x, t=t):
                         with autocast():
-                            return predict_noise(view, x, t.to(device), text)
+                            return call(view, x, t.to(device), text)
 
-                    auxiliary = trained.auxiliary_loss(predict, x_t, eps, auxiliary_generator)
+                    auxiliary = trained.auxiliary_loss(predict, x_t, target, auxiliary_generator)
                     if auxiliary is not None:
                         name, loss, auxiliary_parameters = auxiliary
                         terms[name] = float(loss.detach())
@@ -220,18 +233,17 @@ def _stream_seed(seed: int, stream: str) -> int:
 
 def _diverged(step: int, steps: int, lr: float, what: str) -> InputError:
     return InputError("lr", f"training diverged at step {step} of {steps}: {what}; lower the learning rate "
-                            f"(now {lr:g}, e.g. to {lr / 10:g}) or use fp32 precision")
+                            f"(now {lr:g}, e.g. to {lr / 10:g}) or use fp32 precision (with the model loaded "
+                            "in fp32)")
 
 
-def _check_inputs(latents, text, alphas_cumprod, steps, lr) -> None:
+def _check_inputs(latents, text, steps, lr) -> None:
     if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or not latents.is_floating_point():
         raise InputError("latents", f"expected float video latents (batch, channels, frames, height, width); got "
                                     f"{_describe(latents)}")
     if not isinstance(text, torch.Tensor) or text.ndim != 3 or text.shape[0] not in (1, latents.shape[0]):
         batch = "1" if latents.shape[0] == 1 else f"1 or {latents.shape[0]}"
         raise InputError("prompt", f"expected prompt embeddings ({batch}, tokens, dim); got {_describe(text)}")
-    if not isinstance(alphas_cumprod, torch.Tensor) or alphas_cumprod.ndim != 1 or alphas_cumprod.numel() < 2:
-        raise InputError("scheduler", f"expected alphas_cumprod of shape (T,); got {_describe(alphas_cumprod)}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError("steps", f"{steps!r} is not valid; use a whole number of at least 1")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:

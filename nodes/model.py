@@ -2,8 +2,8 @@
 
 import os
 
+from ..motion_core.backbones import check_model, load_backbone
 from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
-from ..motion_core.backbones.unet3d import load_backbone, read_model_index
 from ..motion_core.pipeline import decode, encode_reference
 from ..motion_core.video import MAX_SIDE
 from ._comfy import (CATEGORY, Progress, compute_device, diffusers_model_path, file_fingerprint, input_problem, io,
@@ -43,7 +43,7 @@ class LoadVideoModel(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, model_name):
-        return input_problem(lambda: read_model_index(diffusers_model_path(model_name), input_name="model_name"))
+        return input_problem(lambda: check_model(diffusers_model_path(model_name), input_name="model_name"))
 
     @classmethod
     def fingerprint_inputs(cls, model_name, **_):

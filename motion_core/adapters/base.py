@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
+from ..backbones.sites import LAYOUTS, MotionSite, family_of, motion_sites
 from ..errors import InputError
 
 ADAPTER_KINDS: dict[str, type[MotionAdapter]] = {}
@@ -111,7 +112,7 @@ class Attachment:
 
 @dataclass(frozen=True)
 class AdapterUse:
-    """One adapter of a stack applied together (``pipeline.adapted_unet``), with how it is used.
+    """One adapter of a stack applied together (``pipeline.adapted_denoiser``), with how it is used.
 
     Attributes:
         adapter: the adapter.
@@ -129,6 +130,8 @@ class MotionAdapter(nn.Module, ABC):
 
     Attributes:
         kind: the registry name, written to files (``"temporal_attention"``, ``"lora"``, ...).
+        LAYOUTS: the motion-site layouts (:data:`motion_core.backbones.LAYOUTS`) it can attach to;
+            a model whose sites have another layout is refused by name (:meth:`sites_in`).
         OPTIONS: how the adapter is built (``name -> default``); the values used are kept in
             ``metadata["options"]`` (JSON) and saved with the tensors.
         SETTINGS: how it is used (``name -> allowed values``, the first the default), chosen per
@@ -140,6 +143,7 @@ class MotionAdapter(nn.Module, ABC):
     """
 
     kind: ClassVar[str]
+    LAYOUTS: ClassVar[tuple[str, ...]] = ("frames",)
     OPTIONS: ClassVar[dict[str, Any]] = {}
     SETTINGS: ClassVar[dict[str, tuple[str, ...]]] = {}
     default_lr: ClassVar[float] = 1e-4
@@ -153,6 +157,36 @@ class MotionAdapter(nn.Module, ABC):
     def __init__(self, metadata: dict[str, str] | None = None):
         super().__init__()
         self.metadata: dict[str, str] = dict(metadata or {})
+
+    @classmethod
+    @abstractmethod
+    def for_unet(cls, unet: nn.Module, backbone: str = "", latent_shape: tuple[int, int, int] | None = None,
+                 seed: int = 0, **options) -> MotionAdapter:
+        """A new, untrained adapter for the denoiser ``unet`` (any family's; the name is historical).
+
+        Args:
+            unet: the base denoiser (or a view); only its structure is read.
+            backbone: its fingerprint, recorded in the metadata.
+            latent_shape: ``(frames, height, width)`` of the training latents (kinds sized by the clip).
+            seed: of random initial values (LoRA's A).
+            options: the kind's :attr:`OPTIONS`.
+        """
+
+    @classmethod
+    def sites_in(cls, unet: nn.Module) -> list[MotionSite]:
+        """The motion sites of ``unet`` this kind attaches to; :class:`InputError` naming the kind and the
+        model family when the model has none or only sites of a layout the kind cannot use."""
+        family = family_of(unet).family
+        sites = motion_sites(unet)
+        if not sites:
+            raise InputError("model", f"this {family} model has no motion sites (temporal attention) for "
+                                      f"{cls.kind} adapters to attach to")
+        unsupported = sorted({site.layout for site in sites} - set(cls.LAYOUTS))
+        if unsupported:
+            raise InputError("parameterisation", f"{cls.kind} adapters attach to {' or '.join(cls.LAYOUTS)} motion "
+                                                 f"sites; {family} models have {unsupported[0]} sites "
+                                                 f"({LAYOUTS[unsupported[0]]}); choose another parameterisation")
+        return sites
 
     @property
     def backbone(self) -> str:
@@ -235,13 +269,14 @@ class MotionAdapter(nn.Module, ABC):
         """The parameters the motion objective trains (all of them, unless a kind has a second path)."""
         return list(self.parameters())
 
-    def auxiliary_loss(self, predict: Callable[[torch.Tensor], torch.Tensor], x_t: torch.Tensor, eps: torch.Tensor,
+    def auxiliary_loss(self, predict: Callable[[torch.Tensor], torch.Tensor], x_t: torch.Tensor, target: torch.Tensor,
                        generator: torch.Generator) -> tuple[str, torch.Tensor, list[nn.Parameter]] | None:
         """A second training path, run after the objective's each step, or None (the default).
 
         Args:
-            predict: ``predict(x_t') -> eps_hat'`` with the step's timestep and prompt, on the view.
-            x_t, eps: the step's noisy latents and noise ``(b, c, f, h, w)``.
+            predict: ``predict(x_t') -> prediction'`` with the step's timestep and prompt, on the view.
+            x_t, target: the step's noisy latents and training target ``(b, c, f, h, w)``
+                (the noise, for ε-prediction).
             generator: this path's random stream (seeded by the training seed).
 
         Returns:

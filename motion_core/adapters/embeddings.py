@@ -1,6 +1,6 @@
 """Motion Inversion's parameterisation: motion embeddings added inside temporal attention.
 
-For each selected temporal transformer (REFERENCE.md §3), two zero-initialised embeddings over
+For each selected temporal transformer (docs/METHODS.md §3), two zero-initialised embeddings over
 ``frame_slots`` (F_max, 32) frame slots:
 
 - Motion Query-Key ``E_qk`` ``(1, F_max, C)``, shared by the block's ``attn1`` and ``attn2``;
@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones.temporal import TemporalTransformer, temporal_transformers
+from ..backbones.sites import MotionSite, motion_sites
 from ..errors import InputError
 from .base import Attachment, MotionAdapter, on_device, options_metadata
 
@@ -41,11 +41,11 @@ QUERY_KEY_SUFFIX = ".query_key"
 VALUE_SUFFIX = ".value"
 
 
-def embedding_blocks(unet: nn.Module, blocks: str = "widest") -> list[TemporalTransformer]:
-    """The temporal transformers that get embeddings: the widest down/up ones, or all down/up ones."""
+def embedding_blocks(unet: nn.Module, blocks: str = "widest") -> list[MotionSite]:
+    """The motion sites that get embeddings: the widest down/up ones, or all down/up ones."""
     if blocks not in BLOCK_SETS:
         raise InputError("blocks", f"{blocks!r} is not valid; use one of {', '.join(BLOCK_SETS)}")
-    candidates = [t for t in temporal_transformers(unet) if t.block.startswith(("down_blocks.", "up_blocks."))]
+    candidates = [t for t in motion_sites(unet) if t.block.startswith(("down_blocks.", "up_blocks."))]
     if blocks == "widest" and candidates:
         widest = max(t.channels for t in candidates)
         candidates = [t for t in candidates if t.channels == widest]
@@ -128,6 +128,8 @@ class MotionEmbeddingProcessor:
                  temb=None, **kwargs) -> torch.Tensor:
         if encoder_hidden_states is not None or hidden_states.ndim != 3:
             raise RuntimeError("motion embeddings apply to temporal self-attention only")
+        if getattr(attn, "norm_q", None) is not None or kwargs.get("image_rotary_emb") is not None:
+            raise RuntimeError("motion embeddings do not support attention with q/k norms or rotary embeddings")
         residual = hidden_states
         batch, frames, _ = hidden_states.shape
         qk_input, v_input = hidden_states, hidden_states
@@ -199,6 +201,7 @@ class MotionEmbeddingAdapter(MotionAdapter):
         if frames > options["frame_slots"]:
             raise InputError("frames", f"the clip has {frames} frames but the embeddings {options['frame_slots']} "
                                        "frame slots; raise frame_slots or load fewer frames")
+        cls.sites_in(unet)
         transformers = embedding_blocks(unet, options["blocks"])
         if not transformers:
             raise InputError("model", f"{type(unet).__name__} has no temporal transformers in its down/up blocks; "
@@ -221,7 +224,7 @@ class MotionEmbeddingAdapter(MotionAdapter):
         frames, height, width = self.trained_size()
         weight = self.options["value_weight"]
         tensors = dict(zip(self.names, self.embeddings))
-        by_name = {t.name: t for t in temporal_transformers(view)}
+        by_name = {t.name: t for t in motion_sites(view)}
         for name in self.names:
             if not name.endswith(QUERY_KEY_SUFFIX):
                 continue

@@ -1,6 +1,6 @@
 """MotionDirector's parameterisation: LoRA on the temporal transformers, optionally on the spatial ones.
 
-Temporal LoRA (REFERENCE.md §4) on ``attn1``, ``attn2`` (``to_q``, ``to_k``, ``to_v``,
+Temporal LoRA (docs/METHODS.md §4) on ``attn1``, ``attn2`` (``to_q``, ``to_k``, ``to_v``,
 ``to_out.0``) and the feed-forward (``ff.net.0.proj``, ``ff.net.2``) of every temporal transformer,
 ``transformer_in`` included: ModelScope/ZeroScope 17 transformers × 10 = 170 linears.
 Optional spatial LoRA on the self-attention (``attn1``) and feed-forward of every spatial
@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones.temporal import temporal_transformers
+from ..backbones.sites import appearance_sites, motion_sites
 from ..errors import InputError
 from .base import Attachment, MotionAdapter, layer_in_view, on_device, options_metadata
 
@@ -40,17 +40,16 @@ USES = {"temporal": ("temporal",), "temporal+spatial": ("temporal", "spatial"), 
 def lora_targets(unet: nn.Module, part: str) -> list[tuple[str, nn.Module]]:
     """``(qualified name, linear)`` of the layers a ``part`` ("temporal" or "spatial") LoRA adapts.
 
-    temporal: ``attn1``/``attn2`` q/k/v/out and feed-forward of every ``TransformerTemporalModel``;
-    spatial: self-attention q/k/v/out and feed-forward of every ``Transformer2DModel`` (never the
-    cross-attention, whose keys and values come from the text).
+    temporal: ``attn1``/``attn2`` q/k/v/out and feed-forward of every motion site (a UNet3D's
+    ``TransformerTemporalModel``); spatial: self-attention q/k/v/out and feed-forward of every
+    appearance site (a ``Transformer2DModel``; never the cross-attention, whose keys and values come
+    from the text). The sites are those the model's family declares (:mod:`motion_core.backbones.sites`).
     """
     if part == "temporal":
-        transformers = [(t.name, t.module) for t in temporal_transformers(unet)]
+        transformers = [(site.name, site.module) for site in motion_sites(unet)]
         slots = ("attn1", "attn2")
     else:
-        from diffusers.models.transformers.transformer_2d import Transformer2DModel
-
-        transformers = [(name, m) for name, m in unet.named_modules() if isinstance(m, Transformer2DModel)]
+        transformers = appearance_sites(unet)
         slots = ("attn1",)
     targets = []
     for name, transformer in transformers:
@@ -105,13 +104,14 @@ class LoRAAdapter(MotionAdapter):
                  seed: int = 0, **options) -> LoRAAdapter:
         """A new LoRA for ``unet``: A as peft initialises it (Kaiming-uniform, from ``seed``), B zero."""
         options = cls.check_options(options)
+        cls.sites_in(unet)
         generator = torch.Generator().manual_seed(seed)
         weights = {}
         for part in PARTS[: 2 if options["spatial"] else 1]:
             targets = lora_targets(unet, part)
             if not targets:
-                raise InputError("model", f"{type(unet).__name__} has no {part} transformers to put LoRA on; LoRA "
-                                          "needs a ModelScope/ZeroScope-family UNet3D")
+                raise InputError("spatial", f"this model has no {part} transformers to put LoRA on; train without "
+                                            "the spatial LoRA")
             for name, linear in targets:
                 out_features, in_features = linear.weight.shape
                 # peft's default init: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)).
@@ -162,15 +162,16 @@ class LoRAAdapter(MotionAdapter):
         return [p for i, p in enumerate(self.lora_A) if self.part_of(i) == "temporal"] + \
                [p for i, p in enumerate(self.lora_B) if self.part_of(i) == "temporal"]
 
-    def auxiliary_loss(self, predict: Callable[[torch.Tensor], torch.Tensor], x_t: torch.Tensor, eps: torch.Tensor,
+    def auxiliary_loss(self, predict: Callable[[torch.Tensor], torch.Tensor], x_t: torch.Tensor, target: torch.Tensor,
                        generator: torch.Generator):
-        """MotionDirector's spatial path: noise MSE on one random frame, skipped with the set probability."""
+        """MotionDirector's spatial path: MSE to the target (the noise, for ε-prediction) on one random
+        frame, skipped with the set probability."""
         options = self.options
         if not options["spatial"] or float(torch.rand((), generator=generator)) < options["spatial_skip_probability"]:
             return None
         frame = int(torch.randint(0, x_t.shape[2], (), generator=generator))
-        eps_hat = predict(x_t[:, :, frame:frame + 1])
-        loss = F.mse_loss(eps_hat.float(), eps[:, :, frame:frame + 1].float())
+        prediction = predict(x_t[:, :, frame:frame + 1])
+        loss = F.mse_loss(prediction.float(), target[:, :, frame:frame + 1].float())
         spatial = [p for i, p in enumerate(self.lora_A) if self.part_of(i) == "spatial"] + \
                   [p for i, p in enumerate(self.lora_B) if self.part_of(i) == "spatial"]
         return "spatial", loss, spatial

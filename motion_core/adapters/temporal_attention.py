@@ -1,4 +1,4 @@
-"""VMC's parameterisation: the q/k/v projections of every temporal attention (REFERENCE.md §1).
+"""VMC's parameterisation: the q/k/v projections of every temporal attention (docs/METHODS.md §1).
 
 Each trained projection keeps its base weight and gets a zero-initialised delta of the same shape:
 ``W = W_base + strength·delta``. Only the deltas are trained and saved; ``to_out``, feed-forward,
@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones.temporal import temporal_attentions
+from ..backbones.sites import PROJECTIONS
 from ..errors import InputError
 from .base import Attachment, MotionAdapter, layer_in_view, options_metadata
 
@@ -58,7 +58,7 @@ class DeltaLinear(nn.Module):
 
 
 class TemporalAttentionAdapter(MotionAdapter):
-    """Deltas for ``to_q``, ``to_k``, ``to_v`` of every temporal attention of a UNet3D.
+    """Deltas for ``to_q``, ``to_k``, ``to_v`` of every attention of every motion site (temporal attention).
 
     Tensors (as saved): ``"<qualified linear name>.weight_delta"`` of shape ``(out, in)``, e.g.
     ``"down_blocks.2.temp_attentions.0.transformer_blocks.0.attn1.to_q.weight_delta"``.
@@ -80,11 +80,8 @@ class TemporalAttentionAdapter(MotionAdapter):
         ``latent_shape`` and ``seed`` (used by other kinds) do not matter here; there are no options.
         """
         cls.check_options(options)
-        deltas = {name: torch.zeros(tuple(linear.weight.shape), dtype=torch.float32)
-                  for attention in temporal_attentions(unet) for name, linear in attention.projections()}
-        if not deltas:
-            raise InputError("model", f"{type(unet).__name__} has no temporal attention layers; the temporal "
-                                      "attention adapter needs a ModelScope/ZeroScope-family UNet3D")
+        deltas = {f"{name}.{projection}": torch.zeros(tuple(getattr(attention, projection).weight.shape))
+                  for site in cls.sites_in(unet) for name, attention in site.attentions for projection in PROJECTIONS}
         return cls(deltas, options_metadata(backbone, {}))
 
     def _attach_to(self, view: nn.Module, attachment: Attachment) -> None:

@@ -1,10 +1,43 @@
-"""Model families behind one interface: encode text, encode/decode video, predict noise, schedule.
+"""Model families behind one interface (:class:`VideoBackbone`), picked from the user's files.
 
-One module per family; :func:`load_backbone` reads a diffusers folder and picks the family.
-``temporal`` finds the temporal attention layers that adapters attach to.
+One module per family, each defining one :class:`VideoBackbone` subclass, which registers it in
+:data:`FAMILIES`. Adding a family is a module here plus its import below; the pipeline, training,
+the objectives, inversion, sampling and the adapters reach it only through the interface:
+its denoiser call and :class:`~motion_core.sampling.Sampling`, and its motion sites
+(:mod:`.sites`).
 """
 
-from .base import ModelOptions, VideoBackbone
-from .unet3d import UNet3DBackbone, load_backbone
+from __future__ import annotations
 
-__all__ = ["ModelOptions", "VideoBackbone", "UNet3DBackbone", "load_backbone"]
+from pathlib import Path
+
+from ..errors import InputError
+from .base import FAMILIES, Denoiser, ModelOptions, VideoBackbone
+from .sites import LAYOUTS, MotionSite, SiteAttention, motion_sites, site_attentions
+from .unet3d import UNet3DBackbone
+
+
+def family_for(path: str | Path, input_name: str = "model") -> type[VideoBackbone]:
+    """The family whose files ``path`` holds; :class:`InputError` naming what each family takes."""
+    path = Path(path)
+    for family in FAMILIES.values():
+        if family.recognises(path):
+            return family
+    if len(FAMILIES) == 1:  # the family's own checks say best what is wrong with the folder
+        return next(iter(FAMILIES.values()))
+    choices = "; or ".join(family.describe for family in FAMILIES.values())
+    raise InputError(input_name, f"{path.name!r} is not a model this pack can load; choose {choices}")
+
+
+def check_model(path: str | Path, input_name: str = "model") -> None:
+    """Check, without loading weights, that ``path`` holds a model some family loads (for node validation)."""
+    family_for(path, input_name).check_files(Path(path), input_name)
+
+
+def load_backbone(path: str | Path, options: ModelOptions = ModelOptions(), input_name: str = "model") -> VideoBackbone:
+    """Load the model at ``path`` with the family its files belong to (see :data:`FAMILIES`)."""
+    return family_for(path, input_name).load(Path(path), options, input_name)
+
+
+__all__ = ["FAMILIES", "LAYOUTS", "Denoiser", "ModelOptions", "MotionSite", "SiteAttention", "VideoBackbone",
+           "UNet3DBackbone", "check_model", "family_for", "load_backbone", "motion_sites", "site_attentions"]

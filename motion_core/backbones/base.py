@@ -1,16 +1,21 @@
-"""The interface every video backbone implements, and the options users choose when loading one."""
+"""The interface every model family implements, the family registry, and the options users choose when loading a model."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from ..errors import InputError
+from ..sampling import Sampling
+from .sites import MotionSite
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OFFLOAD = ("none", "model")
@@ -72,34 +77,139 @@ def config_fingerprint(family: str, config: dict) -> str:
     return f"{family}:{digest}"
 
 
-NoisePredictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-"""``predict(x_t (b, c, f, h, w), t (b,) or scalar, text (b, tokens, dim)) -> eps (b, c, f, h, w)``."""
+FAMILIES: dict[str, type[VideoBackbone]] = {}
+"""Every model family by :attr:`VideoBackbone.family` (filled as each family's module is imported)."""
+
+DenoiserCall = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``call(module, x_t (b, c, f, h, w), t (b,) or scalar, text (b, tokens, dim)) -> prediction (b, c, f, h, w)``."""
+
+
+@dataclass(frozen=True)
+class Denoiser:
+    """What training needs of a backbone: the shared denoiser, how to call it, its diffusion process.
+
+    Attributes:
+        module: the shared denoiser (a UNet or a transformer); only ever read.
+        call: runs ``module`` or a private view of it; casts its inputs to the module's dtype.
+        sampling: the family's :class:`~motion_core.sampling.Sampling` (noising, targets, timesteps).
+        checkpoint_blocks: attribute names of the blocks gradient checkpointing wraps
+            (:mod:`motion_core.checkpointing`).
+    """
+
+    module: torch.nn.Module
+    call: DenoiserCall
+    sampling: Sampling
+    checkpoint_blocks: tuple[str, ...] = ()
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    """The dtype of a module's (first floating-point) weights: what its inputs are cast to."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
 
 
 class VideoBackbone(ABC):
-    """A text-to-video diffusion model, as the pipeline uses it.
+    """A text-to-video diffusion model family, as the pipeline uses it.
 
-    The ``unet`` is shared by every graph branch and ComfyUI's cache: nothing may change it.
+    A family is one module in ``motion_core/backbones/`` with one subclass of this class; defining
+    the subclass registers it in :data:`FAMILIES`, and :func:`motion_core.backbones.load_backbone`
+    picks the family whose :meth:`recognises` accepts the user's files. What a family declares:
+
+    - loading: :attr:`describe`, :meth:`recognises`, :meth:`check_files`, :meth:`load`;
+    - the denoiser: :attr:`denoiser_module`, :meth:`call_denoiser` (one call, casting its inputs),
+      :attr:`sampling` (its diffusion process), :attr:`checkpoint_blocks`;
+    - where motion lives: :meth:`owns`, :meth:`find_motion_sites` (with their layout),
+      :meth:`find_appearance_sites`;
+    - frames and sizes: :meth:`latent_frames`, :attr:`frame_multiple`, :meth:`pixel_multiple`,
+      :meth:`latent_scale`; text and video: :meth:`encode_prompt`, :meth:`encode_video`,
+      :meth:`decode_latents`; memory: :meth:`hold`.
+
+    The denoiser is shared by every graph branch and ComfyUI's cache: nothing may change it.
     Adapters work on private views of it (see ``motion_core.adapters``).
     """
 
-    family: str
-    unet: torch.nn.Module
-    scheduler_config: dict
+    family: ClassVar[str]
+    describe: ClassVar[str]
+    """What files the family loads, for messages (e.g. "a ModelScope/ZeroScope diffusers folder")."""
+    checkpoint_blocks: ClassVar[tuple[str, ...]] = ()
+    frame_multiple: ClassVar[int] = 1
+    """Pixel frame counts the model takes are ``1 + frame_multiple·k`` (Wan: 4) or any (1)."""
+
+    denoiser_module: torch.nn.Module
+    sampling: Sampling
     device: torch.device
     dtype: torch.dtype
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "family" in cls.__dict__:
+            FAMILIES[cls.family] = cls
+
+    # --- loading --------------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def recognises(cls, path: Path) -> bool:
+        """Whether ``path`` holds this family's files (cheap: reads no weights)."""
+
+    @classmethod
+    @abstractmethod
+    def check_files(cls, path: Path, input_name: str = "model") -> None:
+        """Check the files at ``path`` without loading weights; :class:`InputError` naming what is wrong."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path, options: ModelOptions, input_name: str = "model") -> VideoBackbone:
+        """Load the files at ``path``; :class:`InputError` naming ``input_name`` for what does not fit."""
+
+    # --- the denoiser ---------------------------------------------------------------------------
+
     @property
     def fingerprint(self) -> str:
-        """Identifies the UNet architecture, for checking adapter files (see :func:`config_fingerprint`)."""
-        return config_fingerprint(self.family, dict(self.unet.config))
+        """Identifies the denoiser's architecture, for checking adapter files (see :func:`config_fingerprint`)."""
+        return config_fingerprint(self.family, dict(self.denoiser_module.config))
 
-    @property
-    def alphas_cumprod(self) -> torch.Tensor:
-        """``abar_t`` for t = 0..T-1, float32 on the CPU."""
-        from diffusers import DDPMScheduler
+    @staticmethod
+    @abstractmethod
+    def call_denoiser(module: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Run ``module`` (the base denoiser or a private view of it) on one batch: its prediction.
 
-        return DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod.float()
+        Inputs are cast to the module's dtype, so any caller (fp32 latents, autocast or not) can use it.
+        """
+
+    def denoiser(self) -> Denoiser:
+        """The denoiser as training takes it."""
+        return Denoiser(self.denoiser_module, self.call_denoiser, self.sampling, self.checkpoint_blocks)
+
+    @contextlib.contextmanager
+    def hold(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """Keep ``module`` on the device for the block (families with offloading move it there and back)."""
+        yield module
+
+    # --- where motion lives ---------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def owns(cls, module: torch.nn.Module) -> bool:
+        """Whether ``module`` is this family's denoiser (or a private view of one)."""
+
+    @classmethod
+    @abstractmethod
+    def find_motion_sites(cls, module: torch.nn.Module) -> list[MotionSite]:
+        """The motion sites of one of this family's denoisers, in data-flow order (any device, ``meta`` too)."""
+
+    @classmethod
+    def find_appearance_sites(cls, module: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+        """``(name, transformer)`` of the spatial transformers (MotionDirector's spatial LoRA); none by default."""
+        return []
+
+    # --- frames, sizes, text and video ----------------------------------------------------------
+
+    def latent_frames(self, frames: int) -> int:
+        """Latent frames for ``frames`` pixel frames (one each unless the VAE compresses time)."""
+        return frames
 
     @abstractmethod
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
@@ -114,11 +224,6 @@ class VideoBackbone(ABC):
     @abstractmethod
     def decode_latents(self, latents: torch.Tensor, progress=None) -> torch.Tensor:
         """Latents ``(b, c, f, h, w)`` -> frames ``(b·f, H, W, 3)`` float32 in [0, 1] on the CPU."""
-
-    @abstractmethod
-    def predict_noise(self, unet: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor,
-                      text: torch.Tensor) -> torch.Tensor:
-        """Run ``unet`` (the base or a private view of it) on one batch: the predicted noise."""
 
     @abstractmethod
     def latent_scale(self) -> int:

@@ -4,7 +4,7 @@ Each term is a pure function of one training step's tensors (:class:`StepTensors
 (:class:`ObjectiveSpec`, JSON round-trip) chooses and weights them::
 
     objective = build_objective(ObjectiveSpec(base_loss="vmc", sma_global_weight=0.4))
-    result = objective(StepTensors(eps_hat, eps, x0, x_t, abar_t), generator)
+    result = objective(StepTensors.for_noise_prediction(eps_hat, eps, x0, x_t, abar_t), generator)
     result.total.backward(); log(result.terms)
 
 Terms: noise MSE (:mod:`.mse`), VMC's residual loss (:mod:`.vmc`), MotionDirector's debiased loss

@@ -54,13 +54,13 @@ class Objective:
         spec.check_frames(step.frames)
         terms: dict[str, torch.Tensor] = {}
         if spec.base_loss == "vmc":
-            base = vmc_loss(step.eps_hat, step.eps, spec.vmc_variant, spec.vmc_frame_stride)
+            base = vmc_loss(step.prediction, step.target, spec.vmc_variant, spec.vmc_frame_stride)
         elif spec.base_loss == "motion_director":
             anchor = draw_anchor(step.frames, generator)
-            terms["mse"], terms["debiased"] = debiased_loss(step.eps_hat, step.eps, anchor, spec.debias_beta)
+            terms["mse"], terms["debiased"] = debiased_loss(step.prediction, step.target, anchor, spec.debias_beta)
             base = terms["mse"] + terms["debiased"]
         else:
-            base = noise_mse(step.eps_hat, step.eps)
+            base = noise_mse(step.prediction, step.target)
         terms["base"] = total = base
         if spec.sma_global_weight > 0 or spec.sma_local_weight > 0:
             d_hat, d = x0_motion(step, spec.x0_estimate)
@@ -82,8 +82,8 @@ def build_objective(spec: ObjectiveSpec | dict[str, Any]) -> Objective:
 
 
 def _check_step(step: StepTensors) -> None:
-    shape = step.eps_hat.shape
-    for name in ("eps_hat", "eps", "x0", "x_t"):
+    shape = step.prediction.shape
+    for name in ("prediction", "target", "x0", "x0_hat", "x_t"):
         tensor = getattr(step, name)
         if tensor.ndim != 5 or not tensor.is_floating_point() or tensor.shape != shape:
             raise InputError(name, f"expected a float (batch, channels, frames, height, width) tensor shaped "

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> DemoResult:
     """The demo for parsed arguments (see :func:`build_parser`)."""
     from ..adapters import ADAPTER_KINDS
     from ..backbones.base import ModelOptions
-    from ..backbones.unet3d import load_backbone
+    from ..backbones import load_backbone
     from ..cli import Bar, slug
     from ..files import write_numbered_file
     from ..pipeline import decode, encode_reference, generate, invert_reference, make_noise, scaled_stack, train_adapter

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ import torch
 from ..backbones.base import VideoBackbone
 from ..noise import fresh_noise
 from ..progress import Progress
-from ..sample import guided, sample
+from ..sample import guided
 from . import model, tracker, world
 
 
@@ -52,12 +53,12 @@ def generate_batch(backbone: VideoBackbone, prompts: Sequence[str], seeds: Seque
     seed is the same whatever else is in the batch (it is drawn per clip).
     """
     scale = backbone.latent_scale()
-    shape = (1, backbone.unet.config.in_channels, frames, height // scale, width // scale)
+    shape = (1, backbone.denoiser_module.config.in_channels, frames, height // scale, width // scale)
     x_T = torch.cat([fresh_noise(torch.empty(shape), seed) for seed in seeds]).to(backbone.device, backbone.dtype)
     cond, uncond = backbone.encode_prompt(list(prompts)), backbone.encode_prompt([""])
     with torch.no_grad():
-        eps = guided(lambda x, t, text: backbone.predict_noise(backbone.unet, x, t, text), cond, uncond, cfg)
-        latents = sample(eps, x_T, backbone.scheduler_config, steps)
+        denoise = guided(partial(backbone.call_denoiser, backbone.denoiser_module), cond, uncond, cfg)
+        latents = backbone.sampling.sample(denoise, x_T, steps)
     decoded = backbone.decode_latents(latents)  # (b·f, h, w, 3)
     return decoded.reshape(len(prompts), frames, height, width, 3).numpy()
 

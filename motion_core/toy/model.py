@@ -1,6 +1,6 @@
 """The toy text-to-video model: its tokenizer, its architecture, and how it is saved.
 
-The model is a ModelScope-format diffusers folder (``TextToVideoSDPipeline``: CLIP tokenizer and
+The model is a ModelScope-format diffusers folder (CLIP tokenizer and
 text encoder, ``AutoencoderKL``, ``UNet3DConditionModel``, ``DDIMScheduler``), so it loads through
 ``motion_core.backbones.load_backbone`` exactly as a user's ZeroScope folder does. Sizes:
 
@@ -148,13 +148,11 @@ def load_parts(folder: str | Path) -> dict:
 
 
 def save_model(parts: dict, folder: str | Path) -> Path:
-    """Write ``parts`` as a ``TextToVideoSDPipeline`` diffusers folder (safetensors weights)."""
-    from diffusers import TextToVideoSDPipeline
+    """Write ``parts`` as a ModelScope-layout diffusers folder (safetensors weights)."""
+    from ..backbones.unet3d import save_folder
 
-    folder = Path(folder)
-    pipeline = TextToVideoSDPipeline(**{name: parts[name] for name in
-                                        ("vae", "text_encoder", "tokenizer", "unet", "scheduler")})
-    pipeline.save_pretrained(folder, safe_serialization=True)
+    folder = save_folder(folder, **{name: parts[name] for name in ("unet", "vae", "text_encoder", "tokenizer",
+                                                                   "scheduler")})
     for part in ("unet", "vae"):
         # A part loaded from a folder (``--init-from``) carries the path it came from; a shipped model
         # should not name a folder on the machine that trained it.

@@ -12,7 +12,7 @@ import torch
 from motion_core.adapters import (ADAPTER_KINDS, LoRAAdapter, MotionEmbeddingAdapter, load_adapter, make_view,
                                   save_adapter)
 from motion_core.objectives import BASE_LOSSES, ObjectiveSpec
-from motion_core.testing import TINY_TEXT_DIM, tiny_unet3d
+from motion_core.testing import TINY_TEXT_DIM, tiny_denoiser, tiny_unet3d
 from motion_core.train import train
 
 FRAMES, SIZE = 8, 16
@@ -26,13 +26,11 @@ KINDS = {  # name -> (kind, options, lr)
 
 @pytest.fixture(scope="module")
 def setup():
-    from diffusers import DDPMScheduler
-
     from test_train import moving_blob
 
-    unet = tiny_unet3d().requires_grad_(False)
+    denoiser = tiny_denoiser()
     text = torch.randn(1, 7, TINY_TEXT_DIM, generator=torch.Generator().manual_seed(0))
-    return unet, moving_blob(FRAMES, SIZE), text, DDPMScheduler().alphas_cumprod
+    return denoiser.module, moving_blob(FRAMES, SIZE), text, denoiser
 
 
 def fresh(unet, name, seed=0):
@@ -41,8 +39,8 @@ def fresh(unet, name, seed=0):
 
 
 def fit(setup, name, steps=4, seed=0, objective=None):
-    unet, x0, text, alphas = setup
-    return train(unet, fresh(unet, name, seed), x0, text, alphas, objective or ObjectiveSpec(), steps=steps,
+    unet, x0, text, denoiser = setup
+    return train(denoiser, fresh(unet, name, seed), x0, text, objective or ObjectiveSpec(), steps=steps,
                  lr=KINDS[name][2], seed=seed)
 
 
@@ -128,8 +126,8 @@ def test_gradient_checkpointing_trains_the_same_adapter(setup, name):
     """Recomputed blocks re-run the embeddings' grid hooks and replay LoRA's dropout draws."""
     from motion_core.train import TrainOptions
 
-    unet, x0, text, alphas = setup
-    plain, checkpointed = (train(unet, fresh(unet, name), x0, text, alphas, ObjectiveSpec(), steps=2,
+    unet, x0, text, denoiser = setup
+    plain, checkpointed = (train(denoiser, fresh(unet, name), x0, text, ObjectiveSpec(), steps=2,
                                  lr=KINDS[name][2], options=TrainOptions(gradient_checkpointing=flag))
                            for flag in (False, True))
     for key, tensor in plain.adapter.to_tensors().items():
@@ -198,10 +196,10 @@ def test_spatial_lora_applies_only_when_asked(setup):
 def test_the_spatial_lora_learns_only_from_its_own_path(setup):
     """Spatial path always skipped: the spatial B stay zero although the objective's loss depends on
     them; never skipped: they train and the history has a ``spatial`` term."""
-    unet, x0, text, alphas = setup
+    unet, x0, text, denoiser = setup
     options = {**KINDS["lora_spatial"][1], "spatial_skip_probability": 0.999999}
     start = LoRAAdapter.for_unet(unet, "unet3d:tiny", None, 0, **options)
-    result = train(unet, start, x0, text, alphas, ObjectiveSpec(), steps=3, lr=1e-2)
+    result = train(denoiser, start, x0, text, ObjectiveSpec(), steps=3, lr=1e-2)
     spatial_b = [b for n, b in zip(result.adapter.names, result.adapter.lora_B) if n.startswith("spatial.")]
     temporal_b = [b for n, b in zip(result.adapter.names, result.adapter.lora_B) if n.startswith("temporal.")]
     assert all(torch.count_nonzero(b) == 0 for b in spatial_b) and any(torch.count_nonzero(b) for b in temporal_b)

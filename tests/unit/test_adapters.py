@@ -169,7 +169,7 @@ def test_adapter_for_another_architecture_is_refused_and_the_view_left_clean(bas
 
 
 def test_a_model_without_temporal_attention_is_refused():
-    with pytest.raises(InputError, match="no temporal attention"):
+    with pytest.raises(InputError, match="Sequential is not the denoiser of a known model family"):
         TemporalAttentionAdapter.for_unet(nn.Sequential(nn.Linear(2, 2)), "")
 
 

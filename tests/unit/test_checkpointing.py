@@ -6,14 +6,15 @@ import torch
 from motion_core.adapters import TemporalAttentionAdapter, make_view
 from motion_core.checkpointing import checkpoint_blocks
 from motion_core.objectives import ObjectiveSpec, StepTensors, build_objective
-from motion_core.testing import TINY_TEXT_DIM, random_step, tiny_unet3d
+from motion_core.backbones import UNet3DBackbone
+from motion_core.testing import TINY_TEXT_DIM, random_step, tiny_denoiser, tiny_unet3d
 from motion_core.train import TrainOptions, train
 
 
 def loss_and_gradients(unet, adapter, checkpointed, calls=None):
     view = make_view(unet, for_training=True)
     if checkpointed:
-        assert checkpoint_blocks(view) == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
+        assert checkpoint_blocks(view, UNet3DBackbone.checkpoint_blocks) == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
     if calls is not None:
         view.down_blocks[0].resnets[0].register_forward_hook(lambda *args: calls.append(1))  # inside a block
     adapter.attach(view)
@@ -21,7 +22,9 @@ def loss_and_gradients(unet, adapter, checkpointed, calls=None):
     step = random_step(seed=5, requires_grad=False)
     text = torch.randn(1, 7, TINY_TEXT_DIM, generator=gen)
     eps_hat = view(step.x_t, torch.tensor([600]), encoder_hidden_states=text).sample
-    loss = build_objective(ObjectiveSpec())(StepTensors(eps_hat, step.eps, step.x0, step.x_t, step.abar_t)).total
+    abar = step.signal_scale.square()
+    loss = build_objective(ObjectiveSpec())(StepTensors.for_noise_prediction(eps_hat, step.target, step.x0, step.x_t,
+                                                                             abar)).total
     grads = torch.autograd.grad(loss, list(adapter.deltas))
     return loss, grads
 
@@ -46,7 +49,7 @@ def test_checkpointing_gives_the_same_loss_and_gradients_and_recomputes_blocks()
 def test_checkpointed_view_without_gradients_runs_each_block_once():
     unet = tiny_unet3d().requires_grad_(False)
     view = make_view(unet)
-    checkpoint_blocks(view)
+    checkpoint_blocks(view, UNet3DBackbone.checkpoint_blocks)
     calls = []
     view.mid_block.register_forward_hook(lambda *args: calls.append(1))
     with torch.no_grad():
@@ -56,13 +59,11 @@ def test_checkpointed_view_without_gradients_runs_each_block_once():
 
 
 def test_training_with_checkpointing_gives_the_same_adapter():
-    from diffusers import DDPMScheduler
-
-    unet = tiny_unet3d().requires_grad_(False)
+    denoiser = tiny_denoiser()
+    unet = denoiser.module
     x0 = torch.randn(1, 4, 8, 16, 16, generator=torch.Generator().manual_seed(2))
     text = torch.randn(1, 7, TINY_TEXT_DIM)
-    results = [train(unet, TemporalAttentionAdapter.for_unet(unet), x0, text, DDPMScheduler().alphas_cumprod,
-                     ObjectiveSpec(), steps=3, lr=1e-3, options=TrainOptions(gradient_checkpointing=flag))
+    results = [train(denoiser, TemporalAttentionAdapter.for_unet(unet), x0, text, ObjectiveSpec(), steps=3, lr=1e-3, options=TrainOptions(gradient_checkpointing=flag))
                for flag in (False, True)]
     for a, b in zip(results[0].history, results[1].history):
         assert abs(a["total"] - b["total"]) < 1e-5

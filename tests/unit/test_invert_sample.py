@@ -1,12 +1,12 @@
-"""DDIM inversion and sampling: exact inverses step by step, counted model calls, guidance."""
+"""DDIM inversion and sampling (the UNet3D family's :class:`DiscreteDiffusion`): exact inverses step by
+step, counted model calls, guidance."""
 
 import pytest
 import torch
 
 from motion_core.backbones import load_backbone
 from motion_core.errors import InputError
-from motion_core.invert import invert
-from motion_core.sample import guided, sample
+from motion_core.sample import guided
 from motion_core.testing import write_tiny_text_to_video_folder
 
 
@@ -29,7 +29,7 @@ class Counting:
     def __call__(self, x, t, text):
         self.batches.append(x.shape[0])
         x_in = self.freeze_input.expand_as(x) if self.freeze_input is not None else x
-        return self.backbone.predict_noise(self.backbone.unet, x_in, t, text)
+        return self.backbone.call_denoiser(self.backbone.denoiser_module, x_in, t, text)
 
 
 @torch.no_grad()
@@ -39,8 +39,8 @@ def test_inversion_is_the_exact_inverse_of_each_sampling_step(backbone, latents)
     empty = backbone.encode_prompt([""])
     predict = Counting(backbone, freeze_input=latents)
     for steps in (5, 25):
-        x_T = invert(guided(predict, empty), latents, backbone.scheduler_config, steps)
-        back = sample(guided(predict, empty), x_T, backbone.scheduler_config, steps)
+        x_T = backbone.sampling.invert(guided(predict, empty), latents, steps)
+        back = backbone.sampling.sample(guided(predict, empty), x_T, steps)
         assert (back - latents).abs().max() < 1e-4
         assert not torch.allclose(x_T, latents, atol=0.1)
 
@@ -57,8 +57,8 @@ def test_round_trip_error_with_the_real_unet_shrinks_with_the_step_size(backbone
     predict = Counting(backbone)
     errors = {}
     for steps in (10, 40):
-        x_T = invert(guided(predict, empty), latents, backbone.scheduler_config, steps)
-        errors[steps] = (sample(guided(predict, empty), x_T, backbone.scheduler_config, steps) - latents).std()
+        x_T = backbone.sampling.invert(guided(predict, empty), latents, steps)
+        errors[steps] = (backbone.sampling.sample(guided(predict, empty), x_T, steps) - latents).std()
     assert errors[40] < 0.7 * errors[10]
     assert errors[40] < 0.35
 
@@ -67,13 +67,13 @@ def test_round_trip_error_with_the_real_unet_shrinks_with_the_step_size(backbone
 def test_model_calls_match_the_step_count(backbone, latents):
     text, empty = backbone.encode_prompt(["a square"]), backbone.encode_prompt([""])
     predict = Counting(backbone)
-    invert(guided(predict, empty), latents, backbone.scheduler_config, 7)
+    backbone.sampling.invert(guided(predict, empty), latents, 7)
     assert predict.batches == [1] * 7
     predict.batches.clear()
-    sample(guided(predict, text, empty, scale=9.0), latents, backbone.scheduler_config, 5)
+    backbone.sampling.sample(guided(predict, text, empty, scale=9.0), latents, 5)
     assert predict.batches == [2] * 5  # conditional and unconditional in one batch
     predict.batches.clear()
-    sample(guided(predict, text, empty, scale=1.0), latents, backbone.scheduler_config, 5)
+    backbone.sampling.sample(guided(predict, text, empty, scale=1.0), latents, 5)
     assert predict.batches == [1] * 5  # guidance 1 needs no unconditional half
 
 
@@ -82,7 +82,7 @@ def test_guidance_combines_the_two_predictions(backbone, latents):
     text, empty = backbone.encode_prompt(["a square"]), backbone.encode_prompt([""])
 
     def predict(x, t, c):
-        return backbone.predict_noise(backbone.unet, x, t, c)
+        return backbone.call_denoiser(backbone.denoiser_module, x, t, c)
 
     t = torch.tensor(500)
     eps_c, eps_u = predict(latents, t, text), predict(latents, t, empty)
@@ -103,10 +103,10 @@ def test_progress_reports_and_cancels(backbone, latents):
             raise Cancelled
 
     with torch.no_grad(), pytest.raises(Cancelled):
-        sample(guided(Counting(backbone), empty), latents, backbone.scheduler_config, 10, progress)
+        backbone.sampling.sample(guided(Counting(backbone), empty), latents, 10, progress)
     assert seen == [(1, 10), (2, 10), (3, 10)]
 
 
 def test_bad_step_count_is_named(backbone, latents):
     with pytest.raises(InputError, match="^steps: 0 is not valid"):
-        sample(lambda x, t: x, latents, backbone.scheduler_config, 0)
+        backbone.sampling.sample(lambda x, t: x, latents, 0)

@@ -28,7 +28,7 @@ def test_total_is_base_plus_weighted_sma_terms():
     step = random_step((1, 4, 8, 8, 8), abar_t=0.6, seed=3)
     result = build_objective(spec)(step)
     d_hat, d = x0_motion(step, "scaled")
-    base = vmc_loss(step.eps_hat, step.eps).item()
+    base = vmc_loss(step.prediction, step.target).item()
     global_term = sma_global(d_hat, d, 2, "haar").item()
     amplitude, phase = (t.item() for t in sma_local(d_hat, d))
     terms = {k: v.item() for k, v in result.terms.items()}
@@ -43,7 +43,7 @@ def test_zero_weights_switch_terms_off():
     step = random_step((1, 4, 8, 8, 8))
     result = build_objective(ObjectiveSpec(base_loss="mse", sma_global_weight=0, sma_local_weight=0))(step)
     assert set(result.terms) == {"base", "total"}
-    assert result.total.item() == pytest.approx((step.eps_hat.detach() - step.eps).square().mean().item())
+    assert result.total.item() == pytest.approx((step.prediction.detach() - step.target).square().mean().item())
 
 
 def test_motion_director_anchor_follows_the_callers_generator():
@@ -54,7 +54,7 @@ def test_motion_director_anchor_follows_the_callers_generator():
     again = objective(step, torch.Generator().manual_seed(7))
     assert first.total.item() == again.total.item()
     anchor = draw_anchor(8, torch.Generator().manual_seed(7))
-    mse, debiased = debiased_loss(step.eps_hat, step.eps, anchor)
+    mse, debiased = debiased_loss(step.prediction, step.target, anchor)
     assert first.terms["mse"].item() == pytest.approx(mse.item(), rel=1e-6)
     assert first.terms["debiased"].item() == pytest.approx(debiased.item(), rel=1e-6)
     assert first.terms["base"].item() == pytest.approx(mse.item() + debiased.item(), rel=1e-6)
@@ -93,7 +93,7 @@ def test_gradients_reach_eps_hat_and_are_finite(spec_name, schedule, t, dtype):
     assert result.total.dtype == torch.float32
     assert all(torch.isfinite(v) for v in result.terms.values()), result.terms
     result.total.backward()
-    grad = step.eps_hat.grad
+    grad = step.prediction.grad
     assert grad is not None and grad.dtype == dtype
     assert torch.isfinite(grad).all()
     assert grad.abs().max() > 0
@@ -107,7 +107,7 @@ def test_each_sma_term_alone_sends_a_gradient_at_the_noisiest_step(term, dtype):
     d_hat, d = x0_motion(step, "released")
     loss = sma_global(d_hat, d, 2) if term == "sma_global" else sum(sma_local(d_hat, d, phase="raw"))
     loss.backward()
-    assert torch.isfinite(step.eps_hat.grad).all() and step.eps_hat.grad.abs().max() > 0
+    assert torch.isfinite(step.prediction.grad).all() and step.prediction.grad.abs().max() > 0
 
 
 def test_per_sample_timesteps():
@@ -115,7 +115,7 @@ def test_per_sample_timesteps():
     step = random_step((2, 4, 8, 8, 8), abar_t=abar)
     result = build_objective(ObjectiveSpec())(step)
     result.total.backward()
-    assert torch.isfinite(step.eps_hat.grad).all()
+    assert torch.isfinite(step.prediction.grad).all()
 
 
 def test_frames_too_few_for_the_levels_is_a_clear_error():
@@ -127,7 +127,7 @@ def test_frames_too_few_for_the_levels_is_a_clear_error():
 
 def test_mismatched_tensors_are_a_clear_error():
     step = random_step((1, 4, 8, 8, 8))
-    bad = StepTensors(step.eps_hat, step.eps[:, :, :4], step.x0, step.x_t, step.abar_t)
+    bad = StepTensors.for_noise_prediction(step.prediction, step.target[:, :, :4], step.x0, step.x_t, step.signal_scale.square())
     with pytest.raises(InputError) as caught:
         build_objective(ObjectiveSpec())(bad)
-    assert caught.value.input_name == "eps"
+    assert caught.value.input_name == "target"

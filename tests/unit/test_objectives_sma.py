@@ -10,7 +10,8 @@ import pywt
 import torch
 
 from motion_core.objectives.sma import radial_weight, sma_global, sma_local, wrap_phase
-from motion_core.objectives.step import RELEASED_ABAR_FLOOR, StepTensors, x0_motion
+from motion_core.objectives.step import StepTensors, x0_motion
+from motion_core.sampling import ABAR_FLOOR
 from motion_core.testing import random_step
 
 
@@ -176,10 +177,10 @@ def test_local_term_is_per_frame_global_term_is_not():
 
 def plain_x0_motion(step, mode):
     """|Δ_f x0_hat| and |Δ_f x0| element by element, from x0_hat = (x_t - sqrt(1-abar)·eps_hat)/sqrt(abar)."""
-    abar = float(step.abar_t.reshape(-1)[0])
-    x_t, eps_hat, x0 = (t.double() for t in (step.x_t, step.eps_hat.detach(), step.x0))
+    abar = float(step.signal_scale.square().reshape(-1)[0])
+    x_t, eps_hat, x0 = (t.double() for t in (step.x_t, step.prediction.detach(), step.x0))
     scale = math.sqrt(abar) if mode == "scaled" else 1.0
-    x0_hat = (x_t - math.sqrt(1 - abar) * eps_hat) / math.sqrt(max(abar, RELEASED_ABAR_FLOOR))
+    x0_hat = (x_t - math.sqrt(1 - abar) * eps_hat) / math.sqrt(max(abar, ABAR_FLOOR))
     b, c, f, h, w = x0.shape
     d_hat, d = torch.zeros(b, c, f - 1, h, w, dtype=torch.float64), torch.zeros(b, c, f - 1, h, w, dtype=torch.float64)
     for k in range(f - 1):
@@ -225,5 +226,5 @@ def test_per_sample_abar_applies_to_each_sample():
     abar = torch.tensor([0.9, 0.1])
     both = random_step((2, 2, 4, 4, 4), abar_t=abar, requires_grad=False)
     for i in range(2):
-        single = StepTensors(*(t[i : i + 1] for t in (both.eps_hat, both.eps, both.x0, both.x_t, abar)))
+        single = StepTensors.for_noise_prediction(*(t[i : i + 1] for t in (both.prediction, both.target, both.x0, both.x_t, abar)))
         torch.testing.assert_close(x0_motion(both, "released")[0][i : i + 1], x0_motion(single, "released")[0])

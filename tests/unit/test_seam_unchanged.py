@@ -10,8 +10,13 @@ import pytest
 
 from support.seam_outputs import RECORDED, compute
 
-RELATIVE = 1e-5
-"""Allowed drift relative to the magnitude of a summary (float32 rounding, not a change of method)."""
+RELATIVE = 1e-4
+"""Allowed drift relative to the magnitude of a summary: float32 rounding, not a change of method.
+
+The SMA terms' ``scaled`` x0 estimate is now formed as ``sqrt(abar)·x0_hat`` instead of ``x_t -
+sqrt(1-abar)·eps_hat`` (equal in exact arithmetic); three AdamW steps at lr 1e-2 turn that last-bit
+difference into 1.4e-5 of a LoRA tensor's magnitude. A change of method moves these sums by far more.
+"""
 
 
 @pytest.fixture(scope="module")

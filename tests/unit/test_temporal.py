@@ -4,7 +4,7 @@ ZeroScope architectures (built on the meta device: real module names and sizes, 
 import pytest
 import torch
 
-from motion_core.backbones.temporal import temporal_attentions, temporal_transformers
+from motion_core.backbones import motion_sites as temporal_transformers, site_attentions as temporal_attentions
 from motion_core.testing import TINY_TEXT_DIM, tiny_unet3d
 
 # unet/config.json of damo-vilab/text-to-video-ms-1.7b (ModelScope) and of cerspense/zeroscope_v2_576w

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from motion_core.backbones.unet3d import load_backbone
+from motion_core.backbones import load_backbone
 from motion_core.toy import evaluate, model, train_model, world
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "toy-t2v"

@@ -1,6 +1,7 @@
 """The one-shot training loop on the tiny UNet3D (8 frames, 16×16 latents): what it trains, that it
 learns, that it is reproducible, that the shared model is never changed, and how it stops."""
 
+import dataclasses
 import math
 
 import pytest
@@ -9,8 +10,8 @@ import torch
 from motion_core.adapters import TemporalAttentionAdapter, make_view
 from motion_core.errors import InputError
 from motion_core.objectives import ObjectiveSpec, StepTensors, build_objective
-from motion_core.train import TrainOptions, train, unet_noise
-from motion_core.testing import TINY_TEXT_DIM, tiny_unet3d
+from motion_core.train import TrainOptions, train
+from motion_core.testing import TINY_TEXT_DIM, tiny_denoiser, tiny_unet3d
 
 SPEC = ObjectiveSpec()  # VMC + SMA, the default
 FIXED_TIMESTEPS = (50, 200, 400, 600, 800)
@@ -26,21 +27,20 @@ def moving_blob(frames=8, size=16):
 
 @pytest.fixture(scope="module")
 def setup():
-    from diffusers import DDPMScheduler
-
-    unet = tiny_unet3d().requires_grad_(False)
+    denoiser = tiny_denoiser()
     text = torch.randn(1, 7, TINY_TEXT_DIM, generator=torch.Generator().manual_seed(0))
-    return unet, moving_blob(), text, DDPMScheduler().alphas_cumprod
+    return denoiser.module, moving_blob(), text, denoiser
 
 
 def fresh(unet):
     return TemporalAttentionAdapter.for_unet(unet, "unet3d:tiny")
 
 
-def fit(setup, adapter=None, **kwargs):
-    unet, x0, text, alphas = setup
+def fit(setup, adapter=None, call=None, **kwargs):
+    unet, x0, text, denoiser = setup
+    denoiser = dataclasses.replace(denoiser, call=call) if call else denoiser
     kwargs = {"steps": 3, "lr": 1e-3, "seed": 0, **kwargs}
-    return train(unet, adapter or fresh(unet), x0, text, alphas, kwargs.pop("objective", SPEC), **kwargs)
+    return train(denoiser, adapter or fresh(unet), x0, text, kwargs.pop("objective", SPEC), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def trained(setup):
 
 def fixed_eval_loss(setup, adapter):
     """The objective averaged over fixed timesteps and noise, with ``adapter`` attached at strength 1."""
-    unet, x0, text, alphas = setup
+    unet, x0, text, denoiser = setup
+    alphas = denoiser.sampling.alphas_cumprod
     view = make_view(unet)
     adapter.attach(view)
     objective, gen, losses = build_objective(SPEC), torch.Generator().manual_seed(123), []
@@ -65,7 +66,7 @@ def fixed_eval_loss(setup, adapter):
             eps, abar = torch.randn(x0.shape, generator=gen), alphas[t]
             x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
             eps_hat = view(x_t, torch.tensor([t]), encoder_hidden_states=text).sample
-            losses.append(objective(StepTensors(eps_hat, eps, x0, x_t, abar.reshape(1)),
+            losses.append(objective(StepTensors.for_noise_prediction(eps_hat, eps, x0, x_t, abar),
                                     torch.Generator().manual_seed(0)).total.item())
     return sum(losses) / len(losses)
 
@@ -169,11 +170,11 @@ def test_a_callback_sees_every_step_and_can_cancel_with_nothing_left_behind(setu
 
 def test_a_nan_loss_stops_with_a_clear_message(setup):
     def broken(unet, x_t, t, text):
-        return unet_noise(unet, x_t, t, text) * float("nan")
+        return setup[3].call(unet, x_t, t, text) * float("nan")
 
     with pytest.raises(InputError, match=r"diverged at step 1 of 3: the loss became nan; lower the learning rate "
                                          r"\(now 0.001, e.g. to 0.0001\)") as err:
-        fit(setup, predict_noise=broken)
+        fit(setup, call=broken)
     assert err.value.input_name == "lr"
 
 
@@ -188,31 +189,31 @@ def test_an_infinite_gradient_stops_with_a_clear_message(setup):
             return grad * float("inf")
 
     def exploding(unet, x_t, t, text):
-        return Explode.apply(unet_noise(unet, x_t, t, text))
+        return Explode.apply(setup[3].call(unet, x_t, t, text))
 
     with pytest.raises(InputError, match="diverged at step 1 of 3: the gradient became"):
-        fit(setup, predict_noise=exploding)
+        fit(setup, call=exploding)
 
 
 # --- ComfyUI's inference mode -----------------------------------------------------------------------
 
 def test_training_under_inference_mode_with_inference_tensors_works_and_equals_plain_training(setup):
-    unet, x0, text, alphas = setup
+    unet, x0, text, denoiser = setup
     plain = fit(setup)
     with torch.inference_mode():
-        inputs = (x0.clone(), text.clone(), alphas.clone())
+        inputs = (x0.clone(), text.clone())
         start = fresh(unet)
         assert inputs[0].is_inference() and start.deltas[0].is_inference()
-        result = train(unet, start, *inputs, SPEC, steps=3, lr=1e-3, seed=0)
+        result = train(denoiser, start, *inputs, SPEC, steps=3, lr=1e-3, seed=0)
     assert same_tensors(result.adapter, plain.adapter)
 
 
 def test_a_model_loaded_under_inference_mode_can_be_trained_and_is_left_as_it_was(setup):
-    _, x0, text, alphas = setup
+    _, x0, text, denoiser = setup
     with torch.inference_mode():
         unet = tiny_unet3d().requires_grad_(False)
         before = {name: tensor.clone() for name, tensor in unet.state_dict().items()}
-        result = train(unet, fresh(unet), x0, text, alphas, SPEC, steps=2, lr=1e-3)
+        result = train(dataclasses.replace(denoiser, module=unet), fresh(unet), x0, text, SPEC, steps=2, lr=1e-3)
     assert all(torch.count_nonzero(delta) > 0 for delta in result.adapter.deltas)
     assert all(p.is_inference() for p in unet.parameters())
     assert all(torch.equal(unet.state_dict()[k], v) for k, v in before.items())
@@ -232,8 +233,8 @@ def test_invalid_settings_name_the_input(setup, change, name):
 
 
 def test_wrongly_shaped_tensors_name_the_input(setup):
-    unet, x0, text, alphas = setup
+    unet, x0, text, denoiser = setup
     with pytest.raises(InputError, match="latents: expected float video latents") as err:
-        train(unet, fresh(unet), x0[0], text, alphas, SPEC, steps=1)
+        train(denoiser, fresh(unet), x0[0], text, SPEC, steps=1)
     with pytest.raises(InputError, match=r"prompt: expected prompt embeddings \(1, tokens, dim\); got shape \(7, 32\)"):
-        train(unet, fresh(unet), x0, text[0], alphas, SPEC, steps=1)
+        train(denoiser, fresh(unet), x0, text[0], SPEC, steps=1)
