@@ -12,6 +12,7 @@ nothing is overwritten), plus the adapter file unless ``--no-save-adapter``. Exi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
@@ -95,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     generation = transfer.add_argument_group("generation")
     generation.add_argument("--inversion-steps", type=int, default=50)
     generation.add_argument("--noise", choices=sorted(STRATEGIES), default="direct", help="initial noise strategy")
-    generation.add_argument("--ratio", type=float, default=0.5, help="share of inverted noise (blends)")
+    generation.add_argument("--ratio", type=float, default=None,
+                            help="share of inverted noise (blends; default 0.5) or stop frequency (freeinit; 0.25)")
     generation.add_argument("--sampling-steps", type=int, default=50)
     generation.add_argument("--cfg", type=float, default=9.0, help="guidance scale")
     generation.add_argument("--negative-prompt", default="")
@@ -174,6 +176,27 @@ class Bar:
         self._bar.close()
 
 
+class Bars:
+    """A :data:`motion_core.pipeline.Stage` of tqdm bars; ``note`` shows text on the open one (the loss)."""
+
+    def __init__(self):
+        self.current: Bar | None = None
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, total: int):
+        with Bar(name, total) as bar:
+            self.current = bar
+            try:
+                yield bar
+            finally:
+                self.current = None
+
+    def note(self, text: str) -> None:
+        if self.current is not None:
+            self.current.note(text)
+
+
+
 @dataclass
 class TransferResult:
     videos: list[Path]
@@ -182,13 +205,14 @@ class TransferResult:
 
 
 def transfer(args: argparse.Namespace) -> TransferResult:
-    """Run the pipeline for parsed ``transfer`` arguments (see :func:`build_parser`)."""
-    from .adapters import ADAPTER_KINDS, adapter_writer, load_adapter
-    from .backbones.base import ModelOptions
+    """Run the pipeline (:func:`motion_core.pipeline.transfer`) for parsed ``transfer`` arguments (see
+    :func:`build_parser`), writing numbered files into ``--out``."""
+    from .adapters import adapter_writer, load_adapter
     from .backbones import load_backbone
+    from .backbones.base import ModelOptions
     from .files import write_numbered_file
-    from .pipeline import (decode, encode_reference, generate, invert_reference, make_noise, scaled_stack,
-                           train_adapter)
+    from .pipeline import TransferSettings
+    from .pipeline import transfer as run_transfer
     from .train import TrainOptions
     from .video import FrameSelection, load_video, write_video
 
@@ -201,42 +225,29 @@ def transfer(args: argparse.Namespace) -> TransferResult:
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
     backbone = load_backbone(args.model, options, input_name="--model")
     clip = load_video(args.video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
-    reference, _ = encode_reference(backbone, clip.frames, args.width, args.height, input_name="--video")
+    adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter") if args.adapter else None
+    settings = TransferSettings(
+        width=args.width, height=args.height, objective=spec, kind=args.parameterisation,
+        adapter_options=options_given, steps=args.steps, lr=args.lr, seed=args.seed,
+        train_options=TrainOptions(precision=args.precision, gradient_checkpointing=args.gradient_checkpointing),
+        inversion_steps=args.inversion_steps, noise=args.noise, ratio=args.ratio, noise_seeds=tuple(args.seeds),
+        sampling_steps=args.sampling_steps, cfg=args.cfg, negative_prompt=args.negative_prompt,
+        strength=args.strength, debias=args.debias)
+    written, bars = TransferResult([], None, []), Bars()
 
-    loss: list[float] = []
-    adapter_file = None
-    if args.adapter:
-        adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter")
-    else:
-        with Bar("train", args.steps) as bar:
-            def on_step(step: int, steps: int, terms: dict[str, float]) -> None:
-                loss.append(terms["total"])
-                bar.note(f"loss {terms['total']:.4f}")
-                bar(step, steps)
-
-            kind = ADAPTER_KINDS[args.parameterisation]
-            adapter = train_adapter(backbone, reference, args.prompt, spec, args.parameterisation, steps=args.steps,
-                                    lr=args.lr if args.lr is not None else kind.default_lr, seed=args.seed,
-                                    adapter_options=options_given, callback=on_step,
-                                    options=TrainOptions(precision=args.precision,
-                                                         gradient_checkpointing=args.gradient_checkpointing)).adapter
+    def save_adapter(trained) -> None:
         if not args.no_save_adapter:
-            adapter_file = write_numbered_file(out, "adapter", ".safetensors", adapter_writer(adapter), "--out")
+            written.adapter_file = write_numbered_file(out, "adapter", ".safetensors", adapter_writer(trained), "--out")
 
-    with Bar("invert", args.inversion_steps) as bar:
-        inverted = invert_reference(backbone, reference, args.inversion_steps, adapters=[(adapter, args.strength)],
-                                    progress=bar)
-    videos = []
-    for target in args.target:
-        for seed in args.seeds:
-            noise = make_noise(inverted, args.noise, seed, args.ratio)
-            with Bar(f"generate {slug(target, 24)} seed {seed}", args.sampling_steps) as bar:
-                latents = generate(backbone, noise, target, args.negative_prompt, args.sampling_steps, args.cfg,
-                                   scaled_stack(adapter, args.strength, debias=args.debias), bar)
-            frames = decode(backbone, latents)
-            videos.append(write_numbered_file(out, f"{slug(target)}_seed{seed}", ".mp4",
-                                              lambda path: write_video(frames, path, clip.fps), "--out"))
-    return TransferResult(videos, adapter_file, loss)
+    def save_video(target: str, seed: int, frames) -> None:
+        written.videos.append(write_numbered_file(out, f"{slug(target)}_seed{seed}", ".mp4",
+                                                  lambda path: write_video(frames, path, clip.fps), "--out"))
+
+    result = run_transfer(backbone, clip.frames, args.prompt, args.target, settings, adapter=adapter,
+                          on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
+                          on_adapter=save_adapter, on_video=save_video, stage=bars, input_name="--video")
+    written.loss = [terms["total"] for terms in result.history]
+    return written
 
 
 def run_command(work: Callable[[], list[str]]) -> int:

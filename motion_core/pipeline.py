@@ -9,6 +9,8 @@ Each step is one function that the nodes call one per node and the command line 
     video = generate(backbone, noise, "a tank in the desert", adapters=[(result.adapter, 1.0)])
     frames = decode(backbone, video)
 
+:func:`transfer` runs them all for one clip and several targets (the command line and the toy demo).
+
 Latents travel as :class:`VideoLatents`, which remember the model they belong to and whether they
 are clean or noise, so that a wrong connection gets a clear message instead of a wrong video.
 """
@@ -16,7 +18,7 @@ are clean or noise, so that a wrong connection gets a clear message instead of a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -91,23 +93,36 @@ def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention",
 
 def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
                   objective: ObjectiveSpec | dict | None = None, kind: str = "temporal_attention", *,
-                  steps: int = 400, lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
+                  steps: int = 400, lr: float | None = None, seed: int = 0, options: TrainOptions = TrainOptions(),
                   adapter_options: dict | None = None, callback: Callback | None = None) -> TrainResult:
     """Train a new adapter of ``kind`` (with ``adapter_options``) on the reference clip.
 
     ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
-    terms. The backbone is not changed (see :func:`motion_core.train.train`); with model offload
+    terms; ``lr`` (None or 0) to the kind's published rate (:attr:`MotionAdapter.default_lr`). The backbone is not changed (see :func:`motion_core.train.train`); with model offload
     the denoiser stays on the device meanwhile. The adapter records the clip's pixel size too.
     """
     x0 = latent_samples(reference, backbone, False, "latents")
     spec = objective if objective is not None else ObjectiveSpec()
     text = backbone.encode_prompt([prompt])
     adapter = new_adapter(backbone, kind, tuple(x0.shape[2:]), seed, **dict(adapter_options or {}))
+    lr = lr or adapter.default_lr
     scale = backbone.latent_scale()
     size = {"width": str(x0.shape[4] * scale), "height": str(x0.shape[3] * scale)}
     with backbone.hold(backbone.denoiser_module):
         return train(backbone.denoiser(), adapter, x0, text, spec, steps=steps, lr=lr, seed=seed, options=options,
                      callback=callback, prompt=prompt, metadata=size)
+
+
+def options_for(kind: str, adapter_options: dict | None, input_name: str = "adapter_options") -> dict | None:
+    """The options of a ``{"kind", "options"}`` pair (what the options nodes output) for training a
+    ``kind`` adapter; :class:`InputError` naming ``input_name`` when they are another kind's."""
+    if adapter_options is None:
+        return None
+    if adapter_options["kind"] != kind:
+        raise InputError(input_name, f"these are options for {adapter_options['kind']} but the parameterisation is "
+                                     f"{kind}; set parameterisation to {adapter_options['kind']} or connect the "
+                                     "matching options node")
+    return adapter_options["options"]
 
 
 def adapter_uses(adapters: AdapterStack) -> list[AdapterUse]:
@@ -134,6 +149,20 @@ def scaled_stack(adapters: MotionAdapter | AdapterStack | None, strength: float 
     return [AdapterUse(use.adapter, use.strength * strength,
                        {**{k: v for k, v in settings.items() if k in use.adapter.SETTINGS}, **use.settings})
             for use in entries]
+
+
+def with_parts(stack: list[AdapterUse], parts: str, input_name: str = "parts") -> list[AdapterUse]:
+    """``stack`` with the LoRA ``parts`` setting (temporal, spatial or both) set on each LoRA; other
+    kinds have no parts and accept only ``temporal`` (:class:`InputError` naming ``input_name``)."""
+    result = []
+    for use in stack:
+        if "parts" in use.adapter.SETTINGS:
+            use = AdapterUse(use.adapter, use.strength, {**use.settings, "parts": parts})
+        elif parts != "temporal":
+            raise InputError(input_name, f"{parts!r} applies to LoRA adapters only; this is a {use.adapter.kind} "
+                                         "adapter (leave it at temporal)")
+        result.append(use)
+    return result
 
 
 @contextlib.contextmanager
@@ -201,3 +230,108 @@ def generate(backbone: VideoBackbone, noise: VideoLatents, prompt: str, negative
 def decode(backbone: VideoBackbone, latents: VideoLatents, progress: Progress | None = None) -> torch.Tensor:
     """Clean latents -> IMAGE frames ``(b·f, H, W, 3)`` float32 in [0, 1] on the CPU."""
     return backbone.decode_latents(latent_samples(latents, backbone, False, "latents"), progress)
+
+
+Stage = Callable[[str, int], contextlib.AbstractContextManager[Progress]]
+"""``stage(name, total)``: a progress callback for one long loop, used as a context manager (a tqdm
+bar on the command line). Names: ``train``, ``invert``, ``generate <target> seed <n>``."""
+
+
+@contextlib.contextmanager
+def _silent(name: str, total: int) -> Iterator[Progress]:
+    yield lambda done, total=None: None
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Everything :func:`transfer` does besides the clip, the prompt and the targets; defaults as the nodes'.
+
+    Attributes:
+        width, height: pixel size to encode the clip at (0 = the clip's, rounded to the model's multiple).
+        objective, kind, adapter_options, steps, lr, seed, train_options: training (see
+            :func:`train_adapter`; ``lr`` None = the kind's published rate).
+        inversion_steps, noise, ratio, noise_seeds: inversion and initial noise (one video per seed;
+            ``ratio`` None = the strategy's default).
+        sampling_steps, cfg, negative_prompt, strength, debias: generation (``debias`` None = the kind's
+            default use).
+    """
+
+    width: int = 0
+    height: int = 0
+    objective: ObjectiveSpec | dict | None = None
+    kind: str = "temporal_attention"
+    adapter_options: dict | None = None
+    steps: int = 400
+    lr: float | None = None
+    seed: int = 0
+    train_options: TrainOptions = TrainOptions()
+    inversion_steps: int = 50
+    noise: str = "direct"
+    ratio: float | None = None
+    noise_seeds: tuple[int, ...] = (0,)
+    sampling_steps: int = 50
+    cfg: float = 9.0
+    negative_prompt: str = ""
+    strength: float = 1.0
+    debias: str | None = None
+
+
+@dataclass
+class TransferResult:
+    """``adapter``: trained (or the one given); ``history``: its training's loss terms per step (empty
+    when given); ``reference``: the clip's frames as encoded ``(f, H, W, 3)``."""
+
+    adapter: MotionAdapter
+    history: list[dict[str, float]]
+    reference: torch.Tensor
+
+
+def transfer(backbone: VideoBackbone, frames: torch.Tensor, prompt: str, targets: Sequence[str],
+             settings: TransferSettings = TransferSettings(), *, adapter: MotionAdapter | None = None,
+             on_train_step: Callback | None = None, on_adapter: Callable[[MotionAdapter], None] | None = None,
+             on_video: Callable[[str, int, torch.Tensor], None] | None = None, stage: Stage = _silent,
+             input_name: str = "frames") -> TransferResult:
+    """The whole motion transfer for one clip: encode, train (unless ``adapter`` is given), invert,
+    then for every target and noise seed: initial noise, generate, decode.
+
+    Args:
+        frames: IMAGE frames ``(f, h, w, 3)`` in [0, 1] (resized as :func:`encode_reference` does).
+        prompt: the training prompt (the clip's motion); ``targets``: what the new videos show.
+        settings: :class:`TransferSettings`.
+        adapter: use this adapter instead of training one.
+        on_train_step: called after each training step (as :func:`train_adapter`'s callback).
+        on_adapter: called with the adapter once trained (to save it before the videos are made).
+        on_video: called with ``(target, seed, frames (f, H, W, 3) float32 [0, 1])`` for each video
+            as soon as it is decoded (to write it), so that videos are not all kept in memory.
+        stage: progress of each long loop (see :data:`Stage`).
+        input_name: what a bad clip is called in messages.
+    """
+    reference, fitted = encode_reference(backbone, frames, settings.width, settings.height, input_name)
+    history: list[dict[str, float]] = []
+    if adapter is None:
+        with stage("train", settings.steps) as progress:
+            def callback(step: int, total: int, terms: dict[str, float]) -> None:
+                if on_train_step is not None:
+                    on_train_step(step, total, terms)
+                progress(step, total)
+
+            result = train_adapter(backbone, reference, prompt, settings.objective, settings.kind,
+                                   steps=settings.steps, lr=settings.lr, seed=settings.seed,
+                                   options=settings.train_options, adapter_options=settings.adapter_options,
+                                   callback=callback)
+        adapter, history = result.adapter, result.history
+        if on_adapter is not None:
+            on_adapter(adapter)
+    with stage("invert", settings.inversion_steps) as progress:
+        inverted = invert_reference(backbone, reference, settings.inversion_steps,
+                                    adapters=[(adapter, settings.strength)], progress=progress)
+    uses = scaled_stack(adapter, settings.strength, **({"debias": settings.debias} if settings.debias else {}))
+    for target in targets:
+        for seed in settings.noise_seeds:
+            noise = make_noise(inverted, settings.noise, seed, settings.ratio)
+            with stage(f"generate {target[:24]} seed {seed}", settings.sampling_steps) as progress:
+                latents = generate(backbone, noise, target, settings.negative_prompt, settings.sampling_steps,
+                                   settings.cfg, uses, progress)
+            if on_video is not None:
+                on_video(target, seed, decode(backbone, latents))
+    return TransferResult(adapter, history, fitted)

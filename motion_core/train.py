@@ -226,6 +226,25 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
         return TrainResult(trained.requires_grad_(False), history)
 
 
+def loss_series(history: list[dict[str, float]]) -> dict[str, list[float]]:
+    """One series per term of a training history, one value per step: ``loss`` (the total) and each term.
+
+    A term some steps skip (MotionDirector's spatial step, skipped at random) holds its last value
+    over them (its first value before it first runs), so every series has one value per step
+    (ComfyUI's LOSS_MAP, which its Plot Loss Graph node draws).
+    """
+    names = ["total"] + list(dict.fromkeys(name for terms in history for name in terms if name != "total"))
+    series = {}
+    for name in names:
+        first = next(terms[name] for terms in history if name in terms)
+        values, last = [], first
+        for terms in history:
+            last = terms.get(name, last)
+            values.append(last)
+        series["loss" if name == "total" else name] = values
+    return series
+
+
 def _stream_seed(seed: int, stream: str) -> int:
     """Independent 63-bit seeds for each random stream, all determined by the user's seed."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "big") >> 1

@@ -1,11 +1,10 @@
 """Nodes that choose how a parameterisation is built (options for Train Motion Adapter), and the node
 that stacks adapters for generation."""
 
-from ..motion_core.adapters import AdapterUse, LoRAAdapter, MotionEmbeddingAdapter
+from ..motion_core.adapters import LoRAAdapter, MotionEmbeddingAdapter
 from ..motion_core.adapters.embeddings import BLOCK_SETS
 from ..motion_core.adapters.lora import USES
-from ..motion_core.errors import InputError
-from ..motion_core.pipeline import scaled_stack
+from ..motion_core.pipeline import scaled_stack, with_parts
 from ._comfy import CATEGORY, io, node_id
 from .types import Adapter, AdapterOptions
 
@@ -119,22 +118,9 @@ class CombineMotionAdapters(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter_a, strength_a, parts_a, strength_b, parts_b, adapter_b=None) -> io.NodeOutput:
-        stack = _with_parts(scaled_stack(adapter_a, strength_a), parts_a, "parts_a")
-        stack += _with_parts(scaled_stack(adapter_b, strength_b), parts_b, "parts_b")
+        stack = with_parts(scaled_stack(adapter_a, strength_a), parts_a, "parts_a")
+        stack += with_parts(scaled_stack(adapter_b, strength_b), parts_b, "parts_b")
         return io.NodeOutput(tuple(stack))
-
-
-def _with_parts(stack: list[AdapterUse], parts: str, input_name: str) -> list[AdapterUse]:
-    """Set the LoRA parts of each LoRA in ``stack``; other kinds accept only the default."""
-    result = []
-    for use in stack:
-        if "parts" in use.adapter.SETTINGS:
-            use = AdapterUse(use.adapter, use.strength, {**use.settings, "parts": parts})
-        elif parts != "temporal":
-            raise InputError(input_name, f"{parts!r} applies to LoRA adapters only; this is a {use.adapter.kind} "
-                                         "adapter (leave it at temporal)")
-        result.append(use)
-    return result
 
 
 NODES = [LoRAOptions, MotionEmbeddingOptions, CombineMotionAdapters]

@@ -7,10 +7,6 @@ from ._comfy import CATEGORY, Progress, io, node_id
 from .types import Adapter, Latents, VideoModel
 
 
-DEBIAS_CHOICES = ("object",) + tuple(mode for mode in DEBIAS_MODES if mode != "object")
-"""Generate Video's debiasing choices, object first (the default)."""
-
-
 def _strength_input():
     return io.Float.Input("adapter_strength", default=1.0, min=-10.0, max=10.0, step=0.05,
                           tooltip="How strongly the adapter applies: 1 as trained, 0 off, in between for "
@@ -69,10 +65,10 @@ class InitialNoise(io.ComfyNode):
                                        "noise (MotionDirector). low_frequency: its coarse layout with fresh "
                                        "detail (DMT). blend_low_frequency: both. freeinit: its low 3-D "
                                        "frequencies. random: fresh noise only (ignores the reference)."),
-                io.Float.Input("ratio", default=0.5, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("ratio", default=0.0, min=0.0, max=1.0, step=0.05,
                                tooltip="blend and blend_low_frequency: share of the inverted noise (0.1-0.5 "
-                                       "advised). freeinit: the stop frequency (0.25 advised). Unused by the "
-                                       "others."),
+                                       "advised). freeinit: the stop frequency (0.25 advised). 0: the "
+                                       "strategy's own default (blends 0.5, freeinit 0.25). Unused by the others."),
                 io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
                              tooltip="Seed of the fresh noise: change it for another variation."),
             ],
@@ -81,7 +77,7 @@ class InitialNoise(io.ComfyNode):
 
     @classmethod
     def execute(cls, inverted, strategy, ratio, seed) -> io.NodeOutput:
-        return io.NodeOutput(make_noise(inverted, strategy, seed, ratio))
+        return io.NodeOutput(make_noise(inverted, strategy, seed, ratio or None))
 
 
 class GenerateVideo(io.ComfyNode):
@@ -111,7 +107,7 @@ class GenerateVideo(io.ComfyNode):
                 Adapter.Input("adapter", optional=True,
                               tooltip="The trained motion, from Train or Load Motion Adapter (or several, from "
                                       "Combine Motion Adapters)."),
-                io.Combo.Input("debias", options=list(DEBIAS_CHOICES), default="object", optional=True,
+                io.Combo.Input("debias", options=list(DEBIAS_MODES), default=DEBIAS_MODES[0], optional=True,
                                tooltip="Motion embeddings only (Motion Inversion's inference debiasing): object "
                                        "and hybrid motion use the frame differences of the value embedding, "
                                        "camera motion drops it, none uses it as trained."),
@@ -121,7 +117,7 @@ class GenerateVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, noise, prompt, negative_prompt, steps, cfg, adapter_strength, adapter=None,
-                debias="object") -> io.NodeOutput:
+                debias=DEBIAS_MODES[0]) -> io.NodeOutput:
         adapters = scaled_stack(adapter, adapter_strength, debias=debias)
         latents = generate(model, noise, prompt, negative_prompt, steps, cfg, adapters, Progress(steps))
         return io.NodeOutput(latents)

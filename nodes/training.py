@@ -1,10 +1,9 @@
 """The node that learns a clip's motion."""
 
 from ..motion_core.adapters import ADAPTER_KINDS
-from ..motion_core.errors import InputError
 from ..motion_core.objectives import ObjectiveSpec
-from ..motion_core.pipeline import train_adapter
-from ..motion_core.train import PRECISIONS, TrainOptions
+from ..motion_core.pipeline import options_for, train_adapter
+from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
 from ._comfy import CATEGORY, Progress, io, node_id
 from .types import Adapter, AdapterOptions, Latents, Objective, VideoModel
 
@@ -15,24 +14,6 @@ def loss_text(step: int, steps: int, terms: dict[str, float]) -> str:
     """One line for the node while training: the step and each loss term."""
     parts = [f"{name} {value:.4f}" for name, value in terms.items() if name != "total"]
     return f"step {step}/{steps} · loss {terms['total']:.4f}" + (f" ({', '.join(parts)})" if parts else "")
-
-
-def loss_map(history: list[dict[str, float]]) -> dict[str, list[float]]:
-    """ComfyUI's LOSS_MAP: ``loss`` (the total) and one series per term, one value per step.
-
-    A term some steps skip (MotionDirector's spatial step, skipped at random) holds its last value
-    over them (its first value before it first runs), so every series has one value per step.
-    """
-    names = ["total"] + list(dict.fromkeys(name for terms in history for name in terms if name != "total"))
-    series = {}
-    for name in names:
-        first = next(terms[name] for terms in history if name in terms)
-        values, last = [], first
-        for terms in history:
-            last = terms.get(name, last)
-            values.append(last)
-        series["loss" if name == "total" else name] = values
-    return series
 
 
 class TrainMotionAdapter(io.ComfyNode):
@@ -60,9 +41,10 @@ class TrainMotionAdapter(io.ComfyNode):
                                        "query-key/value embeddings in temporal attention (Motion Inversion, lr "
                                        "2e-2; options: Motion Embedding Options)."),
                 io.Int.Input("steps", default=400, min=1, max=100_000, tooltip="Optimiser steps (VMC: 400)."),
-                io.Float.Input("lr", default=1e-4, min=1e-7, max=1.0, step=1e-5, round=False,
-                               tooltip="AdamW learning rate: VMC 1e-4, LoRA 5e-4, motion embeddings 2e-2. "
-                                       "Lower it if training stops with a divergence message."),
+                io.Float.Input("lr", default=0.0, min=0.0, max=1.0, step=1e-5, round=False,
+                               tooltip="AdamW learning rate. 0: the parameterisation's published rate (VMC "
+                                       "1e-4, LoRA 5e-4, motion embeddings 2e-2). Lower it if training stops "
+                                       "with a divergence message."),
                 io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=False,
                              tooltip="Seed of the training noise and timesteps: the same seed gives the same "
                                      "adapter."),
@@ -96,17 +78,10 @@ class TrainMotionAdapter(io.ComfyNode):
             progress(step, total)
 
         spec = ObjectiveSpec.from_dict(objective) if objective is not None else None
-        options = None
-        if adapter_options is not None:
-            if adapter_options["kind"] != parameterisation:
-                raise InputError("adapter_options", f"these are options for {adapter_options['kind']} but the "
-                                                    f"parameterisation is {parameterisation}; set parameterisation to "
-                                                    f"{adapter_options['kind']} or connect the matching options node")
-            options = adapter_options["options"]
         result = train_adapter(model, latents, prompt, spec, parameterisation, steps=steps, lr=lr, seed=seed,
                                options=TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing),
-                               adapter_options=options, callback=callback)
-        return io.NodeOutput(result.adapter, loss_map(result.history))
+                               adapter_options=options_for(parameterisation, adapter_options), callback=callback)
+        return io.NodeOutput(result.adapter, loss_series(result.history))
 
 
 NODES = [TrainMotionAdapter]

@@ -15,9 +15,9 @@ down/up blocks, ModelScope/ZeroScope's 1280-channel ``down_blocks.2`` ×2 and ``
 or ``all`` down/up blocks (15; the paper's choice for complex motion). The mid block and
 ``transformer_in`` are never used.
 
-Setting ``debias`` (generation; training always uses ``none``): ``object`` / ``hybrid`` use the
-frame differences of E_v (``D(E)_0 = E_0``, ``D(E)_k = E_k - E_{k-1}``), ``camera`` drops E_v,
-``none`` uses it as trained.
+Setting ``debias`` (generation; training always uses ``none``): ``object`` (the default when
+generating, as Motion Inversion's inference) and ``hybrid`` use the frame differences of E_v
+(``D(E)_0 = E_0``, ``D(E)_k = E_k - E_{k-1}``), ``camera`` drops E_v, ``none`` uses it as trained.
 
 Beyond the released code: generation at another frame count resamples the trained frame slots
 (linear, end slots kept), at another resolution resamples E_v's grid (bilinear) — then debiasing.
@@ -36,7 +36,8 @@ from ..errors import InputError
 from .base import Attachment, MotionAdapter, on_device, options_metadata
 
 BLOCK_SETS = ("widest", "all")
-DEBIAS_MODES = ("none", "object", "hybrid", "camera")
+DEBIAS_MODES = ("object", "none", "hybrid", "camera")
+"""Generation-time debiasing of ``E_v``; the first is the default when generating (training uses ``none``)."""
 QUERY_KEY_SUFFIX = ".query_key"
 VALUE_SUFFIX = ".value"
 
@@ -165,7 +166,8 @@ class MotionEmbeddingAdapter(MotionAdapter):
     10 × (180, 32, 1280).
 
     Options: ``blocks`` (``widest`` | ``all``), ``frame_slots`` (32), ``value_weight`` γ (1.0).
-    Setting ``debias``: ``none`` (default, as trained), ``object``, ``hybrid``, ``camera``.
+    Setting ``debias``: ``object`` (default), ``none`` (as trained; what training uses), ``hybrid``,
+    ``camera``.
     """
 
     kind = "motion_embeddings"
@@ -215,6 +217,9 @@ class MotionEmbeddingAdapter(MotionAdapter):
         metadata = {**options_metadata(backbone, options), "frames": str(frames), "latent_height": str(height),
                     "latent_width": str(width)}
         return cls(embeddings, metadata)
+
+    def training_settings(self) -> dict[str, str]:
+        return {"debias": "none"}
 
     def trained_size(self) -> tuple[int, int, int]:
         """``(frames, latent_height, latent_width)`` the embeddings were made for."""

@@ -124,12 +124,11 @@ class DemoResult:
 
 def run(args: argparse.Namespace) -> DemoResult:
     """The demo for parsed arguments (see :func:`build_parser`)."""
-    from ..adapters import ADAPTER_KINDS
-    from ..backbones.base import ModelOptions
     from ..backbones import load_backbone
-    from ..cli import Bar, slug
+    from ..backbones.base import ModelOptions
+    from ..cli import Bars, slug
     from ..files import write_numbered_file
-    from ..pipeline import decode, encode_reference, generate, invert_reference, make_noise, scaled_stack, train_adapter
+    from ..pipeline import TransferSettings, transfer
     from ..video import write_video
     from .report import side_by_side
 
@@ -141,25 +140,17 @@ def run(args: argparse.Namespace) -> DemoResult:
                                     f"python -m motion_core.toy.train_model --out {args.model}")
     backbone = load_backbone(args.model, ModelOptions(), input_name="--model")
     # The toy model only knows clips of its training size; any file is fitted to it (cover + crop).
-    latents, fitted = encode_reference(backbone, reference.frames, model.WIDTH, model.HEIGHT, input_name="--clip")
-    print(f"reference: {args.clip} ({len(fitted)} frames), prompt {reference.caption!r}; "
+    print(f"reference: {args.clip} ({len(reference.frames)} frames), prompt {reference.caption!r}; "
           f"target {args.target!r}; method {method.name}", file=sys.stderr)
 
-    with Bar("train", args.steps) as bar:
-        def on_step(step: int, steps: int, terms: dict[str, float]) -> None:
-            bar.note(f"loss {terms['total']:.4f}")
-            bar(step, steps)
-
-        lr = args.lr if args.lr is not None else ADAPTER_KINDS[method.kind].default_lr
-        adapter = train_adapter(backbone, latents, reference.caption, method.spec(), method.kind, steps=args.steps,
-                                lr=lr, seed=args.seed, callback=on_step).adapter
-    with Bar("invert", args.inversion_steps) as bar:
-        inverted = invert_reference(backbone, latents, args.inversion_steps, adapters=[(adapter, 1.0)], progress=bar)
-    noise = make_noise(inverted, args.noise or method.noise, args.seed)
-    with Bar("generate", args.sampling_steps) as bar:
-        video = generate(backbone, noise, args.target, steps=args.sampling_steps, cfg=args.cfg,
-                         adapters=scaled_stack(adapter), progress=bar)
-    frames = decode(backbone, video)
+    videos, bars = [], Bars()
+    result = transfer(backbone, reference.frames, reference.caption, [args.target], TransferSettings(
+        width=model.WIDTH, height=model.HEIGHT, objective=method.spec(), kind=method.kind, steps=args.steps,
+        lr=args.lr, seed=args.seed, inversion_steps=args.inversion_steps, noise=args.noise or method.noise,
+        noise_seeds=(args.seed,), sampling_steps=args.sampling_steps, cfg=args.cfg),
+        stage=bars, on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
+        on_video=lambda target, seed, frames: videos.append(frames), input_name="--clip")
+    fitted, frames = result.reference, videos[0]
 
     reference_track, generated_track = tracker.track(fitted.numpy()), tracker.track(frames.numpy())
     picture = side_by_side(fitted.numpy(), frames.numpy(), reference_track, generated_track)

@@ -75,7 +75,7 @@ def measure(folder: Path) -> dict[str, object]:
     saved = save_adapter(adapters["motion_embeddings"], folder.parent / "embeddings.safetensors")
     loaded = load_adapter(saved)
     out["generate/loaded"] = summary(pipeline.generate(backbone, noise, "a blue circle", steps=3, cfg=1.0,
-                                                       adapters=[(loaded, 1.0)]).samples)
+                                                       adapters=[AdapterUse(loaded, 1.0, {"debias": "none"})]).samples)
     out["decode"] = summary(pipeline.decode(backbone, pipeline.VideoLatents(reference.samples, backbone.fingerprint)))
     return out
 

@@ -12,7 +12,7 @@ import torch
 from motion_core.adapters import (ADAPTER_KINDS, LoRAAdapter, MotionEmbeddingAdapter, load_adapter, make_view,
                                   save_adapter)
 from motion_core.objectives import BASE_LOSSES, ObjectiveSpec
-from motion_core.testing import TINY_TEXT_DIM, tiny_denoiser, tiny_unet3d
+from motion_core.testing import TINY_TEXT_DIM, tiny_denoiser
 from motion_core.train import train
 
 FRAMES, SIZE = 8, 16
