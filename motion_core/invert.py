@@ -1,7 +1,7 @@
 """DDIM inversion: run deterministic DDIM backwards from clean latents to the noise that makes them.
 
 Ascending timesteps; at each t the model's noise prediction moves x one step up the schedule
-(REFERENCE.md §6): ``x0 = (x - sqrt(1-abar_prev)·eps) / sqrt(abar_prev)``,
+(docs/METHODS.md §6): ``x0 = (x - sqrt(1-abar_prev)·eps) / sqrt(abar_prev)``,
 ``x = sqrt(abar_t)·x0 + sqrt(1-abar_t)·eps``. diffusers' ``DDIMInverseScheduler`` computes this; the
 empty prompt and no guidance are the methods' defaults (VMC: 75 steps; Motion Inversion and
 MotionDirector: 50).

@@ -3,7 +3,7 @@
 Pure functions of (inverted latent, seed, options); every strategy draws its fresh Gaussian ``z``
 on the CPU from ``torch.Generator().manual_seed(seed)``, so a seed gives the same noise on any
 device. Latents are ``(batch, channels, frames, height, width)``. Formulas: shared
-REFERENCE.md §5 (inv = inverted latent, z = fresh noise, p = ``ratio``).
+docs/METHODS.md §5 (inv = inverted latent, z = fresh noise, p = ``ratio``).
 """
 
 from __future__ import annotations

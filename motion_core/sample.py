@@ -23,7 +23,7 @@ def ddim_scheduler(scheduler_config: dict, inverse: bool = False):
     """diffusers' DDIM (or DDIM-inverse) scheduler built from a model's scheduler config.
 
     ``clip_sample`` is forced off: the schedulers' class default (True) clips x0 to [-1, 1], which
-    is wrong for latent models (REFERENCE.md §6).
+    is wrong for latent models (docs/METHODS.md §6).
     """
     from diffusers import DDIMInverseScheduler, DDIMScheduler
 

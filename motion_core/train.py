@@ -41,7 +41,7 @@ Callback = Callable[[int, int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Optimiser and precision settings; the defaults are VMC's (REFERENCE.md §1).
+    """Optimiser and precision settings; the defaults are VMC's (docs/METHODS.md §1).
 
     Attributes:
         betas, weight_decay, eps: AdamW's.

@@ -4,7 +4,7 @@
 - :class:`MotionAdapter` / :class:`Attachment` / :class:`AdapterUse`: attach at a strength with
   use-time settings, detach, tensors + metadata.
 - Kinds (:data:`ADAPTER_KINDS`): :class:`TemporalAttentionAdapter` (VMC's temporal-attention q/k/v,
-  REFERENCE.md §1), :class:`LoRAAdapter` (MotionDirector's temporal + spatial LoRA through peft, §4),
+  docs/METHODS.md §1), :class:`LoRAAdapter` (MotionDirector's temporal + spatial LoRA through peft, §4),
   :class:`MotionEmbeddingAdapter` (Motion Inversion's query-key / value embeddings, §3).
 - :func:`save_adapter` / :func:`load_adapter`: one safetensors format for every kind, validated metadata.
 """

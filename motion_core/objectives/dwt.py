@@ -2,7 +2,7 @@
 
 Why not ``pytorch_wavelets``: it is the SMA authors' choice and stays the reference the tests
 check against, but it imports ``pkg_resources`` at package import, which setuptools >= 82 removed
-and Python >= 3.12 virtual environments do not ship (TESTING.md) — importing it at runtime would
+and Python >= 3.12 virtual environments do not ship (docs/METHODS.md §9) — importing it at runtime would
 break the node pack in many users' ComfyUI environments. The transform itself is one strided
 convolution per level, so the runtime computes it here from PyWavelets' filter taps (PyWavelets
 is a plain compiled package with no such import) and ``torch.nn.functional.conv1d``. It is

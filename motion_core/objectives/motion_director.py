@@ -1,4 +1,4 @@
-"""MotionDirector's appearance-debiased temporal loss (Zhao et al.; REFERENCE.md §4).
+"""MotionDirector's appearance-debiased temporal loss (Zhao et al.; docs/METHODS.md §4).
 
 Subtracting a scaled anchor frame from every frame removes what all frames share (appearance), so
 the second MSE term weighs the differences between frames more than the plain MSE does.

@@ -1,4 +1,4 @@
-"""Spectral Motion Alignment's regularisers (Park, Jeong, Ye, AAAI 2025; REFERENCE.md §2).
+"""Spectral Motion Alignment's regularisers (Park, Jeong, Ye, AAAI 2025; docs/METHODS.md §2).
 
 Both terms compare x0-space motion, ``d = |Δ_f x0|`` and ``d_hat = |Δ_f x0_hat|`` of shape
 ``(b, c, f-1, h, w)`` (see :func:`.step.x0_motion`):
@@ -46,7 +46,7 @@ def radial_weight(height: int, width: int, delta: float = 0.05, base: float = 1.
                   device: torch.device | str | None = None) -> torch.Tensor:
     """Soft low-frequency weight ``W`` ``(height, width)`` in fftshift-ed coordinates, fp32.
 
-    ``W[u, v] = ((H/2)² + (W/2)²)^δ - ((u - H/2)² + (v - W/2)²)^δ + base`` (REFERENCE.md §2):
+    ``W[u, v] = ((H/2)² + (W/2)²)^δ - ((u - H/2)² + (v - W/2)²)^δ + base`` (docs/METHODS.md §2):
     largest at the centre (DC after fftshift; 2.44 for 40×64 with δ = 0.05), ``base`` at the corners.
     """
     u = torch.arange(height, dtype=torch.float32, device=device)[:, None]

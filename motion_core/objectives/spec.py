@@ -29,7 +29,7 @@ BASE_LOSSES = ("vmc", "motion_director", "mse")
 class ObjectiveSpec:
     """``L = base + sma_global_weight·L_g + sma_local_weight·L_l`` and every option of each term.
 
-    Defaults follow the released SMA code on VMC (REFERENCE.md §1, §2) except where a field's
+    Defaults follow the released SMA code on VMC (docs/METHODS.md §1, §2) except where a field's
     documentation says otherwise.
     """
 

@@ -1,4 +1,4 @@
-"""VMC's residual motion loss (Jeong, Park, Ye, CVPR 2024; REFERENCE.md §1).
+"""VMC's residual motion loss (Jeong, Park, Ye, CVPR 2024; docs/METHODS.md §1).
 
 The loss compares the frame residuals of predicted and sampled noise, ``Δ_f eps_hat`` and
 ``Δ_f eps``, instead of the noise itself, so that what is fitted is how the clip changes from frame

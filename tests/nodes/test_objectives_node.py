@@ -38,7 +38,7 @@ def test_inputs_are_the_spec_fields_in_order_with_its_defaults_and_tooltips(node
         assert options["default"] == want, name
         if kind == "COMBO":
             assert want in options["options"], name
-    # REFERENCE.md §2: λ_g 0.4, λ_l 0.2, J = 2 for 8 frames, Haar, δ = 0.05.
+    # docs/METHODS.md §2: λ_g 0.4, λ_l 0.2, J = 2 for 8 frames, Haar, δ = 0.05.
     assert [required[n][1]["default"] for n in ("sma_global_weight", "sma_local_weight", "sma_global_levels",
                                                 "sma_global_wavelet", "sma_local_delta")] == [0.4, 0.2, 2, "haar", 0.05]
 

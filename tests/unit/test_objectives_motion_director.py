@@ -1,4 +1,4 @@
-"""MotionDirector's appearance-debiased loss (REFERENCE.md §4) against a plain computation."""
+"""MotionDirector's appearance-debiased loss (docs/METHODS.md §4) against a plain computation."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""SMA's wavelet and Fourier terms and the x0-space motion they compare (REFERENCE.md §2), against
+"""SMA's wavelet and Fourier terms and the x0-space motion they compare (docs/METHODS.md §2), against
 plain computations: explicit loops over pixels and frames, numpy's FFT, PyWavelets' own DWT."""
 
 import cmath
@@ -99,7 +99,7 @@ def plain_local(d_hat, d, delta, base, phase):
 @pytest.mark.parametrize("delta, base", [(0.05, 1.0), (0.3, 0.5)])
 def test_local_term_equals_plain_computation(height, width, phase, delta, base):
     """Raw phases are compared on odd sizes only: at even sizes the Nyquist bins are real and
-    numpy and torch may return +π and −π for the same bin (REFERENCE.md §2)."""
+    numpy and torch may return +π and −π for the same bin (docs/METHODS.md §2)."""
     d_hat, d = motion(2, 2, 3, height, width, seed=1), motion(2, 2, 3, height, width, seed=2)
     amplitude, phase_term = sma_local(d_hat, d, delta, base, phase)
     want_amplitude, want_phase = plain_local(d_hat, d, delta, base, phase)

@@ -1,4 +1,4 @@
-"""VMC residual loss (REFERENCE.md §1) against a plain per-pixel / per-frame-pair computation."""
+"""VMC residual loss (docs/METHODS.md §1) against a plain per-pixel / per-frame-pair computation."""
 
 import math
 

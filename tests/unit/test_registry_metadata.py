@@ -44,7 +44,7 @@ VERSION_RANGE_PART = re.compile(r"^(?:(==|>=|<=|!=|~=|>|<|<>|=)\s*)?(\d+\.\d+\.\
 # until it is either shipped (listed) or left out (.comfyignore).
 SHIPPED_TOP_LEVEL = {"__init__.py", "nodes", "motion_core", "models", "examples", "example_workflows",
                      "requirements.txt", "pyproject.toml", "LICENSE", "README.md", "CHANGELOG.md",
-                     "BENCHMARKS.md"}
+                     "BENCHMARKS.md", "docs"}
 SHIPPED_WHOLE = ("nodes", "motion_core", "models", "examples", "example_workflows")
 LEFT_OUT_PACKAGES = {"tests", "benchmarks", "scripts", "support"}
 
@@ -134,6 +134,7 @@ def archive(tmp_path_factory) -> zipfile.ZipFile:
 def test_archive_holds_the_pack_and_nothing_of_the_development(archive):
     names = set(archive.namelist())
     assert {name.split("/")[0] for name in names} == SHIPPED_TOP_LEVEL
+    assert {name for name in names if name.startswith("docs/")} == {"docs/METHODS.md"}  # cited by docstrings
     tracked = subprocess.run(["git", "ls-files", *SHIPPED_WHOLE], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.split()
     assert set(tracked) <= names
