@@ -30,6 +30,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 
 from ..backbones.sites import MotionSite, motion_sites
 from ..errors import InputError
@@ -68,9 +69,9 @@ def resample_grid(embedding: torch.Tensor, trained: tuple[int, int], grid: tuple
         return embedding
     (h_t, w_t), (h, w) = trained, grid
     frames, channels = embedding.shape[1:]
-    image = embedding.float().reshape(h_t, w_t, frames * channels).permute(2, 0, 1).unsqueeze(0)
+    image = rearrange(embedding.float(), "(h w) f c -> 1 (f c) h w", h=h_t, w=w_t)
     resized = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False)
-    return resized.squeeze(0).permute(1, 2, 0).reshape(h * w, frames, channels).to(embedding.dtype)
+    return rearrange(resized, "1 (f c) h w -> (h w) f c", f=frames).to(embedding.dtype)
 
 
 def debias_values(embedding: torch.Tensor, mode: str) -> torch.Tensor | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from einops import rearrange
 
 from ..errors import InputError
 from ..sampling import DiscreteDiffusion
@@ -230,22 +231,22 @@ class UNet3DBackbone(VideoBackbone):
 
     def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
         self.check_frames(frames, input_name)
-        pixels = frames.permute(0, 3, 1, 2).to(self.device, self.dtype) * 2 - 1
+        pixels = rearrange(frames, "f h w rgb -> f rgb h w").to(self.device, self.dtype) * 2 - 1
         chunk = self.options.vae_decode_chunk or pixels.shape[0]
         with torch.no_grad(), self.hold(self.vae):
             latents = torch.cat([self.vae.encode(part).latent_dist.mode() for part in pixels.split(chunk)])
         latents = latents * self.vae.config.scaling_factor
-        return latents.permute(1, 0, 2, 3).unsqueeze(0)  # (f, c, h, w) -> (1, c, f, h, w)
+        return rearrange(latents, "f c h w -> 1 c f h w")
 
     def decode_latents(self, latents: torch.Tensor, progress=None) -> torch.Tensor:
         b, c, f, h, w = latents.shape
-        flat = latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w) / self.vae.config.scaling_factor
+        flat = rearrange(latents, "b c f h w -> (b f) c h w") / self.vae.config.scaling_factor
         chunk = self.options.vae_decode_chunk or flat.shape[0]
         frames, done = [], 0
         with torch.no_grad(), self.hold(self.vae):
             for part in flat.split(chunk):
                 pixels = self.vae.decode(part.to(self.device, self.dtype)).sample
-                frames.append(((pixels.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu())
+                frames.append(rearrange((pixels.float() + 1) / 2, "n rgb h w -> n h w rgb").clamp(0, 1).cpu())
                 done += part.shape[0]
                 if progress is not None:
                     progress(done, b * f)

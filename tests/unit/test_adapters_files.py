@@ -79,13 +79,27 @@ def test_save_refuses_other_suffixes(tmp_path, adapter):
 
 
 def test_saving_and_loading_work_under_inference_mode(tmp_path, adapter, unet):
+    """ComfyUI runs nodes under inference mode: a file saved and loaded there holds the same tensors
+    and the loaded adapter computes what the original does (and not what the base does)."""
+    gen = torch.Generator().manual_seed(3)
+    inputs = (torch.randn(1, 4, 2, 8, 8, generator=gen), torch.tensor([1]))
+    text = torch.randn(1, 3, TINY_TEXT_DIM, generator=gen)
+
+    def run(module):
+        return module(*inputs, encoder_hidden_states=text).sample
+
     with torch.inference_mode():
         inference_adapter = TemporalAttentionAdapter.from_tensors({k: v.clone() for k, v in adapter.to_tensors().items()},
                                                                   dict(METADATA))
         loaded = load_adapter(save_adapter(inference_adapter, tmp_path / "a.safetensors"))
-        view = make_view(unet)
+        assert loaded.metadata == METADATA
+        assert all(torch.equal(loaded.to_tensors()[k], v) for k, v in adapter.to_tensors().items())
+        view, original = make_view(unet), make_view(unet)
         loaded.attach(view)
-        view(torch.randn(1, 4, 2, 8, 8), torch.tensor([1]), encoder_hidden_states=torch.randn(1, 3, TINY_TEXT_DIM))
+        adapter.attach(original)
+        out = run(view)
+        assert torch.equal(out, run(original))
+        assert not torch.allclose(out, run(unet), atol=1e-3)
 
 
 # --- files that cannot be used -----------------------------------------------------------------------

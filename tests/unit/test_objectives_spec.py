@@ -93,7 +93,16 @@ def test_levels_too_many_for_the_frame_count_is_a_clear_error(frames, levels, ok
 
 
 def test_level_check_is_skipped_when_the_wavelet_term_is_off():
-    ObjectiveSpec(sma_global_levels=5, sma_global_weight=0.0).check_frames(8)
+    """5 levels need 33 frames: refused for 8 with the wavelet term on, accepted with it off, where the
+    objective then runs on 8 frames without a wavelet term."""
+    from motion_core.objectives import build_objective
+    from motion_core.testing import random_step
+
+    assert error_of(lambda: ObjectiveSpec(sma_global_levels=5).check_frames(8)).input_name == "sma_global_levels"
+    off = ObjectiveSpec(sma_global_levels=5, sma_global_weight=0.0)
+    off.check_frames(8)
+    terms = build_objective(off)(random_step((1, 4, 8, 4, 4))).terms
+    assert "sma_global" not in terms and "sma_local" in terms
 
 
 def test_stride_must_leave_a_frame_pair():

@@ -151,9 +151,13 @@ def test_the_demo_writes_video_gif_and_comparison_and_never_overwrites(tiny_mode
 
 @pytest.mark.parametrize("method", ["vmc", "motion-inversion"])
 def test_every_method_runs(tiny_model, tmp_path, method, capsys):
+    """Each method trains its own kind and writes a whole clip of the model's size with its summary."""
     clip = list(examples.EXAMPLES)[1]
     assert demo.main(quick(tiny_model, tmp_path, "--method", method, "--clip", clip, "--target", "a white star")) == 0
-    assert (tmp_path / "a_white_star_00001.mp4").is_file()
+    printed = capsys.readouterr()
+    assert f"method {METHODS[method].name}" in printed.err and "motion fidelity" in printed.out
+    video = load_video(tmp_path / "a_white_star_00001.mp4")
+    assert video.frames.shape == (model.FRAMES, model.HEIGHT, model.WIDTH, 3)
 
 
 def test_a_video_file_is_a_reference_too(tiny_model, tmp_path, capsys):
