@@ -50,3 +50,10 @@ def write_section(name: str, title: str, body: str) -> Path:
     replace_file(ROOT / "BENCHMARKS.md", lambda temporary: temporary.write_text(overview))
     return path
 
+
+
+def publish(body: str, write: bool, name: str, title: str) -> None:
+    """Print ``body``; with ``write`` (a script's ``--write``) also record it as ``results/<name>.md``."""
+    print(body)
+    if write:
+        write_section(name, title, body)

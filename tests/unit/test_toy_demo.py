@@ -112,21 +112,13 @@ def test_enlarge_repeats_each_pixel_in_a_block():
     assert torch.equal(big[:, ::4, ::4], frames) and torch.equal(big[:, 3::4, 3::4], frames)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A toy model trained for 3 + 3 steps: its videos are noise, but every part of the pipeline runs."""
-    folder = tmp_path_factory.mktemp("toy") / "model"
-    assert train_model.main(["--out", str(folder), "--vae-steps", "3", "--steps", "3"]) == 0
-    return folder
-
-
 def quick(model_folder, out, *more):
     return ["--model", str(model_folder), "--steps", "2", "--inversion-steps", "2", "--sampling-steps", "2",
             "--out", str(out), *more]
 
 
-def test_the_demo_writes_video_gif_and_comparison_and_never_overwrites(tiny_model, tmp_path, capsys):
-    assert demo.main(quick(tiny_model, tmp_path)) == 0
+def test_the_demo_writes_video_gif_and_comparison_and_never_overwrites(trained_briefly, tmp_path, capsys):
+    assert demo.main(quick(trained_briefly, tmp_path)) == 0
     printed = capsys.readouterr().out
     names = ["a_blue_circle_moving_00001.mp4", "a_blue_circle_moving_00001.gif",
              "a_blue_circle_moving_comparison_00001.png"]
@@ -143,32 +135,33 @@ def test_the_demo_writes_video_gif_and_comparison_and_never_overwrites(tiny_mode
     assert picture.size == (model.FRAMES * (model.WIDTH * 3 + 4) - 4 + 4 + rows, rows)
 
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
-    assert demo.main(quick(tiny_model, tmp_path, "--method", "motiondirector")) == 0
+    assert demo.main(quick(trained_briefly, tmp_path, "--method", "motiondirector")) == 0
     after = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
     assert set(after) - set(before) == {name.replace("00001", "00002") for name in names}
     assert all(after[name] == content for name, content in before.items())
 
 
 @pytest.mark.parametrize("method", ["vmc", "motion-inversion"])
-def test_every_method_runs(tiny_model, tmp_path, method, capsys):
+def test_every_method_runs(trained_briefly, tmp_path, method, capsys):
     """Each method trains its own kind and writes a whole clip of the model's size with its summary."""
     clip = list(examples.EXAMPLES)[1]
-    assert demo.main(quick(tiny_model, tmp_path, "--method", method, "--clip", clip, "--target", "a white star")) == 0
+    more = ("--method", method, "--clip", clip, "--target", "a white star")
+    assert demo.main(quick(trained_briefly, tmp_path, *more)) == 0
     printed = capsys.readouterr()
     assert f"method {METHODS[method].name}" in printed.err and "motion fidelity" in printed.out
     video = load_video(tmp_path / "a_white_star_00001.mp4")
     assert video.frames.shape == (model.FRAMES, model.HEIGHT, model.WIDTH, 3)
 
 
-def test_a_video_file_is_a_reference_too(tiny_model, tmp_path, capsys):
+def test_a_video_file_is_a_reference_too(trained_briefly, tmp_path, capsys):
     examples.write_examples(tmp_path / "clips")
     clip = tmp_path / "clips" / "yellow_circle_wander.mp4"
-    assert demo.main(quick(tiny_model, tmp_path / "out", "--clip", str(clip))) == 0
+    assert demo.main(quick(trained_briefly, tmp_path / "out", "--clip", str(clip))) == 0
     assert "'a shape moving'" in capsys.readouterr().err, "a file's default prompt names no colour or shape"
 
 
-def test_a_missing_clip_exits_2_naming_clip(tiny_model, tmp_path, capsys):
-    assert demo.main(quick(tiny_model, tmp_path, "--clip", str(tmp_path / "missing.mp4"))) == 2
+def test_a_missing_clip_exits_2_naming_clip(trained_briefly, tmp_path, capsys):
+    assert demo.main(quick(trained_briefly, tmp_path, "--clip", str(tmp_path / "missing.mp4"))) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: --clip:") and "missing.mp4" in error
     assert not any(tmp_path.iterdir()), "nothing is written for bad input"

@@ -9,6 +9,7 @@ import torch
 
 from motion_core.backbones import load_backbone
 from motion_core.toy import evaluate, model, train_model, world
+from support.toy_training import train_briefly
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "toy-t2v"
 
@@ -74,13 +75,6 @@ def test_training_clips_come_from_seeds_the_benchmarks_never_use():
     assert pixels.min() >= -1 and pixels.max() <= 1 and len(captions) == 3
 
 
-@pytest.fixture(scope="module")
-def trained_briefly(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("toy") / "model"
-    assert train_model.main(["--out", str(folder), "--vae-steps", "2", "--steps", "2"]) == 0
-    return folder
-
-
 def test_the_training_script_writes_a_folder_the_normal_loader_takes(trained_briefly):
     backbone = load_backbone(trained_briefly)
     assert backbone.latent_scale() == 2 and backbone.pixel_multiple() == 4
@@ -91,9 +85,7 @@ def test_the_training_script_writes_a_folder_the_normal_loader_takes(trained_bri
 
 
 def test_training_is_a_function_of_the_seed(trained_briefly, tmp_path):
-    again = tmp_path / "again"
-    assert train_model.main(["--out", str(again), "--vae-steps", "2", "--steps", "2"]) == 0
-    first, second = load_backbone(trained_briefly), load_backbone(again)
+    first, second = load_backbone(trained_briefly), load_backbone(train_briefly(tmp_path / "again"))
     for a, b in zip(first.unet.state_dict().values(), second.unet.state_dict().values()):
         assert torch.equal(a, b)
 
