@@ -185,6 +185,33 @@ def test_lora_equals_its_merged_weights_at_any_strength(setup):
                                    rtol=1e-4, atol=1e-5)
 
 
+def test_lora_computes_what_peft_public_injection_computes(setup):
+    """The pack builds peft's LoRA layer per target itself (on a private view, with the adapter's own
+    parameters, docs/METHODS.md §8); the same tensors loaded through peft's public API
+    (``inject_adapter_in_model`` with an anchored pattern of the layers, ``set_peft_model_state_dict``)
+    into a copy of the model give the same output."""
+    import copy
+    import re
+
+    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
+
+    unet, x0, text, _ = setup
+    adapter = random_lora(unet, "lora")
+    options = adapter.options
+    layers = [name.split(".", 1)[1] for name in adapter.names]
+    reference = copy.deepcopy(unet)
+    pattern = "^(?:" + "|".join(re.escape(name) for name in layers) + ")$"
+    config = LoraConfig(r=options["rank"], lora_alpha=options["alpha"], lora_dropout=0.0, target_modules=pattern)
+    inject_adapter_in_model(config, reference, adapter_name="reference")
+    state = {f"{layer}.lora_{which}.weight": tensor.detach()
+             for layer, a, b in zip(layers, adapter.lora_A, adapter.lora_B) for which, tensor in zip("AB", (a, b))}
+    loaded = set_peft_model_state_dict(reference, state, adapter_name="reference")
+    assert not loaded.unexpected_keys
+    reference.eval()
+    torch.testing.assert_close(adapted_output(unet, adapter, x0, text), output(reference, x0, text),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_spatial_lora_applies_only_when_asked(setup):
     unet, x0, text, _ = setup
     adapter = random_lora(unet)
