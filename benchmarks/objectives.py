@@ -93,7 +93,8 @@ def main() -> None:
         start = time.perf_counter()
         for _ in range(args.calls):
             leaf = step.prediction.clone().requires_grad_()
-            loss_fn(StepTensors.for_noise_prediction(leaf, step.target, step.x0, step.x_t, step.signal_scale.square()), gen).backward()
+            abar = step.signal_scale.square()
+            loss_fn(StepTensors.for_noise_prediction(leaf, step.target, step.x0, step.x_t, abar), gen).backward()
         return (time.perf_counter() - start) / args.calls
 
     for _ in range(3):  # warm-up: allocator, kernels, lazy initialisation

@@ -98,8 +98,9 @@ def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
     """Train a new adapter of ``kind`` (with ``adapter_options``) on the reference clip.
 
     ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
-    terms; ``lr`` (None or 0) to the kind's published rate (:attr:`MotionAdapter.default_lr`). The backbone is not changed (see :func:`motion_core.train.train`); with model offload
-    the denoiser stays on the device meanwhile. The adapter records the clip's pixel size too.
+    terms; ``lr`` (None or 0) to the kind's published rate (:attr:`MotionAdapter.default_lr`). The
+    backbone is not changed (see :func:`motion_core.train.train`); with model offload the denoiser
+    stays on the device meanwhile. The adapter records the clip's pixel size too.
     """
     x0 = latent_samples(reference, backbone, False, "latents")
     spec = objective if objective is not None else ObjectiveSpec()

@@ -1,4 +1,5 @@
-"""The interface every model family implements, the family registry, and the options users choose when loading a model."""
+"""The interface every model family implements, the family registry, and the options users choose
+when loading a model."""
 
 from __future__ import annotations
 

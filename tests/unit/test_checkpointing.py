@@ -14,7 +14,8 @@ from motion_core.train import TrainOptions, train
 def loss_and_gradients(unet, adapter, checkpointed, calls=None):
     view = make_view(unet, for_training=True)
     if checkpointed:
-        assert checkpoint_blocks(view, UNet3DBackbone.checkpoint_blocks) == ["down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
+        assert checkpoint_blocks(view, UNet3DBackbone.checkpoint_blocks) == [
+            "down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1"]
     if calls is not None:
         view.down_blocks[0].resnets[0].register_forward_hook(lambda *args: calls.append(1))  # inside a block
     adapter.attach(view)
@@ -63,7 +64,8 @@ def test_training_with_checkpointing_gives_the_same_adapter():
     unet = denoiser.module
     x0 = torch.randn(1, 4, 8, 16, 16, generator=torch.Generator().manual_seed(2))
     text = torch.randn(1, 7, TINY_TEXT_DIM)
-    results = [train(denoiser, TemporalAttentionAdapter.for_unet(unet), x0, text, ObjectiveSpec(), steps=3, lr=1e-3, options=TrainOptions(gradient_checkpointing=flag))
+    results = [train(denoiser, TemporalAttentionAdapter.for_unet(unet), x0, text, ObjectiveSpec(), steps=3, lr=1e-3,
+                     options=TrainOptions(gradient_checkpointing=flag))
                for flag in (False, True)]
     for a, b in zip(results[0].history, results[1].history):
         assert abs(a["total"] - b["total"]) < 1e-5

@@ -127,7 +127,8 @@ def test_frames_too_few_for_the_levels_is_a_clear_error():
 
 def test_mismatched_tensors_are_a_clear_error():
     step = random_step((1, 4, 8, 8, 8))
-    bad = StepTensors.for_noise_prediction(step.prediction, step.target[:, :, :4], step.x0, step.x_t, step.signal_scale.square())
+    bad = StepTensors.for_noise_prediction(step.prediction, step.target[:, :, :4], step.x0, step.x_t,
+                                           step.signal_scale.square())
     with pytest.raises(InputError) as caught:
         build_objective(ObjectiveSpec())(bad)
     assert caught.value.input_name == "target"

@@ -226,5 +226,6 @@ def test_per_sample_abar_applies_to_each_sample():
     abar = torch.tensor([0.9, 0.1])
     both = random_step((2, 2, 4, 4, 4), abar_t=abar, requires_grad=False)
     for i in range(2):
-        single = StepTensors.for_noise_prediction(*(t[i : i + 1] for t in (both.prediction, both.target, both.x0, both.x_t, abar)))
+        single = StepTensors.for_noise_prediction(*(t[i : i + 1] for t in (both.prediction, both.target, both.x0,
+                                                                            both.x_t, abar)))
         torch.testing.assert_close(x0_motion(both, "released")[0][i : i + 1], x0_motion(single, "released")[0])

@@ -52,5 +52,6 @@ def test_training_timesteps_cover_the_schedule_uniformly():
 
 
 def test_a_prediction_type_the_pack_cannot_train_is_refused():
-    with pytest.raises(InputError, match="predicts 'sample'; the pack trains models that predict epsilon or v_prediction"):
+    with pytest.raises(InputError, match="predicts 'sample'; the pack trains models that predict epsilon or "
+                                         "v_prediction"):
         DiscreteDiffusion({**CONFIG, "prediction_type": "sample"})
