@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--seed", type=int, default=0, help="training seed")
     training.add_argument("--precision", choices=PRECISIONS, default="auto")
     training.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~1/3 more time")
+    training.add_argument("--timestep-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
+                          help="train on timesteps in this part of the noise range (0 clean, 1 pure noise; "
+                               "default the whole range, as the methods)")
+    training.add_argument("--timestep-shift", type=float, default=1.0,
+                          help="push the drawn timesteps toward high noise (1 = uniform, 3 = much more)")
     training.add_argument("--no-save-adapter", action="store_true", help="do not write the trained adapter")
 
     lora = transfer.add_argument_group("LoRA (--parameterisation lora)")
@@ -213,6 +218,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     from .files import write_numbered_file
     from .pipeline import TransferSettings
     from .pipeline import transfer as run_transfer
+    from .sampling import TimestepDistribution
     from .train import TrainOptions
     from .video import FrameSelection, load_video, write_video
 
@@ -229,7 +235,8 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     settings = TransferSettings(
         width=args.width, height=args.height, objective=spec, kind=args.parameterisation,
         adapter_options=options_given, steps=args.steps, lr=args.lr, seed=args.seed,
-        train_options=TrainOptions(precision=args.precision, gradient_checkpointing=args.gradient_checkpointing),
+        train_options=TrainOptions(precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
+                                   timesteps=TimestepDistribution(*args.timestep_range, args.timestep_shift)),
         inversion_steps=args.inversion_steps, noise=args.noise, ratio=args.ratio, noise_seeds=tuple(args.seeds),
         sampling_steps=args.sampling_steps, cfg=args.cfg, negative_prompt=args.negative_prompt,
         strength=args.strength, debias=args.debias)

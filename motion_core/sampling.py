@@ -17,8 +17,10 @@ in the family's own units (integer steps 0..T-1 for discrete diffusion).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -37,6 +39,46 @@ zero-terminal-SNR schedules (``abar_T = 0``) are affected, where it would divide
 """
 
 
+@dataclass(frozen=True)
+class TimestepDistribution:
+    """Where training draws its timesteps, as fractions of the family's noise range (0 = clean, 1 = pure noise).
+
+    ``u ~ U[0, 1)`` is pushed toward high noise by ``shift`` (``u' = shift·u / (1 + (shift-1)·u)``, the
+    time shift of Esser et al. 2024; 1 = no shift) and mapped onto ``[low, high]``. The default,
+    ``(0, 1, 1)``, is the uniform draw the methods' released code makes.
+
+    Why it is an option: where a clip's path is decided, at high noise, noise-space losses drawn
+    uniformly are nearly flat (see the toy-world figures in BENCHMARKS.md and issue notes).
+    """
+
+    low: float = 0.0
+    high: float = 1.0
+    shift: float = 1.0
+
+    def validate(self) -> TimestepDistribution:
+        for name in ("low", "high", "shift"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"timestep_{name}", f"{value!r} is not valid; use a number")
+        if not 0.0 <= self.low < self.high <= 1.0:
+            raise InputError("timestep_low", f"[{self.low}, {self.high}] is not a timestep range; use "
+                                             "0 <= low < high <= 1 (fractions of the noise range, 1 = pure noise)")
+        if self.shift <= 0:
+            raise InputError("timestep_shift", f"{self.shift!r} is not valid; use a number > 0 (1 = no shift, "
+                                               "3 = more draws at high noise)")
+        return self
+
+    @property
+    def uniform(self) -> bool:
+        return (self.low, self.high, self.shift) == (0.0, 1.0, 1.0)
+
+    def fractions(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``batch`` draws in ``[low, high]`` (fp64 on the CPU)."""
+        u = torch.rand(batch, generator=generator, dtype=torch.float64)
+        u = self.shift * u / (1 + (self.shift - 1) * u)
+        return self.low + (self.high - self.low) * u
+
+
 def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``(b,)`` or scalar per-sample values as ``(b, 1, 1, 1, 1)`` fp32 on ``like``'s device."""
     return torch.as_tensor(values, dtype=torch.float32).to(like.device).reshape(-1, *([1] * (like.ndim - 1)))
@@ -52,8 +94,9 @@ class Sampling(ABC):
     prediction: str
 
     @abstractmethod
-    def draw_timesteps(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """Training timesteps ``(batch,)`` on the CPU, drawn from ``generator``."""
+    def draw_timesteps(self, batch: int, generator: torch.Generator,
+                       distribution: TimestepDistribution = TimestepDistribution()) -> torch.Tensor:
+        """Training timesteps ``(batch,)`` on the CPU, drawn from ``generator`` as ``distribution`` says."""
 
     @abstractmethod
     def scales(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +131,8 @@ class DiscreteDiffusion(Sampling):
 
     The schedule (``alphas_cumprod``, T values) is the one diffusers' ``DDPMScheduler`` builds from
     the config (``beta_schedule``, ``beta_start/end``, ``num_train_timesteps``, zero-SNR rescaling);
-    ``prediction_type`` ``epsilon`` or ``v_prediction``. Training draws ``t ~ U{0..T-1}``.
+    ``prediction_type`` ``epsilon`` or ``v_prediction``. Training draws ``t ~ U{0..T-1}`` by
+    default; a :class:`TimestepDistribution` maps its fractions onto ``0..T-1`` (1 = ``T-1``).
     """
 
     PREDICTIONS = ("epsilon", "v_prediction")
@@ -107,8 +151,14 @@ class DiscreteDiffusion(Sampling):
     def __repr__(self) -> str:
         return f"DiscreteDiffusion({self.prediction}, T={self.alphas_cumprod.numel()})"
 
-    def draw_timesteps(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randint(0, self.alphas_cumprod.numel(), (batch,), generator=generator)
+    def draw_timesteps(self, batch: int, generator: torch.Generator,
+                       distribution: TimestepDistribution = TimestepDistribution()) -> torch.Tensor:
+        steps = self.alphas_cumprod.numel()
+        if distribution.uniform:  # the released code's draw, kept bit for bit
+            return torch.randint(0, steps, (batch,), generator=generator)
+        low, high = round(distribution.low * (steps - 1)), round(distribution.high * (steps - 1))
+        u = (distribution.fractions(batch, generator) - distribution.low) / (distribution.high - distribution.low)
+        return (low + (u * (high - low + 1)).floor().long()).clamp(low, high)
 
     def abar(self, t: torch.Tensor) -> torch.Tensor:
         """``abar_t`` fp32, shaped like ``t``."""

@@ -16,6 +16,7 @@ other view are as they were.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from .backbones.base import Denoiser, module_dtype
 from .checkpointing import checkpoint_blocks
 from .errors import InputError
 from .objectives import ObjectiveSpec, StepTensors, build_objective
+from .sampling import TimestepDistribution
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 HALF = (torch.float16, torch.bfloat16)
@@ -51,6 +53,8 @@ class TrainOptions:
             (with gradient scaling) or ``bf16``. Adapter tensors stay fp32.
         gradient_checkpointing: recompute each UNet block's activations during backward
             (:mod:`motion_core.checkpointing`): less memory, ~1/3 more time, same result.
+        timesteps: where training draws its timesteps (:class:`~motion_core.sampling.TimestepDistribution`;
+            the default is the uniform draw of the released code).
     """
 
     betas: tuple[float, float] = (0.9, 0.999)
@@ -59,8 +63,10 @@ class TrainOptions:
     grad_clip: float = 1.0
     precision: str = "auto"
     gradient_checkpointing: bool = False
+    timesteps: TimestepDistribution = TimestepDistribution()
 
     def validate(self) -> TrainOptions:
+        self.timesteps.validate()
         if self.precision not in PRECISIONS:
             raise InputError("precision", f"{self.precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
         for name in ("weight_decay", "eps", "grad_clip"):
@@ -172,7 +178,7 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
             with torch.random.fork_rng(devices=rng_devices):
                 torch.manual_seed(_stream_seed(seed, "dropout"))
                 for step in range(1, steps + 1):
-                    t = sampling.draw_timesteps(x0.shape[0], noise_generator)
+                    t = sampling.draw_timesteps(x0.shape[0], noise_generator, options.timesteps)
                     eps = torch.randn(x0.shape, generator=noise_generator).to(device)
                     x_t = sampling.noised(x0, eps, t)
                     target = sampling.target(x0, eps, t)
@@ -221,9 +227,16 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
             "objective": spec.to_json(), "prompt": prompt, "steps": str(steps), "lr": repr(float(lr)),
             "seed": str(seed), "frames": str(x0.shape[2]), "latent_height": str(x0.shape[3]),
             "latent_width": str(x0.shape[4]), "precision": str(autocast_dtype or torch.float32).removeprefix("torch."),
-            "pack_version": __version__, **dict(metadata or {}),
+            "pack_version": __version__, **_timestep_metadata(options.timesteps), **dict(metadata or {}),
         })
         return TrainResult(trained.requires_grad_(False), history)
+
+
+def _timestep_metadata(timesteps: TimestepDistribution) -> dict[str, str]:
+    """``timesteps`` (JSON) for an adapter trained with a non-uniform draw; nothing for the default."""
+    if timesteps.uniform:
+        return {}
+    return {"timesteps": json.dumps({"low": timesteps.low, "high": timesteps.high, "shift": timesteps.shift})}
 
 
 def loss_series(history: list[dict[str, float]]) -> dict[str, list[float]]:

@@ -238,3 +238,17 @@ def test_wrongly_shaped_tensors_name_the_input(setup):
         train(denoiser, fresh(unet), x0[0], text, SPEC, steps=1)
     with pytest.raises(InputError, match=r"prompt: expected prompt embeddings \(1, tokens, dim\); got shape \(7, 32\)"):
         train(denoiser, fresh(unet), x0, text[0], SPEC, steps=1)
+
+
+def test_a_timestep_range_is_used_and_recorded(setup):
+    """Training on high noise only (t >= 600 of 1000) gives another adapter than the uniform draw with
+    the same seed, and the adapter records the distribution; the default records nothing."""
+    import json
+
+    from motion_core.sampling import TimestepDistribution
+
+    high = TimestepDistribution(0.6, 1.0)
+    ranged, uniform = fit(setup, options=TrainOptions(timesteps=high)), fit(setup)
+    assert json.loads(ranged.adapter.metadata["timesteps"]) == {"low": 0.6, "high": 1.0, "shift": 1.0}
+    assert "timesteps" not in uniform.adapter.metadata
+    assert not same_tensors(ranged.adapter, uniform.adapter)
