@@ -181,6 +181,18 @@ class Bar:
         self._bar.close()
 
 
+def timestep_distribution(args: argparse.Namespace):
+    """The training timesteps ``--timestep-range`` and ``--timestep-shift`` ask for, checked (the error names the flag)."""
+    from .sampling import TimestepDistribution
+
+    timesteps = TimestepDistribution(*args.timestep_range, args.timestep_shift)
+    try:
+        return timesteps.validate()
+    except InputError as err:
+        flag = "--timestep-shift" if err.input_name == "timestep_shift" else "--timestep-range"
+        raise InputError(flag, str(err).split(": ", 1)[1]) from None
+
+
 class Bars:
     """A :data:`motion_core.pipeline.Stage` of tqdm bars; ``note`` shows text on the open one (the loss)."""
 
@@ -218,7 +230,6 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     from .files import write_numbered_file
     from .pipeline import TransferSettings
     from .pipeline import transfer as run_transfer
-    from .sampling import TimestepDistribution
     from .train import TrainOptions
     from .video import FrameSelection, load_video, write_video
 
@@ -226,6 +237,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     options_given = adapter_options(args)  # flags of another kind: refused before anything is loaded
     if args.adapter and options_given:
         raise InputError("--adapter", "an adapter file is used as it was trained; drop the training options")
+    timesteps = timestep_distribution(args)  # refused before anything is loaded
     out = Path(args.out)
     options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
@@ -236,7 +248,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
         width=args.width, height=args.height, objective=spec, kind=args.parameterisation,
         adapter_options=options_given, steps=args.steps, lr=args.lr, seed=args.seed,
         train_options=TrainOptions(precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
-                                   timesteps=TimestepDistribution(*args.timestep_range, args.timestep_shift)),
+                                   timesteps=timesteps),
         inversion_steps=args.inversion_steps, noise=args.noise, ratio=args.ratio, noise_seeds=tuple(args.seeds),
         sampling_steps=args.sampling_steps, cfg=args.cfg, negative_prompt=args.negative_prompt,
         strength=args.strength, debias=args.debias)

@@ -111,6 +111,7 @@ def test_options_of_another_parameterisation_exit_2_naming_the_flag(inputs, tmp_
     (["--adapter", "notes.txt"], "error: --adapter: 'notes.txt' is not a .safetensors file"),
     (["--objective", "nothing"], "error: --objective: 'nothing' is neither a preset"),
     (["--frames", "1"], "error: --video: 1 frame given; motion needs at least 2"),
+    (["--timestep-shift", "0"], "error: --timestep-shift: 0.0 is not valid; use a number > 0"),
 ])
 def test_bad_input_exits_2_naming_the_option(inputs, tmp_path, change, message):
     model, clip = inputs
