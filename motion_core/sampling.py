@@ -111,6 +111,11 @@ class Sampling(ABC):
         """The clean-latent estimate ``x0_hat`` (fp32) the prediction implies; differentiable."""
 
     @abstractmethod
+    def signal_from(self, prediction: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``signal_t·x0_hat`` (fp32), the signal part of ``x_t`` the prediction implies, formed without
+        dividing by ``signal_t`` (finite at every t); differentiable."""
+
+    @abstractmethod
     def sample(self, denoise: DenoiseFn, x_T: torch.Tensor, steps: int,
                progress: Progress | None = None) -> torch.Tensor:
         """Deterministic sampling from noise ``x_T`` to clean latents with ``steps`` denoiser calls."""
@@ -180,6 +185,12 @@ class DiscreteDiffusion(Sampling):
         if self.prediction == "epsilon":
             return (x_t - (1.0 - abar).clamp_min(0.0).sqrt() * prediction) / abar.clamp_min(ABAR_FLOOR).sqrt()
         return abar.sqrt() * x_t - (1.0 - abar).sqrt() * prediction
+
+    def signal_from(self, prediction, x_t, t):
+        abar = _column(self.abar(t), x_t)
+        if self.prediction == "epsilon":
+            return x_t.float() - (1.0 - abar).clamp_min(0.0).sqrt() * prediction.float()
+        return abar.sqrt() * self.x0_from(prediction, x_t, t)
 
     def sample(self, denoise, x_T, steps, progress=None):
         from .sample import sample

@@ -184,8 +184,8 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
                     target = sampling.target(x0, eps, t)
                     with autocast():
                         prediction = call(view, x_t, t.to(device), text)
-                    step_tensors = StepTensors(prediction, target, x0, sampling.x0_from(prediction, x_t, t), x_t,
-                                               sampling.scales(t)[0])
+                    step_tensors = StepTensors(prediction, target, x0, sampling.x0_from(prediction, x_t, t),
+                                               sampling.signal_from(prediction, x_t, t), x_t, sampling.scales(t)[0])
                     result = loss_fn(step_tensors, anchor_generator)
                     terms = {name: float(value) for name, value in result.terms.items()}
                     if not math.isfinite(terms["total"]):

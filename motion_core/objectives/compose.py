@@ -83,7 +83,7 @@ def build_objective(spec: ObjectiveSpec | dict[str, Any]) -> Objective:
 
 def _check_step(step: StepTensors) -> None:
     shape = step.prediction.shape
-    for name in ("prediction", "target", "x0", "x0_hat", "x_t"):
+    for name in ("prediction", "target", "x0", "x0_hat", "signal_hat", "x_t"):
         tensor = getattr(step, name)
         if tensor.ndim != 5 or not tensor.is_floating_point() or tensor.shape != shape:
             raise InputError(name, f"expected a float (batch, channels, frames, height, width) tensor shaped "

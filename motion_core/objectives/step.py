@@ -29,6 +29,8 @@ class StepTensors:
         x0: clean latents ``(b, c, f, h, w)``.
         x0_hat: the clean-latent estimate the prediction implies, fp32, differentiable
             (:meth:`motion_core.sampling.Sampling.x0_from`).
+        signal_hat: ``signal_t·x0_hat``, formed without a division (finite at every t), fp32
+            (:meth:`motion_core.sampling.Sampling.signal_from`).
         x_t: noisy latents ``(b, c, f, h, w)``.
         signal_scale: ``signal_t`` of each sample (``x_t = signal_t·x0 + noise_t·eps``): a tensor of
             ``b`` values or a single one, or a float.
@@ -38,6 +40,7 @@ class StepTensors:
     target: torch.Tensor
     x0: torch.Tensor
     x0_hat: torch.Tensor
+    signal_hat: torch.Tensor
     x_t: torch.Tensor
     signal_scale: torch.Tensor
 
@@ -52,9 +55,8 @@ class StepTensors:
 
         abar = torch.as_tensor(abar_t, dtype=torch.float32, device=eps_hat.device).reshape(-1)
         column = abar.reshape(-1, 1, 1, 1, 1)
-        x0_hat = (x_t.float() - (1.0 - column).clamp_min(0.0).sqrt() * eps_hat.float()) \
-            / column.clamp_min(ABAR_FLOOR).sqrt()
-        return cls(eps_hat, eps, x0, x0_hat, x_t, abar.sqrt())
+        signal_hat = x_t.float() - (1.0 - column).clamp_min(0.0).sqrt() * eps_hat.float()
+        return cls(eps_hat, eps, x0, signal_hat / column.clamp_min(ABAR_FLOOR).sqrt(), signal_hat, x_t, abar.sqrt())
 
     @property
     def frames(self) -> int:
@@ -78,7 +80,7 @@ def x0_motion(step: StepTensors, x0_estimate: str) -> tuple[torch.Tensor, torch.
     in fp32 so that fp16/bf16 inputs cannot overflow. ``x0_estimate`` chooses how x0 is measured:
 
     - ``"scaled"`` (default): both sides are multiplied by ``signal_t``, i.e. the motion of the
-      *signal part of x_t*. For ε-prediction, ``sqrt(abar_t)·(x0_hat - x0) = sqrt(1-abar_t)·(eps -
+      *signal part of x_t* (``signal_hat``, formed without a division). For ε-prediction, ``sqrt(abar_t)·(x0_hat - x0) = sqrt(1-abar_t)·(eps -
       eps_hat)``, bounded for every t, so the spectral terms stay on the scale of the noise loss at
       every timestep. At small t (``abar_t`` ≈ 1) this equals the released code; near t = T it fades
       the x0 target out and the terms reduce to aligning the predicted noise's motion with the
@@ -91,8 +93,8 @@ def x0_motion(step: StepTensors, x0_estimate: str) -> tuple[torch.Tensor, torch.
     """
     if x0_estimate not in X0_ESTIMATES:
         raise InputError("x0_estimate", f"unknown x0 estimate {x0_estimate!r}; use one of {', '.join(X0_ESTIMATES)}")
-    x0_hat, x0 = step.x0_hat.float(), step.x0.float()
     if x0_estimate == "scaled":
-        signal = step.signal()
-        x0_hat, x0 = signal * x0_hat, signal * x0
+        x0_hat, x0 = step.signal_hat.float(), step.signal() * step.x0.float()
+    else:
+        x0_hat, x0 = step.x0_hat.float(), step.x0.float()
     return frame_diff(x0_hat).abs(), frame_diff(x0).abs()

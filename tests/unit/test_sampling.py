@@ -32,6 +32,7 @@ def test_epsilon_prediction_noises_targets_and_estimates_by_the_formulas():
     assert torch.equal(sampling.target(x0, eps, t), eps)
     eps_hat = eps + 0.1
     torch.testing.assert_close(sampling.x0_from(eps_hat, x_t, t), (x_t - (1 - abar).sqrt() * eps_hat) / abar.sqrt())
+    assert torch.equal(sampling.signal_from(eps_hat, x_t, t), x_t - (1 - abar).sqrt() * eps_hat)
 
 
 def test_v_prediction_targets_and_estimates_by_the_formulas():
@@ -42,6 +43,7 @@ def test_v_prediction_targets_and_estimates_by_the_formulas():
     v = sampling.target(x0, eps, t)
     torch.testing.assert_close(v, abar.sqrt() * eps - (1 - abar).sqrt() * x0)
     torch.testing.assert_close(sampling.x0_from(v, x_t, t), x0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sampling.signal_from(v, x_t, t), abar.sqrt() * x0, rtol=1e-5, atol=1e-5)
 
 
 def test_training_timesteps_cover_the_schedule_uniformly():

@@ -13,9 +13,12 @@ from support.seam_outputs import RECORDED, compute
 RELATIVE = 1e-4
 """Allowed drift relative to the magnitude of a summary: float32 rounding, not a change of method.
 
-The SMA terms' ``scaled`` x0 estimate is now formed as ``sqrt(abar)·x0_hat`` instead of ``x_t -
-sqrt(1-abar)·eps_hat`` (equal in exact arithmetic); three AdamW steps at lr 1e-2 turn that last-bit
-difference into 1.4e-5 of a LoRA tensor's magnitude. A change of method moves these sums by far more.
+Every formula is as it was, but the SMA terms' estimate ``x_t - sqrt(1-abar)·eps_hat`` is now formed
+by the sampling object before the loss instead of inside it, so autograd adds the VMC and SMA
+gradients of the prediction in another order (checked: the SMA inputs and their gradients are
+bit-identical alone; the first step's loss is identical, the second differs in the 7th digit).
+Three AdamW steps at lr 1e-2 turn that into 1.2e-5 of a LoRA tensor's magnitude; everything else
+agrees to 1e-5. A change of method moves these sums by far more.
 """
 
 
