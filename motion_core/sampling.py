@@ -44,7 +44,8 @@ class TimestepDistribution:
     """Where training draws its timesteps, as fractions of the family's noise range (0 = clean, 1 = pure noise).
 
     ``u ~ U[0, 1)`` is pushed toward high noise by ``shift`` (``u' = shift·u / (1 + (shift-1)·u)``, the
-    time shift of Esser et al. 2024; 1 = no shift) and mapped onto ``[low, high]``. The default,
+    time shift of Esser et al. 2024; 1 = no shift) and mapped onto ``[low, high]`` of the family's
+timesteps by its :meth:`Sampling.draw_timesteps`. The default,
     ``(0, 1, 1)``, is the uniform draw the methods' released code makes.
 
     Why it is an option: where a clip's path is decided, at high noise, noise-space losses drawn
@@ -72,11 +73,20 @@ class TimestepDistribution:
     def uniform(self) -> bool:
         return (self.low, self.high, self.shift) == (0.0, 1.0, 1.0)
 
-    def fractions(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """``batch`` draws in ``[low, high]`` (fp64 on the CPU)."""
+    def shifted_uniform(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``batch`` shifted draws ``u'`` in ``[0, 1)`` (fp64 on the CPU), before the range is applied."""
         u = torch.rand(batch, generator=generator, dtype=torch.float64)
-        u = self.shift * u / (1 + (self.shift - 1) * u)
-        return self.low + (self.high - self.low) * u
+        return self.shift * u / (1 + (self.shift - 1) * u)
+
+
+def epsilon_signal(eps_hat: torch.Tensor, x_t: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """``sqrt(abar)·x0_hat = x_t - sqrt(1-abar)·eps_hat`` (fp32) of an ε-prediction; ``abar`` broadcasts."""
+    return x_t.float() - (1.0 - abar).clamp_min(0.0).sqrt() * eps_hat.float()
+
+
+def epsilon_x0(eps_hat: torch.Tensor, x_t: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """``x0_hat`` (fp32) of an ε-prediction, ``abar`` floored at :data:`ABAR_FLOOR`; ``abar`` broadcasts."""
+    return epsilon_signal(eps_hat, x_t, abar) / abar.clamp_min(ABAR_FLOOR).sqrt()
 
 
 def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -162,7 +172,7 @@ class DiscreteDiffusion(Sampling):
         if distribution.uniform:  # the released code's draw, kept bit for bit
             return torch.randint(0, steps, (batch,), generator=generator)
         low, high = round(distribution.low * (steps - 1)), round(distribution.high * (steps - 1))
-        u = (distribution.fractions(batch, generator) - distribution.low) / (distribution.high - distribution.low)
+        u = distribution.shifted_uniform(batch, generator)
         return (low + (u * (high - low + 1)).floor().long()).clamp(low, high)
 
     def abar(self, t: torch.Tensor) -> torch.Tensor:
@@ -181,15 +191,14 @@ class DiscreteDiffusion(Sampling):
 
     def x0_from(self, prediction, x_t, t):
         abar = _column(self.abar(t), x_t)
-        prediction, x_t = prediction.float(), x_t.float()
         if self.prediction == "epsilon":
-            return (x_t - (1.0 - abar).clamp_min(0.0).sqrt() * prediction) / abar.clamp_min(ABAR_FLOOR).sqrt()
-        return abar.sqrt() * x_t - (1.0 - abar).sqrt() * prediction
+            return epsilon_x0(prediction, x_t, abar)
+        return abar.sqrt() * x_t.float() - (1.0 - abar).sqrt() * prediction.float()
 
     def signal_from(self, prediction, x_t, t):
         abar = _column(self.abar(t), x_t)
         if self.prediction == "epsilon":
-            return x_t.float() - (1.0 - abar).clamp_min(0.0).sqrt() * prediction.float()
+            return epsilon_signal(prediction, x_t, abar)
         return abar.sqrt() * self.x0_from(prediction, x_t, t)
 
     def sample(self, denoise, x_T, steps, progress=None):

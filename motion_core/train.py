@@ -34,8 +34,8 @@ from .objectives import ObjectiveSpec, StepTensors, build_objective
 from .sampling import TimestepDistribution
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-HALF = (torch.float16, torch.bfloat16)
 _HALF_NAMES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+HALF = tuple(_HALF_NAMES.values())
 
 Callback = Callable[[int, int, dict[str, float]], None]
 """``callback(step, total_steps, loss_terms)`` after each step (``step`` from 1); raise to cancel."""

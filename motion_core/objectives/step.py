@@ -51,12 +51,12 @@ class StepTensors:
 
         ``abar_t``: a tensor of ``b`` values (any shape with ``b`` elements) or one value, or a float.
         """
-        from ..sampling import ABAR_FLOOR
+        from ..sampling import epsilon_signal, epsilon_x0
 
         abar = torch.as_tensor(abar_t, dtype=torch.float32, device=eps_hat.device).reshape(-1)
         column = abar.reshape(-1, 1, 1, 1, 1)
-        signal_hat = x_t.float() - (1.0 - column).clamp_min(0.0).sqrt() * eps_hat.float()
-        return cls(eps_hat, eps, x0, signal_hat / column.clamp_min(ABAR_FLOOR).sqrt(), signal_hat, x_t, abar.sqrt())
+        return cls(eps_hat, eps, x0, epsilon_x0(eps_hat, x_t, column), epsilon_signal(eps_hat, x_t, column), x_t,
+                   abar.sqrt())
 
     @property
     def frames(self) -> int:
