@@ -40,6 +40,48 @@ def tiny_unet3d(seed: int = 0):
     ).eval()
 
 
+def tiny_unet2d(seed: int = 0):
+    """An SD1.5-shaped ``UNet2DConditionModel`` with ~0.2 M random parameters (docs/METHODS.md §9).
+
+    Two levels (``CrossAttnDownBlock2D``, ``DownBlock2D`` / ``UpBlock2D``, ``CrossAttnUpBlock2D``),
+    16/32 channels, 2 heads, 4 groups, cross-attention width :data:`TINY_TEXT_DIM`.
+    """
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=16, in_channels=TINY_LATENT_CHANNELS, out_channels=TINY_LATENT_CHANNELS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(16, 32), layers_per_block=1, cross_attention_dim=TINY_TEXT_DIM, attention_head_dim=2,
+        norm_num_groups=4,
+    ).eval()
+
+
+TINY_MOTION_MODULE = {"block_out_channels": (16, 32), "motion_layers_per_block": 1, "motion_num_attention_heads": 2,
+                      "motion_norm_num_groups": 4, "motion_max_seq_length": 32, "use_motion_mid_block": True}
+"""Settings of the tiny motion module (a v2-shaped AnimateDiff ``MotionAdapter``: mid block, 32 frames)."""
+
+
+def tiny_motion_adapter(seed: int = 0, **changes):
+    """A random diffusers ``MotionAdapter`` for :func:`tiny_unet2d` (~0.1 M parameters), fp32.
+
+    ``changes`` replace entries of :data:`TINY_MOTION_MODULE` (e.g. ``use_motion_mid_block=False``).
+    Its output layers are random, not zero as in a fresh AnimateDiff module, so the motion
+    modules change what the UNet computes.
+    """
+    from diffusers import MotionAdapter
+
+    torch.manual_seed(seed)
+    return MotionAdapter(**{**TINY_MOTION_MODULE, **changes}).eval()
+
+
+def tiny_unet_motion(seed: int = 0):
+    """:func:`tiny_unet2d` with :func:`tiny_motion_adapter` as a diffusers ``UNetMotionModel`` (AnimateDiff)."""
+    from diffusers import UNetMotionModel
+
+    return UNetMotionModel.from_unet2d(tiny_unet2d(seed), tiny_motion_adapter(seed)).eval()
+
+
 def tiny_denoiser(unet=None, scheduler_config: dict | None = None):
     """A :class:`~motion_core.backbones.Denoiser` over a UNet3D (default :func:`tiny_unet3d`, frozen)
     with the UNet3D family's call and checkpoint blocks, on a DDPM schedule (diffusers' default
@@ -84,25 +126,17 @@ def write_tiny_tokenizer(folder) -> None:
     write_bpe_tokenizer(folder, TINY_MERGES)
 
 
-def write_tiny_text_to_video_folder(folder, seed: int = 0):
-    """Save a random ModelScope-format text-to-video model as a real diffusers folder.
-
-    ``model_index.json`` (the ModelScope layout) names a CLIP tokenizer and text encoder
-    (width :data:`TINY_TEXT_DIM`), a 2-level ``AutoencoderKL`` (latents at 1/2 of the pixel size, where
-    the real models' 4-level VAEs give 1/8), :func:`tiny_unet3d` and a ``DDIMScheduler``, all as
-    safetensors (~5.5 MB).
-    Loads through exactly the code users' folders go through. Returns the folder as a Path.
-    """
+def tiny_clip_parts(folder, seed: int = 0):
+    """A tiny CLIP tokenizer (written under ``folder / "tokenizer_source"``), text encoder (width
+    :data:`TINY_TEXT_DIM`), 2-level ``AutoencoderKL`` (latents at 1/2 of the pixel size) and a
+    ``DDIMScheduler`` with the given schedule: the parts every tiny latent-diffusion model shares."""
     from pathlib import Path
 
-    from diffusers import AutoencoderKL, DDIMScheduler
+    from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from .backbones.unet3d import save_folder
-
-    folder = Path(folder)
-    write_tiny_tokenizer(folder / "tokenizer_source")
-    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer_source", model_max_length=77)
+    write_tiny_tokenizer(Path(folder) / "tokenizer_source")
+    tokenizer = CLIPTokenizer.from_pretrained(Path(folder) / "tokenizer_source", model_max_length=77)
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=TINY_TEXT_DIM, intermediate_size=37, num_attention_heads=4,
@@ -114,8 +148,50 @@ def write_tiny_text_to_video_folder(folder, seed: int = 0):
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
         block_out_channels=(8, 16), norm_num_groups=8, sample_size=32,
     )
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return tokenizer, text_encoder, vae
+
+
+def tiny_scheduler(beta_schedule: str = "scaled_linear"):
+    """A ``DDIMScheduler`` on SD's betas (0.00085 → 0.012; ``linear`` for AnimateDiff)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule=beta_schedule, clip_sample=False,
+                         set_alpha_to_one=False, steps_offset=1)
+
+
+def write_tiny_animatediff_folder(folder, seed: int = 0):
+    """Save a random AnimateDiff model as a diffusers folder (``model_index.json`` naming an
+    ``AnimateDiffPipeline``; ``unet`` a :func:`tiny_unet_motion`, with the :func:`tiny_clip_parts`),
+    all as safetensors (~2 MB). Loads through exactly the code users' folders go through."""
+    import shutil
+    from pathlib import Path
+
+    from .backbones.unet3d import save_folder
+
+    folder = Path(folder)
+    tokenizer, text_encoder, vae = tiny_clip_parts(folder, seed)
+    save_folder(folder, tiny_unet_motion(seed), vae, text_encoder, tokenizer, tiny_scheduler("linear"),
+                pipeline_class="AnimateDiffPipeline")
+    shutil.rmtree(folder / "tokenizer_source")
+    return folder
+
+
+def write_tiny_text_to_video_folder(folder, seed: int = 0):
+    """Save a random ModelScope-format text-to-video model as a real diffusers folder.
+
+    ``model_index.json`` (the ModelScope layout) names a CLIP tokenizer and text encoder
+    (width :data:`TINY_TEXT_DIM`), a 2-level ``AutoencoderKL`` (latents at 1/2 of the pixel size, where
+    the real models' 4-level VAEs give 1/8), :func:`tiny_unet3d` and a ``DDIMScheduler``, all as
+    safetensors (~5.5 MB).
+    Loads through exactly the code users' folders go through. Returns the folder as a Path.
+    """
+    from pathlib import Path
+
+    from .backbones.unet3d import save_folder
+
+    folder = Path(folder)
+    tokenizer, text_encoder, vae = tiny_clip_parts(folder, seed)
+    scheduler = tiny_scheduler()
     save_folder(folder, tiny_unet3d(seed), vae, text_encoder, tokenizer, scheduler)
     import shutil
 

@@ -12,32 +12,38 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-from .base import FAMILIES, Denoiser, ModelOptions, VideoBackbone
+from .base import FAMILIES, describe_contents, Denoiser, ModelOptions, Parts, VideoBackbone
 from .sites import LAYOUTS, MotionSite, SiteAttention, motion_sites, site_attentions
 from .unet3d import UNet3DBackbone
+from .animatediff import AnimateDiffBackbone  # noqa: E402  (registers after unet3d: folders are tried in order)
 
 
-def family_for(path: str | Path, input_name: str = "model") -> type[VideoBackbone]:
-    """The family whose files ``path`` holds; :class:`InputError` naming what each family takes."""
+def family_for(path: str | Path, input_name: str = "model", parts: Parts | None = None) -> type[VideoBackbone]:
+    """The family whose files ``path`` (with the extra ``parts``) holds; :class:`InputError` naming
+    what each family takes."""
     path = Path(path)
     for family in FAMILIES.values():
-        if family.recognises(path):
+        if family.recognises(path, parts):
             return family
     if len(FAMILIES) == 1:  # the family's own checks say best what is wrong with the folder
         return next(iter(FAMILIES.values()))
     choices = "; or ".join(family.describe for family in FAMILIES.values())
-    raise InputError(input_name, f"{path.name!r} is not a model this pack can load; choose {choices}")
+    raise InputError(input_name, f"{path.name!r} is not a model this pack can load ({describe_contents(path)}); "
+                                 f"choose {choices}")
 
 
-def check_model(path: str | Path, input_name: str = "model") -> None:
-    """Check, without loading weights, that ``path`` holds a model some family loads (for node validation)."""
-    family_for(path, input_name).check_files(Path(path), input_name)
+def check_model(path: str | Path, input_name: str = "model", parts: Parts | None = None) -> None:
+    """Check, without loading weights, that ``path`` (with ``parts``) holds a model some family loads
+    (for node validation)."""
+    family_for(path, input_name, parts).check_files(Path(path), input_name, parts)
 
 
-def load_backbone(path: str | Path, options: ModelOptions = ModelOptions(), input_name: str = "model") -> VideoBackbone:
-    """Load the model at ``path`` with the family its files belong to (see :data:`FAMILIES`)."""
-    return family_for(path, input_name).load(Path(path), options, input_name)
+def load_backbone(path: str | Path, options: ModelOptions = ModelOptions(), input_name: str = "model",
+                  parts: Parts | None = None) -> VideoBackbone:
+    """Load the model at ``path`` (with the extra files ``parts``, e.g. AnimateDiff's motion module)
+    with the family its files belong to (see :data:`FAMILIES`)."""
+    return family_for(path, input_name, parts).load(Path(path), options, input_name, parts)
 
 
-__all__ = ["FAMILIES", "LAYOUTS", "Denoiser", "ModelOptions", "MotionSite", "SiteAttention", "VideoBackbone",
+__all__ = ["FAMILIES", "AnimateDiffBackbone", "LAYOUTS", "Denoiser", "ModelOptions", "MotionSite", "SiteAttention", "VideoBackbone",
            "UNet3DBackbone", "check_model", "family_for", "load_backbone", "motion_sites", "site_attentions"]

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -78,8 +78,25 @@ def config_fingerprint(family: str, config: dict) -> str:
     return f"{family}:{digest}"
 
 
+def describe_contents(path: Path) -> str:
+    """A short account of what a path holds, for error messages ("it holds unet/, vae/ and 3 more")."""
+    path = Path(path)
+    if not path.is_dir():
+        return "it is a file" if path.is_file() else "it does not exist"
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    if not names:
+        return "it is empty"
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return f"it holds {shown}"
+
+
 FAMILIES: dict[str, type[VideoBackbone]] = {}
 """Every model family by :attr:`VideoBackbone.family` (filled as each family's module is imported)."""
+
+Parts = Mapping[str, Path]
+"""Files a model needs besides its main file or folder, by part name (e.g. AnimateDiff's
+``{"motion_module": …, "tokenizer": …}``); each family lists the names it takes in
+:attr:`VideoBackbone.parts`."""
 
 DenoiserCall = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``call(module, x_t (b, c, f, h, w), t (b,) or scalar, text (b, tokens, dim)) -> prediction (b, c, f, h, w)``."""
@@ -118,7 +135,8 @@ class VideoBackbone(ABC):
     the subclass registers it in :data:`FAMILIES`, and :func:`motion_core.backbones.load_backbone`
     picks the family whose :meth:`recognises` accepts the user's files. What a family declares:
 
-    - loading: :attr:`describe`, :meth:`recognises`, :meth:`check_files`, :meth:`load`;
+    - loading: :attr:`describe`, :attr:`parts` (extra files beside the main one), :meth:`recognises`,
+      :meth:`check_files`, :meth:`load`;
     - the denoiser: :attr:`denoiser_module`, :meth:`call_denoiser` (one call, casting its inputs),
       :attr:`sampling` (its diffusion process), :attr:`checkpoint_blocks`;
     - where motion lives: :meth:`owns`, :meth:`find_motion_sites` (with their layout),
@@ -134,6 +152,8 @@ class VideoBackbone(ABC):
     family: ClassVar[str]
     describe: ClassVar[str]
     """What files the family loads, for messages (e.g. "a ModelScope/ZeroScope diffusers folder")."""
+    parts: ClassVar[Mapping[str, str]] = {}
+    """Extra files the family can take beside the main path, name -> what it is (for messages)."""
     checkpoint_blocks: ClassVar[tuple[str, ...]] = ()
     frame_multiple: ClassVar[int] = 1
     """Pixel frame counts the model takes are ``1 + frame_multiple·k`` (Wan: 4) or any (1)."""
@@ -152,18 +172,21 @@ class VideoBackbone(ABC):
 
     @classmethod
     @abstractmethod
-    def recognises(cls, path: Path) -> bool:
-        """Whether ``path`` holds this family's files (cheap: reads no weights)."""
+    def recognises(cls, path: Path, parts: Parts | None = None) -> bool:
+        """Whether ``path`` (with the extra ``parts``) holds this family's files (cheap: reads no weights)."""
 
     @classmethod
     @abstractmethod
-    def check_files(cls, path: Path, input_name: str = "model") -> None:
-        """Check the files at ``path`` without loading weights; :class:`InputError` naming what is wrong."""
+    def check_files(cls, path: Path, input_name: str = "model", parts: Parts | None = None) -> None:
+        """Check the files at ``path`` and ``parts`` without loading weights; :class:`InputError` naming
+        ``input_name`` (or the part) for what is wrong."""
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, options: ModelOptions, input_name: str = "model") -> VideoBackbone:
-        """Load the files at ``path``; :class:`InputError` naming ``input_name`` for what does not fit."""
+    def load(cls, path: Path, options: ModelOptions, input_name: str = "model",
+             parts: Parts | None = None) -> VideoBackbone:
+        """Load the files at ``path`` and ``parts``; :class:`InputError` naming ``input_name`` (or the
+        part) for what does not fit."""
 
     # --- the denoiser ---------------------------------------------------------------------------
 

@@ -129,3 +129,63 @@ def appearance_sites(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(qualified name, transformer)`` of the spatial transformers that carry a frame's appearance
     (MotionDirector's spatial LoRA), as the module's family declares them."""
     return family_of(module).find_appearance_sites(module)
+
+
+ATTENTION_SLOTS = ("attn1", "attn2")
+"""The two self-attentions over frames of a ``BasicTransformerBlock`` in a temporal transformer
+(UNet3D's ``TransformerTemporalModel``, AnimateDiff's ``AnimateDiffTransformer3D``)."""
+
+
+def unet_motion_sites(unet: nn.Module, transformer_type: type, family: str) -> list[MotionSite]:
+    """Every ``transformer_type`` module of a video UNet as a ``frames``-layout site, in data-flow order.
+
+    For UNets built like diffusers' ``UNet3DConditionModel`` / ``UNetMotionModel``: ``down_blocks``,
+    ``mid_block``, ``up_blocks`` (each with optional down/upsamplers), and optionally a
+    ``transformer_in`` before them. Order: ``transformer_in``, then down blocks, the mid block, up
+    blocks (each by index, then by position in the block). Works on any device, ``meta`` included
+    (nothing is computed). A model without such transformers gives an empty list.
+    """
+    found, levels = [], None
+    for name, module in unet.named_modules():
+        if not isinstance(module, transformer_type):
+            continue
+        levels = levels or _block_levels(unet)  # only UNets with temporal transformers have the blocks
+        block = _block_of(name)
+        attentions = tuple((f"{name}.transformer_blocks.{i}.{slot}", getattr(layer, slot))
+                           for i, layer in enumerate(module.transformer_blocks) for slot in ATTENTION_SLOTS)
+        first = attentions[0][1]
+        found.append(MotionSite(name, module, family, "frames", block, levels[block], module.in_channels,
+                                first.inner_dim, first.heads, attentions))
+    stage = {"transformer_in": 0, "down_blocks": 1, "mid_block": 2, "up_blocks": 3}
+    position = {t.name: i for i, t in enumerate(found)}
+
+    def order(t: MotionSite):
+        parts = t.block.split(".")
+        return stage[parts[0]], int(parts[1]) if len(parts) > 1 else 0, position[t.name]
+
+    return sorted(found, key=order)
+
+
+def _block_of(name: str) -> str:
+    parts = name.split(".")
+    if parts[0] in ("down_blocks", "up_blocks"):
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def _block_levels(unet: nn.Module) -> dict[str, int]:
+    """Resolution level of each block's temporal transformers, counted from the down/up samplers.
+
+    A down block's attentions run before its downsampler, an up block's after the previous up
+    block's upsampler; the mid block runs at the deepest level.
+    """
+    levels = {"transformer_in": 0}
+    level = 0
+    for i, block in enumerate(unet.down_blocks):
+        levels[f"down_blocks.{i}"] = level
+        level += len(getattr(block, "downsamplers", None) or ())
+    levels["mid_block"] = level
+    for i, block in enumerate(unet.up_blocks):
+        levels[f"up_blocks.{i}"] = level
+        level -= len(getattr(block, "upsamplers", None) or ())
+    return levels

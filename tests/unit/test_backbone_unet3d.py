@@ -76,21 +76,25 @@ def test_frames_the_model_cannot_take(backbone, count, size, message):
         backbone.encode_video(torch.rand(count, *size, 3))
 
 
-def test_folder_with_another_pipeline_says_what_it_is(model_folder, tmp_path):
+def test_a_stable_diffusion_folder_asks_for_a_motion_module(model_folder, tmp_path):
     folder = tmp_path / "sd15"
     shutil.copytree(model_folder, folder)
     index = json.loads((folder / "model_index.json").read_text())
     index |= {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}
     (folder / "model_index.json").write_text(json.dumps(index))
-    with pytest.raises(InputError, match="^model: 'sd15' is a StableDiffusionPipeline folder with unet "
-                                         "UNet2DConditionModel; this loader takes a ModelScope/ZeroScope"):
+    with pytest.raises(InputError, match="^motion_module: 'sd15' is a Stable Diffusion folder: choose a motion "
+                                         "module"):
+        load_backbone(folder)
+    index |= {"_class_name": "FluxPipeline", "unet": None, "transformer": ["diffusers", "FluxTransformer2DModel"]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(InputError, match="^model: 'sd15' is not a model this pack can load"):
         load_backbone(folder)
 
 
 def test_folder_without_model_index_lists_its_content(tmp_path):
     (tmp_path / "loose").mkdir()
     (tmp_path / "loose" / "model.ckpt").write_bytes(b"x")
-    with pytest.raises(InputError, match=r"'loose' has no model_index.json \(it holds model.ckpt\)"):
+    with pytest.raises(InputError, match=r"'loose' is not a model this pack can load \(it holds model.ckpt\)"):
         load_backbone(tmp_path / "loose")
 
 

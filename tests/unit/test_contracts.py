@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from motion_core.adapters import ADAPTER_KINDS, make_view
-from motion_core.backbones import FAMILIES, LAYOUTS, ModelOptions, UNet3DBackbone, family_for, load_backbone
-from motion_core.backbones.sites import motion_sites
+from motion_core.backbones import FAMILIES, LAYOUTS, ModelOptions, family_for, load_backbone
+from motion_core.backbones.sites import family_of, motion_sites
 from motion_core.errors import InputError
-from motion_core.testing import TINY_TEXT_DIM, tiny_unet3d, write_tiny_text_to_video_folder
+from motion_core.testing import (TINY_TEXT_DIM, tiny_unet3d, tiny_unet_motion, write_tiny_animatediff_folder,
+                                 write_tiny_text_to_video_folder)
 
 LATENT_SHAPE = (6, 8, 8)  # frames, latent height, width of the tiny clips here
 
@@ -22,20 +23,23 @@ KIND_OPTIONS = {
 }
 """Options a test builds each kind with (every kind of ``ADAPTER_KINDS`` needs an entry)."""
 
-TINY_MODELS = {"unet3d": write_tiny_text_to_video_folder}
+TINY_MODELS = {"unet3d": write_tiny_text_to_video_folder, "animatediff": write_tiny_animatediff_folder}
 """How a test writes a tiny model folder of each family (every family of ``FAMILIES`` needs one)."""
+
+TINY_DENOISERS = {"unet3d": tiny_unet3d, "animatediff": tiny_unet_motion}
+"""A tiny denoiser of each family with motion sites, on which every adapter kind is held to its contract."""
 
 
 def test_every_adapter_kind_and_family_has_its_contract_settings():
     assert set(KIND_OPTIONS) == set(ADAPTER_KINDS)
-    assert set(TINY_MODELS) == set(FAMILIES)
+    assert set(TINY_MODELS) == set(FAMILIES) == set(TINY_DENOISERS)
 
 
 # --- adapter kinds ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def unet():
-    return tiny_unet3d().requires_grad_(False)
+@pytest.fixture(scope="module", params=sorted(TINY_DENOISERS))
+def unet(request):
+    return TINY_DENOISERS[request.param]().requires_grad_(False)
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +52,11 @@ def inputs():
 def run(module, inputs):
     x, t, text = inputs
     with torch.no_grad():
-        return UNet3DBackbone.call_denoiser(module, x, t, text)
+        return family_of(module).call_denoiser(module, x, t, text)
 
 
 def build(kind, unet):
-    return ADAPTER_KINDS[kind].for_unet(unet, "unet3d:tiny", LATENT_SHAPE, 0, **KIND_OPTIONS[kind])
+    return ADAPTER_KINDS[kind].for_unet(unet, f"{family_of(unet).family}:tiny", LATENT_SHAPE, 0, **KIND_OPTIONS[kind])
 
 
 def perturbed(adapter, seed=1):
@@ -67,7 +71,7 @@ def test_a_new_adapter_is_fp32_declares_its_layouts_and_changes_nothing(kind, un
     adapter = build(kind, unet)
     assert adapter.kind == kind and set(adapter.LAYOUTS) <= set(LAYOUTS)
     assert all(tensor.dtype == torch.float32 for tensor in adapter.to_tensors().values())
-    assert adapter.backbone == "unet3d:tiny"
+    assert adapter.backbone == f"{family_of(unet).family}:tiny"
     view = make_view(unet)
     adapter.attach(view)
     torch.testing.assert_close(run(view, inputs), run(unet, inputs), rtol=0, atol=1e-5)
@@ -103,18 +107,19 @@ def test_tensors_and_metadata_rebuild_the_same_adapter(kind, unet, inputs):
 
 @pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
 def test_a_layout_the_kind_cannot_use_is_refused_naming_kind_and_family(kind, unet, monkeypatch):
-    sites = motion_sites(unet)
+    sites, family = motion_sites(unet), family_of(unet)
     joint = [dataclasses.replace(site, layout="joint") for site in sites]
-    monkeypatch.setattr(UNet3DBackbone, "find_motion_sites", classmethod(lambda cls, module: joint))
+    monkeypatch.setattr(family, "find_motion_sites", classmethod(lambda cls, module: joint))
     with pytest.raises(InputError) as refused:
         build(kind, unet)
     message = str(refused.value)
     assert refused.value.input_name == "parameterisation"
-    assert f"{kind} adapters attach to frames motion sites" in message and "unet3d models have joint sites" in message
+    assert f"{kind} adapters attach to frames motion sites" in message
+    assert f"{family.family} models have joint sites" in message
 
 
 def test_a_module_of_no_family_is_refused_by_name():
-    with pytest.raises(InputError, match="Linear is not the denoiser of a known model family; known: unet3d"):
+    with pytest.raises(InputError, match="Linear is not the denoiser of a known model family; known: unet3d .*animatediff"):
         ADAPTER_KINDS["temporal_attention"].for_unet(torch.nn.Linear(2, 2))
 
 
