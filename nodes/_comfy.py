@@ -18,7 +18,8 @@ from ..motion_core.paths import resolve_inside
 
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
            "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device", "list_diffusers_models",
-           "diffusers_model_path", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
+           "diffusers_model_path", "list_video_models", "video_model_path", "list_motion_modules", "motion_module_path",
+           "sd1_tokenizer_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
 
 PREFIX = "MTX_"
 """Prefix of every node id and custom type of the pack (kept forever: saved graphs use it)."""
@@ -119,6 +120,59 @@ def list_diffusers_models() -> list[str]:
                 names.append(os.path.relpath(folder, root).replace(os.sep, "/"))
                 subfolders.clear()  # a model's parts are not models of their own
     return sorted(set(names))
+
+
+CHECKPOINTS = "checkpoints/"
+"""How Load Video Model names a single-file checkpoint from ``models/checkpoints`` among the diffusers folders."""
+
+MOTION_MODULE_FOLDER = "animatediff_models"
+"""ComfyUI model folder of AnimateDiff motion modules (the name AnimateDiff-Evolved uses too)."""
+
+MOTION_MODULE_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth"}
+
+
+def _register_motion_module_folder() -> None:
+    default = os.path.join(folder_paths.models_dir, MOTION_MODULE_FOLDER)
+    folder_paths.add_model_folder_path(MOTION_MODULE_FOLDER, default)
+    folder_paths.folder_names_and_paths[MOTION_MODULE_FOLDER][1].update(MOTION_MODULE_SUFFIXES)
+
+
+_register_motion_module_folder()
+
+
+def list_video_models() -> list[str]:
+    """Every model Load Video Model offers: diffusers folders (:func:`list_diffusers_models`, plain names),
+    then single-file checkpoints from ``models/checkpoints`` as ``checkpoints/<name>``."""
+    return list_diffusers_models() + [CHECKPOINTS + name for name in folder_paths.get_filename_list("checkpoints")]
+
+
+def video_model_path(name: str) -> str:
+    """The folder or file a name from :func:`list_video_models` stands for (InputError naming ``model_name``)."""
+    if name.startswith(CHECKPOINTS):
+        path = folder_paths.get_full_path("checkpoints", name[len(CHECKPOINTS):])
+        if path is not None:
+            return path
+        if not any(os.path.isdir(os.path.join(root, name)) for root in folder_paths.get_folder_paths("diffusers")):
+            raise InputError("model_name", f"{name[len(CHECKPOINTS):]!r} is not in models/checkpoints; copy the file "
+                                           "there, then refresh")
+    return diffusers_model_path(name)
+
+
+def list_motion_modules() -> list[str]:
+    return folder_paths.get_filename_list(MOTION_MODULE_FOLDER)
+
+
+def motion_module_path(name: str) -> str:
+    path = folder_paths.get_full_path(MOTION_MODULE_FOLDER, name)
+    if path is None:
+        raise InputError("motion_module", f"{name!r} is not in models/{MOTION_MODULE_FOLDER}; copy an AnimateDiff "
+                                          "motion module there (mm_sd_v15_v2, v3_sd15_mm, AnimateLCM…), then refresh")
+    return path
+
+
+def sd1_tokenizer_folder() -> str:
+    """The SD1.5 CLIP tokenizer ComfyUI ships (``comfy/sd1_tokenizer``), for single-file checkpoints."""
+    return os.path.join(os.path.dirname(comfy.utils.__file__), "sd1_tokenizer")
 
 
 def diffusers_model_path(name: str) -> str:

@@ -6,13 +6,26 @@ from ..motion_core.backbones import check_model, load_backbone
 from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
 from ..motion_core.pipeline import decode, encode_reference
 from ..motion_core.video import MAX_SIDE
-from ._comfy import (CATEGORY, Progress, compute_device, diffusers_model_path, file_fingerprint, input_problem, io,
-                     list_diffusers_models, node_id)
+from ._comfy import (CATEGORY, Progress, compute_device, file_fingerprint, input_problem, io, list_motion_modules,
+                     list_video_models, motion_module_path, node_id, sd1_tokenizer_folder, video_model_path)
 from .types import Latents, VideoModel
 
 
+NO_MOTION_MODULE = "none"
+
+
+def model_parts(model_path: str, motion_module: str) -> dict[str, str]:
+    """The extra files (``motion_core.backbones`` parts) Load Video Model's inputs name: the motion module,
+    and ComfyUI's SD1.5 tokenizer for single-file checkpoints."""
+    parts = {} if os.path.isdir(model_path) else {"tokenizer": sd1_tokenizer_folder()}
+    if motion_module and motion_module != NO_MOTION_MODULE:
+        parts["motion_module"] = motion_module_path(motion_module)
+    return parts
+
+
 class LoadVideoModel(io.ComfyNode):
-    """Load a ModelScope/ZeroScope-family diffusers folder from ``models/diffusers``."""
+    """Load a video model: a ModelScope/ZeroScope diffusers folder, or SD1.5 (a checkpoint or diffusers
+    folder) with an AnimateDiff motion module, or an AnimateDiff diffusers folder."""
 
     @classmethod
     def define_schema(cls):
@@ -20,11 +33,14 @@ class LoadVideoModel(io.ComfyNode):
             node_id=node_id("LoadVideoModel"),
             display_name="Load Video Model",
             category=CATEGORY,
-            description="Loads a text-to-video model (ModelScope, ZeroScope or a compatible fine-tune) from a "
-                        "diffusers folder in models/diffusers. Only safetensors weights are read.",
+            description="Loads a text-to-video model: ModelScope, ZeroScope or a compatible fine-tune (a diffusers "
+                        "folder in models/diffusers), or AnimateDiff: a Stable Diffusion 1.5 checkpoint (models/"
+                        "checkpoints) or diffusers folder with a motion module (models/animatediff_models). Never runs "
+                        "pickled code.",
             inputs=[
-                io.Combo.Input("model_name", options=list_diffusers_models(),
-                               tooltip="A diffusers folder (with model_index.json) in models/diffusers."),
+                io.Combo.Input("model_name", options=list_video_models(),
+                               tooltip="A diffusers folder (with model_index.json) in models/diffusers, or "
+                                       "checkpoints/<file>: an SD1.5 checkpoint to animate with a motion module."),
                 io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
                                tooltip="Weight precision. auto: fp16 on a GPU (half the memory), fp32 on "
                                        "the CPU. bf16 suits recent GPUs."),
@@ -37,27 +53,39 @@ class LoadVideoModel(io.ComfyNode):
                 io.Int.Input("vae_decode_chunk", default=8, min=0, max=1024,
                              tooltip="Frames the VAE encodes/decodes at a time: lower uses less memory on "
                                      "long clips. 0 does all frames at once."),
+                io.Combo.Input("motion_module", options=[NO_MOTION_MODULE, *list_motion_modules()],
+                               default=NO_MOTION_MODULE, optional=True,
+                               tooltip="AnimateDiff motion module (models/animatediff_models) for an SD1.5 model: "
+                                       "mm_sd_v15_v2, v3_sd15_mm, AnimateLCM… none for ModelScope/ZeroScope and "
+                                       "AnimateDiff folders, which carry their own."),
             ],
             outputs=[VideoModel.Output("model", tooltip="The loaded model, for the other motion transfer nodes.")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name):
-        return input_problem(lambda: check_model(diffusers_model_path(model_name), input_name="model_name"))
+    def validate_inputs(cls, model_name, motion_module=NO_MOTION_MODULE):
+        def check():
+            path = video_model_path(model_name)
+            check_model(path, "model_name", model_parts(path, motion_module))
+
+        return input_problem(check)
 
     @classmethod
-    def fingerprint_inputs(cls, model_name, **_):
-        def parts() -> list[str]:
-            folder = diffusers_model_path(model_name)
-            return [os.path.join(folder, part) for part in ("model_index.json", "unet")]
+    def fingerprint_inputs(cls, model_name, motion_module=NO_MOTION_MODULE, **_):
+        def files() -> list[str]:
+            path = video_model_path(model_name)
+            found = [os.path.join(path, part) for part in ("model_index.json", "unet")] if os.path.isdir(path) else [path]
+            return found + list(model_parts(path, motion_module).values())
 
-        return file_fingerprint(parts)
+        return file_fingerprint(files)
 
     @classmethod
-    def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk) -> io.NodeOutput:
+    def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk,
+                motion_module=NO_MOTION_MODULE) -> io.NodeOutput:
         options = ModelOptions(dtype=dtype, device=compute_device(), offload=offload,
                                vae_decode_chunk=vae_decode_chunk, attention=attention)
-        return io.NodeOutput(load_backbone(diffusers_model_path(model_name), options, input_name="model_name"))
+        path = video_model_path(model_name)
+        return io.NodeOutput(load_backbone(path, options, "model_name", model_parts(path, motion_module)))
 
 
 class EncodeReference(io.ComfyNode):

@@ -32,17 +32,24 @@ def family_for(path: str | Path, input_name: str = "model", parts: Parts | None 
                                  f"choose {choices}")
 
 
+def _check_parts(family: type[VideoBackbone], parts: Parts | None) -> type[VideoBackbone]:
+    for name in parts or {}:
+        if name not in family.parts:
+            raise InputError(name, f"{family.describe} takes no {name}; choose none")
+    return family
+
+
 def check_model(path: str | Path, input_name: str = "model", parts: Parts | None = None) -> None:
     """Check, without loading weights, that ``path`` (with ``parts``) holds a model some family loads
     (for node validation)."""
-    family_for(path, input_name, parts).check_files(Path(path), input_name, parts)
+    _check_parts(family_for(path, input_name, parts), parts).check_files(Path(path), input_name, parts)
 
 
 def load_backbone(path: str | Path, options: ModelOptions = ModelOptions(), input_name: str = "model",
                   parts: Parts | None = None) -> VideoBackbone:
     """Load the model at ``path`` (with the extra files ``parts``, e.g. AnimateDiff's motion module)
     with the family its files belong to (see :data:`FAMILIES`)."""
-    return family_for(path, input_name, parts).load(Path(path), options, input_name, parts)
+    return _check_parts(family_for(path, input_name, parts), parts).load(Path(path), options, input_name, parts)
 
 
 __all__ = ["FAMILIES", "AnimateDiffBackbone", "LAYOUTS", "Denoiser", "ModelOptions", "MotionSite", "SiteAttention", "VideoBackbone",

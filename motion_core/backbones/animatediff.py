@@ -315,6 +315,9 @@ class AnimateDiffBackbone(LatentUNetBackbone):
             if kind == "sd15" and motion is None:
                 raise InputError("motion_module", f"{path.name!r} is a Stable Diffusion folder: choose a motion module "
                                                   "(models/animatediff_models) to animate it")
+            if kind == "animatediff" and motion is not None:
+                raise InputError("motion_module", f"{path.name!r} is an AnimateDiff folder with its own motion modules; "
+                                                  "choose none")
         elif not (path.is_file() and is_sd15_checkpoint(tensor_names(path, input_name))):
             raise InputError(input_name, f"{path.name!r} is not a Stable Diffusion 1.5 checkpoint; choose {SUPPORTED}")
         elif motion is None:

@@ -70,7 +70,7 @@ def test_model_list_shows_diffusers_folders_and_the_loader_refuses_other_models(
     options = loader.GET_SCHEMA().inputs[0].options
     assert "tiny-t2v" in options
     message = loader.validate_inputs("not-a-video-model")
-    assert message.startswith("model_name: ") and "StableDiffusionPipeline" in message and "UNet2DConditionModel" in message
+    assert message.startswith("motion_module: 'not-a-video-model' is a Stable Diffusion folder: choose a motion module")
     assert loader.validate_inputs("../escape").startswith("model_name: ")
     assert loader.validate_inputs("tiny-t2v") is True
 
