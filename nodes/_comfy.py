@@ -128,16 +128,7 @@ CHECKPOINTS = "checkpoints/"
 MOTION_MODULE_FOLDER = "animatediff_models"
 """ComfyUI model folder of AnimateDiff motion modules (the name AnimateDiff-Evolved uses too)."""
 
-MOTION_MODULE_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth"}
-
-
-def _register_motion_module_folder() -> None:
-    default = os.path.join(folder_paths.models_dir, MOTION_MODULE_FOLDER)
-    folder_paths.add_model_folder_path(MOTION_MODULE_FOLDER, default)
-    folder_paths.folder_names_and_paths[MOTION_MODULE_FOLDER][1].update(MOTION_MODULE_SUFFIXES)
-
-
-_register_motion_module_folder()
+MOTION_MODULE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 
 
 def list_video_models() -> list[str]:
@@ -156,18 +147,6 @@ def video_model_path(name: str) -> str:
             raise InputError("model_name", f"{name[len(CHECKPOINTS):]!r} is not in models/checkpoints; copy the file "
                                            "there, then refresh")
     return diffusers_model_path(name)
-
-
-def list_motion_modules() -> list[str]:
-    return folder_paths.get_filename_list(MOTION_MODULE_FOLDER)
-
-
-def motion_module_path(name: str) -> str:
-    path = folder_paths.get_full_path(MOTION_MODULE_FOLDER, name)
-    if path is None:
-        raise InputError("motion_module", f"{name!r} is not in models/{MOTION_MODULE_FOLDER}; copy an AnimateDiff "
-                                          "motion module there (mm_sd_v15_v2, v3_sd15_mm, AnimateLCM…), then refresh")
-    return path
 
 
 def sd1_tokenizer_folder() -> str:
@@ -192,14 +171,23 @@ ADAPTER_FOLDER = "motion_adapters"
 """ComfyUI model folder name of motion adapters (``models/motion_adapters``)."""
 
 
-def _register_adapter_folder() -> None:
-    default = os.path.join(folder_paths.models_dir, ADAPTER_FOLDER)
-    folder_paths.add_model_folder_path(ADAPTER_FOLDER, default)  # kept after paths from extra_model_paths
-    extensions = folder_paths.folder_names_and_paths[ADAPTER_FOLDER][1]
-    extensions.add(".safetensors")
+def register_model_folder(name: str, suffixes: tuple[str, ...]) -> None:
+    """Make ``models/<name>`` a ComfyUI model folder listing files with ``suffixes`` (after any paths
+    extra_model_paths.yaml or another pack gave it)."""
+    folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
+    folder_paths.folder_names_and_paths[name][1].update(suffixes)
 
 
-_register_adapter_folder()
+def model_file_path(folder: str, name: str, input_name: str, remedy: str) -> str:
+    """The full path of ``name`` in the model folder ``folder`` (InputError naming ``input_name``, then ``remedy``)."""
+    path = folder_paths.get_full_path(folder, name)
+    if path is None:
+        raise InputError(input_name, f"{name!r} is not in models/{folder}; {remedy}, then refresh")
+    return path
+
+
+register_model_folder(ADAPTER_FOLDER, (".safetensors",))
+register_model_folder(MOTION_MODULE_FOLDER, MOTION_MODULE_SUFFIXES)
 
 
 def list_adapters() -> list[str]:
@@ -207,11 +195,17 @@ def list_adapters() -> list[str]:
 
 
 def adapter_path(name: str) -> str:
-    path = folder_paths.get_full_path(ADAPTER_FOLDER, name)
-    if path is None:
-        raise InputError("adapter_name", f"{name!r} is not in models/{ADAPTER_FOLDER}; save one with Save Motion "
-                                         "Adapter or copy a .safetensors adapter file there, then refresh")
-    return path
+    return model_file_path(ADAPTER_FOLDER, name, "adapter_name",
+                           "save one with Save Motion Adapter or copy a .safetensors adapter file there")
+
+
+def list_motion_modules() -> list[str]:
+    return folder_paths.get_filename_list(MOTION_MODULE_FOLDER)
+
+
+def motion_module_path(name: str) -> str:
+    return model_file_path(MOTION_MODULE_FOLDER, name, "motion_module",
+                           "copy an AnimateDiff motion module there (mm_sd_v15_v2, v3_sd15_mm, AnimateLCM…)")
 
 
 def adapter_save_folder() -> str:
