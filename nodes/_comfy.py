@@ -19,7 +19,8 @@ from ..motion_core.paths import resolve_inside
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
            "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device", "list_diffusers_models",
            "diffusers_model_path", "list_video_models", "video_model_path", "list_motion_modules", "motion_module_path",
-           "sd1_tokenizer_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
+           "sd1_tokenizer_folder", "MOTION_LORA_FOLDER", "list_motion_loras", "motion_lora_path",
+           "motion_lora_save_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
 
 PREFIX = "MTX_"
 """Prefix of every node id and custom type of the pack (kept forever: saved graphs use it)."""
@@ -186,7 +187,11 @@ def model_file_path(folder: str, name: str, input_name: str, remedy: str) -> str
     return path
 
 
+MOTION_LORA_FOLDER = "animatediff_motion_lora"
+"""ComfyUI model folder AnimateDiff-Evolved reads motion LoRAs from."""
+
 register_model_folder(ADAPTER_FOLDER, (".safetensors",))
+register_model_folder(MOTION_LORA_FOLDER, (".safetensors",))
 register_model_folder(MOTION_MODULE_FOLDER, MOTION_MODULE_SUFFIXES)
 
 
@@ -197,6 +202,20 @@ def list_adapters() -> list[str]:
 def adapter_path(name: str) -> str:
     return model_file_path(ADAPTER_FOLDER, name, "adapter_name",
                            "save one with Save Motion Adapter or copy a .safetensors adapter file there")
+
+
+def list_motion_loras() -> list[str]:
+    return folder_paths.get_filename_list(MOTION_LORA_FOLDER)
+
+
+def motion_lora_path(name: str) -> str:
+    return model_file_path(MOTION_LORA_FOLDER, name, "lora_name", "export one with Export Motion LoRA or copy an "
+                                                                  "AnimateDiff-Evolved motion LoRA there")
+
+
+def motion_lora_save_folder() -> str:
+    """Where Export Motion LoRA writes: the first ``animatediff_motion_lora`` folder (ADE lists it)."""
+    return folder_paths.get_folder_paths(MOTION_LORA_FOLDER)[0]
 
 
 def list_motion_modules() -> list[str]:

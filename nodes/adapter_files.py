@@ -1,13 +1,16 @@
-"""Nodes that keep trained motions as files in ``models/motion_adapters``."""
+"""Nodes that keep trained motions as files: the pack's own in ``models/motion_adapters``, and
+AnimateDiff-Evolved motion LoRAs in ``models/animatediff_motion_lora``."""
 
 import os
 
 from ..motion_core.adapters import MotionAdapter, adapter_writer, load_adapter
+from ..motion_core.adapters.ade import ade_writer, load_ade
 from ..motion_core.errors import InputError
 from ..motion_core.files import write_numbered_file
-from ._comfy import (ADAPTER_FOLDER, CATEGORY, adapter_path, adapter_save_folder, file_fingerprint, input_problem, io,
-                     list_adapters, node_id, ui)
-from .types import Adapter
+from ._comfy import (ADAPTER_FOLDER, CATEGORY, MOTION_LORA_FOLDER, adapter_path, adapter_save_folder, file_fingerprint,
+                     input_problem, io, list_adapters, list_motion_loras, motion_lora_path, motion_lora_save_folder,
+                     node_id, ui)
+from .types import Adapter, VideoModel
 
 
 class SaveMotionAdapter(io.ComfyNode):
@@ -33,11 +36,9 @@ class SaveMotionAdapter(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
-        if not isinstance(adapter, MotionAdapter):
-            raise InputError("adapter", "Save Motion Adapter saves one adapter; connect Train or Load Motion Adapter "
-                                        "(a stack from Combine Motion Adapters is not saved)")
         folder = adapter_save_folder()
-        path = write_numbered_file(folder, filename_prefix, ".safetensors", adapter_writer(adapter))
+        path = write_numbered_file(folder, filename_prefix, ".safetensors",
+                                   adapter_writer(_one_adapter(adapter, "Save Motion Adapter")))
         name = os.path.relpath(path, folder).replace(os.sep, "/")
         return io.NodeOutput(name, ui=ui.PreviewText(f"saved {name}"))
 
@@ -73,4 +74,77 @@ class LoadMotionAdapter(io.ComfyNode):
         return io.NodeOutput(load_adapter(adapter_path(adapter_name), input_name="adapter_name"))
 
 
-NODES = [SaveMotionAdapter, LoadMotionAdapter]
+def _one_adapter(adapter, node: str) -> MotionAdapter:
+    if not isinstance(adapter, MotionAdapter):
+        raise InputError("adapter", f"{node} takes one adapter; connect Train or Load Motion Adapter (a stack from "
+                                    "Combine Motion Adapters is not saved)")
+    return adapter
+
+
+class ExportMotionLoRA(io.ComfyNode):
+    """Write a temporal LoRA trained on AnimateDiff as a motion LoRA AnimateDiff-Evolved loads."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("ExportMotionLoRA"),
+            display_name="Export Motion LoRA (AnimateDiff-Evolved)",
+            category=CATEGORY,
+            description=f"Saves a LoRA adapter trained on an AnimateDiff model as a motion LoRA in "
+                        f"models/{MOTION_LORA_FOLDER}, for AnimateDiff-Evolved's Load AnimateDiff LoRA node "
+                        "(<prefix>_00001.safetensors, never overwritten). The format carries the motion modules' "
+                        "attention only: train with LoRA Options feed_forward off to export everything.",
+            inputs=[
+                Adapter.Input("adapter", tooltip="A LoRA adapter trained on an AnimateDiff model."),
+                io.String.Input("filename_prefix", default="motion_lora",
+                                tooltip=f"File name before the number; may include subfolders of "
+                                        f"models/{MOTION_LORA_FOLDER}."),
+            ],
+            outputs=[io.String.Output("lora_name", tooltip="The saved name, as AnimateDiff-Evolved lists it.")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
+        write, left_out = ade_writer(_one_adapter(adapter, "Export Motion LoRA"))
+        folder = motion_lora_save_folder()
+        path = write_numbered_file(folder, filename_prefix, ".safetensors", write)
+        name = os.path.relpath(path, folder).replace(os.sep, "/")
+        note = f"; {len(left_out)} feed-forward/spatial layers left out (the format has no place for them)" \
+            if left_out else ""
+        return io.NodeOutput(name, ui=ui.PreviewText(f"saved {name}{note}"))
+
+
+class LoadMotionLoRA(io.ComfyNode):
+    """Use an AnimateDiff-Evolved motion LoRA (from any trainer) as an adapter of the pack."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("LoadMotionLoRA"),
+            display_name="Load Motion LoRA (AnimateDiff-Evolved)",
+            category=CATEGORY,
+            description=f"Loads a motion LoRA from models/{MOTION_LORA_FOLDER} (AnimateDiff-Evolved's format) as a "
+                        "motion adapter for Generate Video, Invert Video or Combine Motion Adapters.",
+            inputs=[
+                VideoModel.Input("model", tooltip="The AnimateDiff model the LoRA is for."),
+                io.Combo.Input("lora_name", options=list_motion_loras(),
+                               tooltip=f"A .safetensors motion LoRA in models/{MOTION_LORA_FOLDER}."),
+            ],
+            outputs=[Adapter.Output("adapter", tooltip="The motion, for Generate Video.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, lora_name):
+        return input_problem(lambda: motion_lora_path(lora_name))
+
+    @classmethod
+    def fingerprint_inputs(cls, lora_name, **_):
+        return file_fingerprint(lambda: [motion_lora_path(lora_name)])
+
+    @classmethod
+    def execute(cls, model, lora_name) -> io.NodeOutput:
+        return io.NodeOutput(load_ade(motion_lora_path(lora_name), model.fingerprint, "lora_name"))
+
+
+NODES = [SaveMotionAdapter, LoadMotionAdapter, ExportMotionLoRA, LoadMotionLoRA]

@@ -40,14 +40,19 @@ class LoRAOptions(io.ComfyNode):
                 io.Float.Input("spatial_skip_probability", default=defaults["spatial_skip_probability"], min=0.0,
                                max=0.99, step=0.05,
                                tooltip="Chance of skipping the spatial step (MotionDirector: 0.2)."),
+                io.Boolean.Input("feed_forward", default=defaults["feed_forward"], optional=True,
+                                 tooltip="Also adapt the temporal transformers' feed-forward layers (MotionDirector). "
+                                         "Off: attention only — what an AnimateDiff-Evolved motion LoRA can carry "
+                                         "(Export Motion LoRA leaves feed-forward layers out)."),
             ],
             outputs=[AdapterOptions.Output("adapter_options", tooltip="For Train Motion Adapter.")],
         )
 
     @classmethod
-    def execute(cls, rank, alpha, dropout, spatial, spatial_skip_probability) -> io.NodeOutput:
+    def execute(cls, rank, alpha, dropout, spatial, spatial_skip_probability, feed_forward=True) -> io.NodeOutput:
         options = LoRAAdapter.check_options({"rank": rank, "alpha": alpha, "dropout": dropout, "spatial": spatial,
-                                             "spatial_skip_probability": spatial_skip_probability})
+                                             "spatial_skip_probability": spatial_skip_probability,
+                                             "feed_forward": feed_forward})
         return io.NodeOutput(_options(LoRAAdapter.kind, **options))
 
 

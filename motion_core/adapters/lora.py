@@ -37,8 +37,9 @@ PEFT_NAME = "motion"
 USES = {"temporal": ("temporal",), "temporal+spatial": ("temporal", "spatial"), "spatial": ("spatial",)}
 
 
-def lora_targets(unet: nn.Module, part: str) -> list[tuple[str, nn.Module]]:
-    """``(qualified name, linear)`` of the layers a ``part`` ("temporal" or "spatial") LoRA adapts.
+def lora_targets(unet: nn.Module, part: str, feed_forward: bool = True) -> list[tuple[str, nn.Module]]:
+    """``(qualified name, linear)`` of the layers a ``part`` ("temporal" or "spatial") LoRA adapts
+    (the feed-forward linears only with ``feed_forward``).
 
     temporal: ``attn1``/``attn2`` q/k/v/out and feed-forward of every motion site (a UNet3D's
     ``TransformerTemporalModel``); spatial: self-attention q/k/v/out and feed-forward of every
@@ -55,7 +56,8 @@ def lora_targets(unet: nn.Module, part: str) -> list[tuple[str, nn.Module]]:
     for name, transformer in transformers:
         for i, _ in enumerate(transformer.transformer_blocks):
             block = f"{name}.transformer_blocks.{i}"
-            for path in [f"{slot}.{linear}" for slot in slots for linear in ATTENTION_LINEARS] + list(FEED_FORWARD_LINEARS):
+            paths = [f"{slot}.{linear}" for slot in slots for linear in ATTENTION_LINEARS]
+            for path in paths + list(FEED_FORWARD_LINEARS if feed_forward else ()):
                 targets.append((f"{block}.{path}", unet.get_submodule(f"{block}.{path}")))
     return targets
 
@@ -68,12 +70,15 @@ class LoRAAdapter(MotionAdapter):
     ``"temporal.down_blocks.2.temp_attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight"``.
 
     Options: ``rank`` (32), ``alpha`` (32: scale alpha/rank = 1 as MotionDirector), ``dropout``
-    (0.1), ``spatial`` (False: no spatial LoRA), ``spatial_skip_probability`` (0.2).
+    (0.1), ``spatial`` (False: no spatial LoRA), ``spatial_skip_probability`` (0.2),
+    ``feed_forward`` (True: the transformers' feed-forward linears too, as MotionDirector; False:
+    attention only, the part AnimateDiff-Evolved's motion-LoRA format carries, :mod:`.ade`).
     Setting ``parts``: ``temporal`` (default), ``temporal+spatial`` or ``spatial``.
     """
 
     kind = "lora"
-    OPTIONS = {"rank": 32, "alpha": 32.0, "dropout": 0.1, "spatial": False, "spatial_skip_probability": 0.2}
+    OPTIONS = {"rank": 32, "alpha": 32.0, "dropout": 0.1, "spatial": False, "spatial_skip_probability": 0.2,
+               "feed_forward": True}
     SETTINGS = {"parts": tuple(USES)}
     default_lr = 5e-4
     attach_priority = 1  # peft layers wrap whatever is there; weight-delta adapters must come first
@@ -95,8 +100,9 @@ class LoRAAdapter(MotionAdapter):
         for name, value in (("dropout", dropout), ("spatial_skip_probability", skip)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise InputError(name, f"{value!r} is not valid; use a probability in [0, 1)")
-        if not isinstance(options["spatial"], bool):
-            raise InputError("spatial", f"{options['spatial']!r} is not valid; use true or false")
+        for name in ("spatial", "feed_forward"):
+            if not isinstance(options[name], bool):
+                raise InputError(name, f"{options[name]!r} is not valid; use true or false")
         return {**options, "alpha": float(alpha), "dropout": float(dropout), "spatial_skip_probability": float(skip)}
 
     @classmethod
@@ -108,7 +114,7 @@ class LoRAAdapter(MotionAdapter):
         generator = torch.Generator().manual_seed(seed)
         weights = {}
         for part in PARTS[: 2 if options["spatial"] else 1]:
-            targets = lora_targets(unet, part)
+            targets = lora_targets(unet, part, options["feed_forward"])
             if not targets:
                 raise InputError("spatial", f"this model has no {part} transformers to put LoRA on; train without "
                                             "the spatial LoRA")

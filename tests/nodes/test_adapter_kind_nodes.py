@@ -96,5 +96,5 @@ def test_combine_mixes_two_motions_and_a_spatial_lora(nodes, model, noise, refer
     assert torch.equal(generate_with(nodes, model, noise, off), generate_with(nodes, model, noise, lora))
     with pytest.raises(ValueError, match="^parts_b: 'spatial' applies to LoRA adapters only"):
         run(combine, lora, 1.0, "temporal", 1.0, "spatial", adapter_b=embeddings)
-    with pytest.raises(ValueError, match="^adapter: Save Motion Adapter saves one adapter"):
+    with pytest.raises(ValueError, match="^adapter: Save Motion Adapter takes one adapter"):
         run(nodes.adapter_files.SaveMotionAdapter, mixed, "stack")

@@ -79,3 +79,28 @@ def test_an_animatediff_graph_trains_and_generates(pack, loader):
     (generated,) = run(nodes.generation.GenerateVideo, model, noise, "a red square", "", 2, 4.0, 1.0, adapter)
     (video,) = run(nodes.model.DecodeVideo, model, generated)
     assert video.shape == (8, 32, 32, 3) and torch.isfinite(video).all()
+
+
+def test_a_lora_exports_for_animatediff_evolved_and_loads_back(pack, loader, models_dir):
+    import folder_paths
+
+    folder_paths.add_model_folder_path("animatediff_motion_lora", str(models_dir / "animatediff_motion_lora"),
+                                       is_default=True)
+    nodes = pack.nodes
+    (model,) = run(loader, "tiny-animatediff", "fp32", "none", "sdpa", 8, "none")
+    frames = torch.rand(8, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    latents, _ = run(nodes.model.EncodeReference, model, frames, 0, 0)
+    (options,) = run(nodes.adapter_options.LoRAOptions, 4, 4.0, 0.0, False, 0.2, False)
+    adapter = run(nodes.training.TrainMotionAdapter, model, latents, "a shape is moving", "lora", 2, 1e-2, 0, "auto",
+                  False, adapter_options=options)[0]
+    first = nodes.adapter_files.ExportMotionLoRA.execute(adapter, "orbit")
+    second = nodes.adapter_files.ExportMotionLoRA.execute(adapter, "orbit")
+    assert (first.args[0], second.args[0]) == ("orbit_00001.safetensors", "orbit_00002.safetensors")
+    assert "left out" not in first.ui.as_dict()["text"][0]
+    assert nodes.adapter_files.LoadMotionLoRA.validate_inputs("orbit_00001.safetensors") is True
+    (imported,) = run(nodes.adapter_files.LoadMotionLoRA, model, "orbit_00001.safetensors")
+    assert imported.backbone == model.fingerprint and len(imported.names) == len(adapter.names)
+    with_feed_forward = run(nodes.training.TrainMotionAdapter, model, latents, "a shape is moving", "lora", 1, 1e-2, 0,
+                            "auto", False)[0]
+    note = nodes.adapter_files.ExportMotionLoRA.execute(with_feed_forward, "orbit").ui.as_dict()["text"][0]
+    assert "14 feed-forward/spatial layers left out" in note
