@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .adapters.embeddings import BLOCK_SETS
     from .backbones.base import ATTENTION, DTYPES, OFFLOAD
     from .noise import STRATEGIES
+    from .sampling import LOSS_WEIGHTINGS
     from .train import PRECISIONS
 
     parser = argparse.ArgumentParser(prog="python -m motion_core", description="One-shot video motion transfer.")
@@ -84,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                                "default the whole range, as the methods)")
     training.add_argument("--timestep-shift", type=float, default=1.0,
                           help="push the drawn timesteps toward high noise (1 = uniform, 3 = much more)")
+    training.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="none",
+                          help="weight each step's loss by its noise level: min_snr (Min-SNR-gamma), x0 or v "
+                               "(the error measured on x0 or v: more weight at high noise); default none, "
+                               "as the methods")
+    training.add_argument("--min-snr-gamma", type=float, default=5.0, help="gamma of min_snr (default 5)")
     training.add_argument("--no-save-adapter", action="store_true", help="do not write the trained adapter")
 
     lora = transfer.add_argument_group("LoRA (--parameterisation lora)")
@@ -186,11 +192,23 @@ def timestep_distribution(args: argparse.Namespace):
     from .sampling import TimestepDistribution
 
     timesteps = TimestepDistribution(*args.timestep_range, args.timestep_shift)
+    return _checked(timesteps, {"timestep_shift": "--timestep-shift"}, "--timestep-range")
+
+
+def loss_weighting(args: argparse.Namespace):
+    """The loss weighting ``--loss-weighting`` and ``--min-snr-gamma`` ask for, checked (the error names the flag)."""
+    from .sampling import LossWeighting
+
+    return _checked(LossWeighting(args.loss_weighting, args.min_snr_gamma), {"min_snr_gamma": "--min-snr-gamma"},
+                    "--loss-weighting")
+
+
+def _checked(options, flags: dict[str, str], other: str):
+    """``options.validate()``, an :class:`InputError` renamed to the flag of its input (``other`` when unlisted)."""
     try:
-        return timesteps.validate()
+        return options.validate()
     except InputError as err:
-        flag = "--timestep-shift" if err.input_name == "timestep_shift" else "--timestep-range"
-        raise InputError(flag, str(err).split(": ", 1)[1]) from None
+        raise InputError(flags.get(err.input_name, other), str(err).split(": ", 1)[1]) from None
 
 
 class Bars:
@@ -237,7 +255,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     options_given = adapter_options(args)  # flags of another kind: refused before anything is loaded
     if args.adapter and options_given:
         raise InputError("--adapter", "an adapter file is used as it was trained; drop the training options")
-    timesteps = timestep_distribution(args)  # refused before anything is loaded
+    timesteps, weighting = timestep_distribution(args), loss_weighting(args)  # refused before anything is loaded
     out = Path(args.out)
     options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
@@ -248,7 +266,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
         width=args.width, height=args.height, objective=spec, kind=args.parameterisation,
         adapter_options=options_given, steps=args.steps, lr=args.lr, seed=args.seed,
         train_options=TrainOptions(precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
-                                   timesteps=timesteps),
+                                   timesteps=timesteps, loss_weighting=weighting),
         inversion_steps=args.inversion_steps, noise=args.noise, ratio=args.ratio, noise_seeds=tuple(args.seeds),
         sampling_steps=args.sampling_steps, cfg=args.cfg, negative_prompt=args.negative_prompt,
         strength=args.strength, debias=args.debias)

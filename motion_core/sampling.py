@@ -79,6 +79,66 @@ timesteps by its :meth:`Sampling.draw_timesteps`. The default,
         return self.shift * u / (1 + (self.shift - 1) * u)
 
 
+LOSS_WEIGHTINGS = ("none", "min_snr", "x0", "v")
+"""Values of :attr:`LossWeighting.kind`; the first is the default."""
+
+SNR_FLOOR = ABAR_FLOOR / (1 - ABAR_FLOOR)
+"""Smallest ``SNR_t`` a loss weight divides by (≈ 1e-9): the SNR at :data:`ABAR_FLOOR`, where
+:meth:`Sampling.x0_from` floors its division too. It matters only on zero-terminal-SNR schedules
+(``SNR_T = 0``), where the ε-prediction weights ``1/SNR_t`` would be infinite."""
+
+
+@dataclass(frozen=True)
+class LossWeighting:
+    """How each sample's loss is weighted by its noise level (docs/METHODS.md §1, "Timesteps and loss weighting").
+
+    With ``SNR_t = signal_t² / noise_t²`` (DDPM: ``abar_t / (1 - abar_t)``), the plain MSE between a
+    prediction and its target is an x0-space squared error ``|x0_hat - x0|²`` weighted by ``SNR_t``
+    for ε-prediction and by ``SNR_t + 1`` for v-prediction (Hang et al. 2023, "Efficient Diffusion
+    Training via Min-SNR Weighting Strategy", §3). Each option puts another x0-space weight ``w_t``
+    in its place, i.e. multiplies the sample's loss by ``w_t / SNR_t`` (ε) or ``w_t / (SNR_t + 1)`` (v):
+
+    - ``none``: the model's own weight; factor 1 (what the methods' released code trains with).
+    - ``min_snr``: ``w_t = min(SNR_t, γ)``; ε: ``min(SNR_t, γ)/SNR_t``, v: ``min(SNR_t, γ)/(SNR_t + 1)``.
+    - ``x0``: ``w_t = 1``, the squared error of ``x0_hat``; ε: ``1/SNR_t``, v: ``1/(SNR_t + 1)``.
+    - ``v``: ``w_t = SNR_t + 1``, the squared error of v; ε: ``(SNR_t + 1)/SNR_t``, v: 1.
+
+    ``min_snr`` is Hang et al.'s Min-SNR-γ (γ = 5 in the paper): it caps the weight of the nearly
+    clean timesteps. ``x0`` and ``v`` move the weight toward high noise instead (for ε-prediction
+    ``1/SNR_t`` is 8.5e-4 at t = 0 and 214 at t = 999 on ZeroScope's schedule); ``v`` is Salimans &
+    Ho 2022's "SNR+1" weighting.
+    """
+
+    kind: str = "none"
+    gamma: float = 5.0
+
+    def validate(self) -> LossWeighting:
+        if self.kind not in LOSS_WEIGHTINGS:
+            raise InputError("loss_weighting", f"{self.kind!r} is not valid; use one of {', '.join(LOSS_WEIGHTINGS)}")
+        gamma = self.gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
+            raise InputError("min_snr_gamma", f"{gamma!r} is not valid; use a number > 0 (Min-SNR: 5)")
+        return self
+
+    def weights(self, sampling: Sampling, t: torch.Tensor) -> torch.Tensor | None:
+        """The weights ``(b,)`` (fp32, CPU) of the samples at timesteps ``t`` ``(b,)``; None for ``none``,
+        whose loss is the plain mean (the same computation as without weights, bit for bit)."""
+        if self.kind == "none":
+            return None
+        snr = sampling.snr(t).double().reshape(-1)
+        if sampling.prediction == "epsilon":
+            inverse = 1 / snr.clamp_min(SNR_FLOOR)
+            # min(SNR, γ)/SNR written as min(γ/SNR, 1): its limit 1 at SNR = 0, not 0/0
+            weight = {"min_snr": (self.gamma * inverse).clamp_max(1), "x0": inverse, "v": 1 + inverse}[self.kind]
+        elif sampling.prediction == "v_prediction":
+            x0_weight = {"min_snr": snr.clamp_max(self.gamma), "x0": torch.ones_like(snr), "v": snr + 1}[self.kind]
+            weight = x0_weight / (snr + 1)
+        else:
+            raise InputError("loss_weighting", f"{self.kind} is defined for ε- and v-prediction models; this model "
+                                               f"predicts {sampling.prediction!r}; use none")
+        return weight.float()
+
+
 def epsilon_signal(eps_hat: torch.Tensor, x_t: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
     """``sqrt(abar)·x0_hat = x_t - sqrt(1-abar)·eps_hat`` (fp32) of an ε-prediction; ``abar`` broadcasts."""
     return x_t.float() - (1.0 - abar).clamp_min(0.0).sqrt() * eps_hat.float()
@@ -135,6 +195,11 @@ class Sampling(ABC):
                progress: Progress | None = None) -> torch.Tensor:
         """The sampler run backwards: the noise that :meth:`sample` turns (about) back into ``x0``."""
 
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """The signal-to-noise ratio ``SNR_t = signal_t² / noise_t²`` (fp32, shaped like ``t``)."""
+        signal, noise = self.scales(t)
+        return signal.square() / noise.square()
+
     def noised(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``x_t = signal_t·x0 + noise_t·eps`` for ``(b, c, f, h, w)`` latents and ``(b,)`` timesteps."""
         signal, noise = (_column(s, x0) for s in self.scales(t))
@@ -182,6 +247,10 @@ class DiscreteDiffusion(Sampling):
     def scales(self, t):
         abar = self.abar(t)
         return abar.sqrt(), (1 - abar).sqrt()
+
+    def snr(self, t):
+        abar = self.abar(t)
+        return abar / (1 - abar)
 
     def target(self, x0, eps, t):
         if self.prediction == "epsilon":

@@ -31,7 +31,7 @@ from .backbones.base import Denoiser, module_dtype
 from .checkpointing import checkpoint_blocks
 from .errors import InputError
 from .objectives import ObjectiveSpec, StepTensors, build_objective
-from .sampling import TimestepDistribution
+from .sampling import LossWeighting, TimestepDistribution
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _HALF_NAMES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -55,6 +55,9 @@ class TrainOptions:
             (:mod:`motion_core.checkpointing`): less memory, ~1/3 more time, same result.
         timesteps: where training draws its timesteps (:class:`~motion_core.sampling.TimestepDistribution`;
             the default is the uniform draw of the released code).
+        loss_weighting: how each sample's prediction-vs-target loss is weighted by its noise level
+            (:class:`~motion_core.sampling.LossWeighting`: ``min_snr``, ``x0``, ``v``; the default
+            ``none`` is the released code's plain loss). SMA's terms are not weighted.
     """
 
     betas: tuple[float, float] = (0.9, 0.999)
@@ -64,9 +67,11 @@ class TrainOptions:
     precision: str = "auto"
     gradient_checkpointing: bool = False
     timesteps: TimestepDistribution = TimestepDistribution()
+    loss_weighting: LossWeighting = LossWeighting()
 
     def validate(self) -> TrainOptions:
         self.timesteps.validate()
+        self.loss_weighting.validate()
         if self.precision not in PRECISIONS:
             raise InputError("precision", f"{self.precision!r} is not valid; use one of {', '.join(PRECISIONS)}")
         for name in ("weight_decay", "eps", "grad_clip"):
@@ -179,13 +184,15 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
                 torch.manual_seed(_stream_seed(seed, "dropout"))
                 for step in range(1, steps + 1):
                     t = sampling.draw_timesteps(x0.shape[0], noise_generator, options.timesteps)
+                    weight = options.loss_weighting.weights(sampling, t)
                     eps = torch.randn(x0.shape, generator=noise_generator).to(device)
                     x_t = sampling.noised(x0, eps, t)
                     target = sampling.target(x0, eps, t)
                     with autocast():
                         prediction = call(view, x_t, t.to(device), text)
                     step_tensors = StepTensors(prediction, target, x0, sampling.x0_from(prediction, x_t, t),
-                                               sampling.signal_from(prediction, x_t, t), x_t, sampling.scales(t)[0])
+                                               sampling.signal_from(prediction, x_t, t), x_t, sampling.scales(t)[0],
+                                               weight)
                     result = loss_fn(step_tensors, anchor_generator)
                     terms = {name: float(value) for name, value in result.terms.items()}
                     if not math.isfinite(terms["total"]):
@@ -227,16 +234,21 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
             "objective": spec.to_json(), "prompt": prompt, "steps": str(steps), "lr": repr(float(lr)),
             "seed": str(seed), "frames": str(x0.shape[2]), "latent_height": str(x0.shape[3]),
             "latent_width": str(x0.shape[4]), "precision": str(autocast_dtype or torch.float32).removeprefix("torch."),
-            "pack_version": __version__, **_timestep_metadata(options.timesteps), **dict(metadata or {}),
+            "pack_version": __version__, **_sampling_metadata(options), **dict(metadata or {}),
         })
         return TrainResult(trained.requires_grad_(False), history)
 
 
-def _timestep_metadata(timesteps: TimestepDistribution) -> dict[str, str]:
-    """``timesteps`` (JSON) for an adapter trained with a non-uniform draw; nothing for the default."""
-    if timesteps.uniform:
-        return {}
-    return {"timesteps": json.dumps({"low": timesteps.low, "high": timesteps.high, "shift": timesteps.shift})}
+def _sampling_metadata(options: TrainOptions) -> dict[str, str]:
+    """What differs from the released code's draw and loss, as JSON: ``timesteps`` for a non-uniform
+    draw, ``loss_weighting`` for a weighted loss (with γ for ``min_snr``); nothing for the defaults."""
+    recorded, timesteps, weighting = {}, options.timesteps, options.loss_weighting
+    if not timesteps.uniform:
+        recorded["timesteps"] = json.dumps({"low": timesteps.low, "high": timesteps.high, "shift": timesteps.shift})
+    if weighting.kind != "none":
+        gamma = {"gamma": weighting.gamma} if weighting.kind == "min_snr" else {}
+        recorded["loss_weighting"] = json.dumps({"kind": weighting.kind, **gamma})
+    return recorded
 
 
 def loss_series(history: list[dict[str, float]]) -> dict[str, list[float]]:

@@ -3,6 +3,7 @@
 from ..motion_core.adapters import ADAPTER_KINDS
 from ..motion_core.objectives import ObjectiveSpec
 from ..motion_core.pipeline import options_for, train_adapter
+from ..motion_core.sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution
 from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
 from ._comfy import CATEGORY, Progress, io, node_id
 from .types import Adapter, AdapterOptions, Latents, Objective, VideoModel
@@ -59,6 +60,24 @@ class TrainMotionAdapter(io.ComfyNode):
                 AdapterOptions.Input("adapter_options", optional=True,
                                      tooltip="From LoRA Options or Motion Embedding Options (matching the "
                                              "parameterisation). Without it: that kind's published defaults."),
+                io.Float.Input("timestep_low", default=0.0, min=0.0, max=1.0, step=0.01, optional=True,
+                               tooltip="Train only on noise levels from here (0 = clean) up to timestep_high (1 "
+                                       "= pure noise). 0 and 1: the whole range, as the methods do. Raising it "
+                                       "(e.g. 0.6) trains where the video's layout and path are decided."),
+                io.Float.Input("timestep_high", default=1.0, min=0.0, max=1.0, step=0.01, optional=True,
+                               tooltip="Highest noise level trained on (1 = pure noise); above timestep_low."),
+                io.Float.Input("timestep_shift", default=1.0, min=0.01, max=100.0, step=0.1, optional=True,
+                               tooltip="Draw more training steps at high noise: 1 = evenly over the range, 3 = "
+                                       "much more often near pure noise."),
+                io.Combo.Input("loss_weighting", options=list(LOSS_WEIGHTINGS), default=LOSS_WEIGHTINGS[0],
+                               optional=True,
+                               tooltip="How much each step counts by its noise level. none: as the methods. "
+                                       "min_snr: nearly clean steps count less (Min-SNR). x0, v: the error "
+                                       "measured on the clean video or on v, so noisy steps count much more. "
+                                       "The SMA terms are not weighted."),
+                io.Float.Input("min_snr_gamma", default=5.0, min=0.01, max=1000.0, step=0.5, optional=True,
+                               tooltip="The cap of min_snr (5 in the paper): smaller means nearly clean steps "
+                                       "count even less."),
             ],
             outputs=[
                 Adapter.Output("adapter", tooltip="The trained motion, for Generate Video and Save Motion Adapter."),
@@ -70,7 +89,8 @@ class TrainMotionAdapter(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latents, prompt, parameterisation, steps, lr, seed, precision,
-                gradient_checkpointing, objective=None, adapter_options=None) -> io.NodeOutput:
+                gradient_checkpointing, objective=None, adapter_options=None, timestep_low=0.0, timestep_high=1.0,
+                timestep_shift=1.0, loss_weighting=LOSS_WEIGHTINGS[0], min_snr_gamma=5.0) -> io.NodeOutput:
         progress = Progress(steps, node=cls.hidden.unique_id if cls.hidden else None)
 
         def callback(step: int, total: int, terms: dict[str, float]) -> None:
@@ -78,9 +98,12 @@ class TrainMotionAdapter(io.ComfyNode):
             progress(step, total)
 
         spec = ObjectiveSpec.from_dict(objective) if objective is not None else None
+        options = TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing,
+                               timesteps=TimestepDistribution(timestep_low, timestep_high, timestep_shift),
+                               loss_weighting=LossWeighting(loss_weighting, min_snr_gamma))
         result = train_adapter(model, latents, prompt, spec, parameterisation, steps=steps, lr=lr, seed=seed,
-                               options=TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing),
-                               adapter_options=options_for(parameterisation, adapter_options), callback=callback)
+                               options=options, adapter_options=options_for(parameterisation, adapter_options),
+                               callback=callback)
         return io.NodeOutput(result.adapter, loss_series(result.history))
 
 

@@ -5,7 +5,7 @@ One format for every kind. Metadata written: ``format`` (:data:`FORMAT`), ``form
 kind's build options as JSON) and what training recorded (``objective`` as spec JSON, ``prompt``,
 ``steps``, ``lr``, ``seed``, ``frames``, ``latent_height``, ``latent_width``, ``width``,
 ``height``, ``precision``, ``pack_version``; ``timesteps`` as JSON when they were not drawn
-uniformly). Each kind's ``from_tensors`` checks its tensors
+uniformly, ``loss_weighting`` as JSON when the loss was weighted). Each kind's ``from_tensors`` checks its tensors
 against the options (names, ranks, frame slots, pairs complete). Files are written with :func:`motion_core.files.write_new_file`: never
 half-written, never over an existing file. Only safetensors are read (no pickle).
 """

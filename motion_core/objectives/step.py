@@ -34,6 +34,9 @@ class StepTensors:
         x_t: noisy latents ``(b, c, f, h, w)``.
         signal_scale: ``signal_t`` of each sample (``x_t = signal_t·x0 + noise_t·eps``): a tensor of
             ``b`` values or a single one, or a float.
+        weight: ``b`` weights (a tensor) on the terms that compare prediction and target: each such
+            term becomes the weighted mean over the batch of its per-sample values
+            (:class:`motion_core.sampling.LossWeighting`); None (default): the plain mean.
     """
 
     prediction: torch.Tensor
@@ -43,6 +46,7 @@ class StepTensors:
     signal_hat: torch.Tensor
     x_t: torch.Tensor
     signal_scale: torch.Tensor
+    weight: torch.Tensor | None = None
 
     @classmethod
     def for_noise_prediction(cls, eps_hat: torch.Tensor, eps: torch.Tensor, x0: torch.Tensor, x_t: torch.Tensor,

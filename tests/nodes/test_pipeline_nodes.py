@@ -123,6 +123,47 @@ def test_the_objective_input_is_used(nodes, model, reference):
     assert set(loss) == {"loss", "base"}
 
 
+TRAINING_DEFAULTS = {"timestep_low": 0.0, "timestep_high": 1.0, "timestep_shift": 1.0, "loss_weighting": "none",
+                     "min_snr_gamma": 5.0}
+
+
+def test_the_appended_training_inputs_default_to_what_a_saved_workflow_without_them_meant(nodes, model, reference):
+    """A workflow saved before timestep_* and loss_weighting existed sends none of them: it trains the
+    same adapter as the explicit defaults (uniform timesteps, unweighted loss), which record nothing."""
+    inputs = {i.id: i for i in nodes.training.TrainMotionAdapter.GET_SCHEMA().inputs}
+    assert {name: inputs[name].default for name in TRAINING_DEFAULTS} == TRAINING_DEFAULTS
+    assert all(inputs[name].optional for name in TRAINING_DEFAULTS)
+    old, _ = train(nodes, model, reference, seed=5)
+    explicit, _ = train(nodes, model, reference, seed=5, **TRAINING_DEFAULTS)
+    tensors = old.to_tensors()
+    assert all(torch.equal(tensors[name], tensor) for name, tensor in explicit.to_tensors().items())
+    assert not {"timesteps", "loss_weighting"} & set(explicit.metadata)
+
+
+def test_the_timestep_and_loss_weighting_inputs_are_used_and_recorded(nodes, model, reference):
+    import json
+
+    plain, _ = train(nodes, model, reference, seed=5)
+    adapter, loss = train(nodes, model, reference, seed=5, timestep_low=0.6, timestep_shift=3.0,
+                          loss_weighting="min_snr", min_snr_gamma=2.0)
+    assert json.loads(adapter.metadata["timesteps"]) == {"low": 0.6, "high": 1.0, "shift": 3.0}
+    assert json.loads(adapter.metadata["loss_weighting"]) == {"kind": "min_snr", "gamma": 2.0}
+    tensors = plain.to_tensors()
+    assert not all(torch.equal(tensors[name], tensor) for name, tensor in adapter.to_tensors().items())
+    assert len(loss["loss"]) == STEPS
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ({"timestep_low": 0.8, "timestep_high": 0.2}, r"^timestep_low: \[0.8, 0.2\] is not a timestep range"),
+    ({"timestep_shift": 0.0}, r"^timestep_shift: 0.0 is not valid; use a number > 0"),
+    ({"loss_weighting": "snr"}, r"^loss_weighting: 'snr' is not valid; use one of none, min_snr, x0, v"),
+    ({"loss_weighting": "min_snr", "min_snr_gamma": 0.0}, r"^min_snr_gamma: 0.0 is not valid; use a number > 0"),
+])
+def test_bad_training_options_are_refused_by_input_name(nodes, model, reference, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        train(nodes, model, reference, **inputs)
+
+
 def test_saved_and_loaded_adapter_generates_exactly_as_the_trained_one(nodes, model, reference, models_dir):
     adapter, _ = train(nodes, model, reference)
     in_memory = generate(nodes, model, reference, adapter)

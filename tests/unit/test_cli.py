@@ -98,6 +98,18 @@ def test_each_parameterisation_trains_with_its_options_and_its_published_learnin
     assert (tmp_path / "x_seed0_00001.mp4").is_file()
 
 
+def test_timestep_and_loss_weighting_flags_are_used_and_recorded(inputs, tmp_path):
+    import json
+
+    model, clip = inputs
+    result = run(command(model, clip, tmp_path, "--target", "x", "--timestep-range", "0.6", "1", "--timestep-shift",
+                         "2", "--loss-weighting", "min_snr", "--min-snr-gamma", "3", *QUICK))
+    assert result.returncode == 0, result.stderr
+    metadata = load_adapter(tmp_path / "adapter_00001.safetensors").metadata
+    assert json.loads(metadata["timesteps"]) == {"low": 0.6, "high": 1.0, "shift": 2.0}
+    assert json.loads(metadata["loss_weighting"]) == {"kind": "min_snr", "gamma": 3.0}
+
+
 def test_options_of_another_parameterisation_exit_2_naming_the_flag(inputs, tmp_path):
     model, clip = inputs
     result = run(command(model, clip, tmp_path / "out", "--target", "x", "--lora-rank", "4", *QUICK))
@@ -112,6 +124,8 @@ def test_options_of_another_parameterisation_exit_2_naming_the_flag(inputs, tmp_
     (["--objective", "nothing"], "error: --objective: 'nothing' is neither a preset"),
     (["--frames", "1"], "error: --video: 1 frame given; motion needs at least 2"),
     (["--timestep-shift", "0"], "error: --timestep-shift: 0.0 is not valid; use a number > 0"),
+    (["--min-snr-gamma", "0"], "error: --min-snr-gamma: 0.0 is not valid; use a number > 0"),
+    (["--loss-weighting", "snr"], "error: argument --loss-weighting: invalid choice: 'snr'"),
 ])
 def test_bad_input_exits_2_naming_the_option(inputs, tmp_path, change, message):
     model, clip = inputs

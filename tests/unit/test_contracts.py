@@ -174,6 +174,7 @@ def test_the_sampling_object_is_consistent(family_folder):
     x_t = sampling.noised(x0, eps, t)
     signal, noise = sampling.scales(t)
     torch.testing.assert_close(x_t, signal.reshape(-1, 1, 1, 1, 1) * x0 + noise.reshape(-1, 1, 1, 1, 1) * eps)
+    torch.testing.assert_close(sampling.snr(t), signal.square() / noise.square())
     perfect = sampling.target(x0, eps, t)
     torch.testing.assert_close(sampling.x0_from(perfect, x_t, t), x0, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(sampling.signal_from(perfect, x_t, t), signal.reshape(-1, 1, 1, 1, 1) * x0,

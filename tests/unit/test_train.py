@@ -10,6 +10,7 @@ import torch
 from motion_core.adapters import TemporalAttentionAdapter, make_view
 from motion_core.errors import InputError
 from motion_core.objectives import ObjectiveSpec, StepTensors, build_objective
+from motion_core.sampling import LossWeighting, TimestepDistribution
 from motion_core.train import TrainOptions, train
 from motion_core.testing import TINY_TEXT_DIM, tiny_denoiser, tiny_unet3d
 
@@ -225,6 +226,8 @@ def test_a_model_loaded_under_inference_mode_can_be_trained_and_is_left_as_it_wa
     (dict(steps=0), "steps"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
     (dict(options=TrainOptions(precision="fp8")), "precision"), (dict(options=TrainOptions(grad_clip=-1)), "grad_clip"),
     (dict(objective={"version": 1, "base_loss": "vmc", "vmc_frame_stride": 8}), "vmc_frame_stride"),
+    ({"options": TrainOptions(loss_weighting=LossWeighting("snr"))}, "loss_weighting"),
+    ({"options": TrainOptions(loss_weighting=LossWeighting("min_snr", -5))}, "min_snr_gamma"),
 ])
 def test_invalid_settings_name_the_input(setup, change, name):
     with pytest.raises(InputError) as err:
@@ -245,10 +248,40 @@ def test_a_timestep_range_is_used_and_recorded(setup):
     the same seed, and the adapter records the distribution; the default records nothing."""
     import json
 
-    from motion_core.sampling import TimestepDistribution
-
     high = TimestepDistribution(0.6, 1.0)
     ranged, uniform = fit(setup, options=TrainOptions(timesteps=high)), fit(setup)
     assert json.loads(ranged.adapter.metadata["timesteps"]) == {"low": 0.6, "high": 1.0, "shift": 1.0}
     assert "timesteps" not in uniform.adapter.metadata
     assert not same_tensors(ranged.adapter, uniform.adapter)
+
+
+MSE = ObjectiveSpec(base_loss="mse", sma_global_weight=0.0, sma_local_weight=0.0)
+ONLY_T = {50: TimestepDistribution(0.05, 0.0505), 500: TimestepDistribution(0.5, 0.5005)}
+"""Ranges that hold one timestep of the 1000 (``round(0.05·999) = round(0.0505·999) = 50``)."""
+
+
+@pytest.mark.parametrize("t, weighting", [(50, LossWeighting("min_snr")), (500, LossWeighting("x0")),
+                                          (500, LossWeighting("v"))])
+def test_the_loss_of_each_step_is_weighted_by_its_noise_level(setup, t, weighting):
+    """The first step (same timestep, noise and starting adapter) has the unweighted loss times the
+    weight of its timestep; later steps differ because training took another path."""
+    sampling = setup[3].sampling
+    abar = float(sampling.alphas_cumprod[t])
+    snr = abar / (1 - abar)
+    expected = {"min_snr": min(snr, 5.0) / snr, "x0": 1 / snr, "v": (snr + 1) / snr}[weighting.kind]
+    assert expected != pytest.approx(1, abs=0.1)
+    plain = fit(setup, objective=MSE, options=TrainOptions(timesteps=ONLY_T[t]))
+    weighted = fit(setup, objective=MSE, options=TrainOptions(timesteps=ONLY_T[t], loss_weighting=weighting))
+    assert weighted.history[0]["total"] == pytest.approx(expected * plain.history[0]["total"], rel=1e-5)
+    assert not same_tensors(weighted.adapter, plain.adapter)
+
+
+def test_loss_weighting_is_recorded_and_none_trains_exactly_as_the_default(setup):
+    import json
+
+    default, none = fit(setup), fit(setup, options=TrainOptions(loss_weighting=LossWeighting("none", 2.0)))
+    assert same_tensors(default.adapter, none.adapter) and default.history == none.history
+    assert "loss_weighting" not in none.adapter.metadata
+    min_snr, x0 = (fit(setup, options=TrainOptions(loss_weighting=LossWeighting(kind, 3.0))) for kind in ("min_snr", "x0"))
+    assert json.loads(min_snr.adapter.metadata["loss_weighting"]) == {"kind": "min_snr", "gamma": 3.0}
+    assert json.loads(x0.adapter.metadata["loss_weighting"]) == {"kind": "x0"}
