@@ -441,6 +441,13 @@ WRITERS = (".mp4", ".gif")
 H264_OPTIONS = {"crf": "16", "preset": "medium"}
 
 
+def check_image_frames(frames: object, input_name: str) -> None:
+    """Raise :class:`InputError` naming ``input_name`` unless ``frames`` is an IMAGE batch ``(f, h, w, 3)``."""
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(input_name, f"expected IMAGE frames (frames, height, width, 3), got {shape}")
+
+
 def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int = 0,
                input_name: str = "frames") -> torch.Tensor:
     """Resize IMAGE frames ``(f, h, w, 3)`` to a size a model takes: multiples of ``multiple``.
@@ -452,9 +459,7 @@ def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int 
     Raises:
         InputError: naming ``width``/``height`` when a requested size is not a multiple.
     """
-    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
-        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise InputError(input_name, f"expected IMAGE frames (frames, height, width, 3), got {shape}")
+    check_image_frames(frames, input_name)
     _, source_h, source_w, _ = frames.shape
     for name, value in (("width", width), ("height", height)):
         if value % multiple:
