@@ -48,7 +48,7 @@ CORNER_QUALITY = 0.01
 """``goodFeaturesToTrack``'s quality level: corners at least this fraction of the strongest one's score."""
 
 LK_WINDOW = (21, 21)
-LK_LEVELS = 3
+LK_LEVELS = 4
 FORWARD_BACKWARD_PX = 1.0
 """A point tracked one frame forward and back must land within this many pixels of where it started."""
 
