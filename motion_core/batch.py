@@ -17,8 +17,12 @@ optional but ``job``'s uniqueness:
 
 For each job the runner uploads its clip, queues the graph, follows it over the websocket with a
 progress bar, and downloads the files it saved into ``<out>/<job>/``. ``<out>/results.csv`` is
-the results table (job, status, seconds, files, error), rewritten after every change, and it is
-also the runner's memory: started again with the same ``--out``, the runner skips the jobs that
+the results table (job, status, seconds, files, motion_fidelity, error), rewritten after every
+change. ``motion_fidelity`` scores each video the job saved against the job's ``clip``, loaded with
+the workflow's *Load Reference Video* frame options (:mod:`motion_core.fidelity`, generated ->
+reference; ``;``-separated in the order of ``files``); it is empty without a ``clip`` or a saved
+video, and where a video cannot be scored ``error`` says why (the job still succeeded). The table
+is also the runner's memory: started again with the same ``--out``, the runner skips the jobs that
 succeeded, picks up a job the server is still running or has finished (by its prompt id, written
 *before* the job is queued, so a job is never queued twice), and runs the rest. Failed jobs run
 again (``--skip-failed`` leaves them). Transient failures (the server unreachable or answering
@@ -46,10 +50,13 @@ from .errors import InputError
 from .files import replace_file, write_new_file
 
 RESULTS = "results.csv"
-COLUMNS = ("job", "status", "seconds", "files", "error", "prompt_id", "spec")
+COLUMNS = ("job", "status", "seconds", "files", "motion_fidelity", "error", "prompt_id", "spec")
 SHORTCUTS = {"clip": ("MTX_LoadReferenceVideo", "video"), "prompt": ("MTX_GenerateVideo", "prompt"),
              "seed": ("MTX_InitialNoise", "seed")}
 """Manifest columns that set an input of every node of a type."""
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".gif", ".webp"})
+"""Saved files the runner scores as generated clips."""
 
 
 class TransientError(Exception):
@@ -79,6 +86,9 @@ class Result:
     prompt_id: str = ""
     spec: str = ""
     """A digest of what the job runs: a finished job whose manifest row changed runs again."""
+    motion_fidelity: str = ""
+    """For each saved video, its motion fidelity against the job's clip (``;``-separated); empty without
+    a clip or a saved video, or where a video could not be scored."""
 
 
 # -- the manifest -----------------------------------------------------------------------------------
@@ -186,6 +196,42 @@ def job_spec(workflow: dict, job: Job) -> str:
     if job.clip is not None and job.clip.is_file():
         digest.update(hashlib.sha256(job.clip.read_bytes()).digest())
     return digest.hexdigest()[:16]
+
+
+def score_videos(clip: Path, graph: dict, saved: list[Path]) -> tuple[str, str]:
+    """The motion fidelity of each video in ``saved`` against ``clip``, and what could not be scored.
+
+    The clip is loaded with the frame options of the graph's first *Load Reference Video* node (what
+    the job trained on; linked inputs keep their defaults); its size does not matter.
+
+    Returns:
+        The ``motion_fidelity`` cell (scores to 4 decimals, ``;``-separated in the order of ``saved``,
+        empty for a video that could not be scored) and the reasons for those, ``""`` when all scored.
+    """
+    videos = [path for path in saved if path.suffix.lower() in VIDEO_SUFFIXES]
+    if not videos:
+        return "", ""
+    from .fidelity import motion_fidelity
+    from .video import FrameSelection, load_video
+
+    loader = next((node["inputs"] for node in graph.values() if node.get("class_type") == SHORTCUTS["clip"][0]), {})
+    options = {name: value for name, value in loader.items()
+               if name in ("frame_load_cap", "skip_first_frames", "select_every_nth", "force_rate")
+               and not isinstance(value, list)}  # a list is a link to another node's output
+    scores, problems = [], []
+    try:
+        reference = load_video(clip, FrameSelection(**options), input_name="clip").frames
+    except (InputError, ImportError) as err:
+        return "", f"motion fidelity not scored: {err}"
+    for video in videos:
+        try:
+            generated = load_video(video, input_name=video.name).frames
+            result = motion_fidelity(reference, generated, reference_name="clip", generated_name=video.name)
+            scores.append(f"{result.score:.4f}")
+        except (InputError, ImportError) as err:
+            scores.append("")
+            problems.append(str(err))
+    return ";".join(scores), (f"motion fidelity not scored: {'; '.join(problems)}" if problems else "")
 
 
 # -- the results table ------------------------------------------------------------------------------
@@ -361,7 +407,8 @@ class Runner:
                     resume = previous.prompt_id if previous and previous.status == "queued" and previous.spec == spec else ""
                     result = self._run_with_retries(job, spec, resume)
                     bar.write(f"{job.name}: {result.status}" + (f" ({result.error})" if result.error else
-                                                                  f" in {result.seconds} s"))
+                                                                  f" in {result.seconds} s")
+                              + (f", motion fidelity {result.motion_fidelity}" if result.motion_fidelity else ""))
                 bar.update(1)
         return {job.name: self.results[job.name] for job in jobs}
 
@@ -402,7 +449,10 @@ class Runner:
         if history.get("status", {}).get("status_str") != "success":
             return self._failed(job, spec, prompt_id, execution_error(history), run_seconds(history))
         files = [self._download(job, item) for item in output_items(history)]
-        result = Result(job.name, "success", run_seconds(history), ";".join(files), "", prompt_id, spec)
+        fidelity, problem = ("", "") if job.clip is None else score_videos(
+            job.clip, job_graph(self.workflow, job, None), [self.out / name for name in files])
+        result = Result(job.name, "success", run_seconds(history), ";".join(files), problem, prompt_id, spec,
+                        fidelity)
         self._save(result)
         return result
 

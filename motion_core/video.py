@@ -18,6 +18,8 @@ and centre-crop geometry), :func:`write_video` writes them as a new MP4 or GIF.
 
 Animated WebP is decoded with Pillow: the FFmpeg builds shipped with PyAV have no animated WebP
 decoder (they fail on the ANIM chunk). Its frames go through the same selection and resize code.
+WebP stores a whole number of milliseconds per frame, so a 30 fps clip alternates 33 and 34 ms: its
+rate is read by :func:`webp_rate` from all the frames' durations, snapped to a common rate.
 """
 
 from __future__ import annotations
@@ -401,14 +403,69 @@ def _open_with_pyav(path: Path, input_name: str):
     return info, frames(), container.close
 
 
+COMMON_RATES = (8.0, 10.0, 12.0, 15.0, 16.0, 20.0, 24.0, 25.0, 30.0, 48.0, 50.0, 60.0,
+                24000 / 1001, 30000 / 1001, 60000 / 1001)
+"""Frame rates :func:`webp_rate` snaps to: whole rates first, then the NTSC ones."""
+
+DEFAULT_WEBP_RATE = 25.0
+"""The rate of a WebP that records no frame duration (a still image, or durations of 0)."""
+
+
+def webp_rate(durations_ms: list[int]) -> float:
+    """The frame rate of an animated WebP from its frames' durations in whole milliseconds.
+
+    A duration is the true frame period rounded up or down to a millisecond, so the clip's rate is
+    a rate of :data:`COMMON_RATES` whose period lies within 1 ms of *every* duration: a whole rate
+    where one fits (33/34 ms: 30, not 29.97, which milliseconds cannot tell apart), the one whose
+    period is nearest the mean duration where several do (20 ms: 50, not 48). Where none fits (70 ms
+    frames, or frames of very different lengths) the rate is 1000 / the mean duration. Durations of 0
+    (unset) are ignored; with none left, :data:`DEFAULT_WEBP_RATE`.
+    """
+    durations = [d for d in durations_ms if d > 0]
+    if not durations:
+        return DEFAULT_WEBP_RATE
+    mean = sum(durations) / len(durations)
+    fitting = [rate for rate in COMMON_RATES if all(abs(1000 / rate - d) < 1 for d in durations)]
+    if not fitting:
+        return 1000 / mean
+    return min(fitting, key=lambda rate: (rate != round(rate), abs(1000 / rate - mean)))
+
+
+def _webp_durations(path: Path, input_name: str) -> list[int]:
+    """The durations (ms) of an animated WebP's frames, read from its ANMF chunks.
+
+    Raises:
+        InputError: the file is shorter than its RIFF header says, or a chunk runs past the end: it
+            was cut short (Pillow would only say it "could not create decoder object").
+    """
+    size = path.stat().st_size
+    durations = []
+    with open(path, "rb") as handle:
+        declared = int.from_bytes(handle.read(12)[4:8], "little") + 8  # RIFF size + its own 8 bytes
+        offset = 12
+        while offset + 8 <= min(size, declared):
+            handle.seek(offset)
+            chunk = handle.read(8)
+            length = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"ANMF":
+                # ANMF payload: x, y, width - 1, height - 1 (3 bytes each), then the duration (3 bytes)
+                durations.append(int.from_bytes(handle.read(15)[12:15], "little"))
+            offset += 8 + length + (length & 1)  # chunks are padded to an even length
+    end = max(offset, declared)
+    if end > size:
+        raise InputError(input_name, f"{path.name!r} is truncated: its header says {end} bytes, the file has "
+                                     f"{size}; copy or upload the whole file again")
+    return durations
+
+
 def _open_with_pillow(path: Path, input_name: str):
     from PIL import Image  # only WebP needs it
 
+    durations = _webp_durations(path, input_name)
     image = Image.open(path)
     count = getattr(image, "n_frames", 1)
-    image.load()  # a frame's duration is known only once it is loaded
-    first_ms = image.info.get("duration") or 0
-    fps = 1000.0 / first_ms if first_ms else 25.0
+    image.load()  # decode the first frame now: a file Pillow cannot read fails while opening
+    fps = webp_rate(durations)
     info = SourceInfo(
         file=path.name,
         container="webp",
@@ -417,7 +474,7 @@ def _open_with_pillow(path: Path, input_name: str):
         height=image.height,
         fps=fps,
         frame_count=count,
-        duration=None,
+        duration=sum(durations) / 1000 if durations else None,
     )
 
     def frames() -> Iterator[_Decoded]:
@@ -441,6 +498,13 @@ WRITERS = (".mp4", ".gif")
 H264_OPTIONS = {"crf": "16", "preset": "medium"}
 
 
+def check_image_frames(frames: object, input_name: str) -> None:
+    """Raise :class:`InputError` naming ``input_name`` unless ``frames`` is an IMAGE batch ``(f, h, w, 3)``."""
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise InputError(input_name, f"expected IMAGE frames (frames, height, width, 3), got {shape}")
+
+
 def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int = 0,
                input_name: str = "frames") -> torch.Tensor:
     """Resize IMAGE frames ``(f, h, w, 3)`` to a size a model takes: multiples of ``multiple``.
@@ -452,9 +516,7 @@ def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int 
     Raises:
         InputError: naming ``width``/``height`` when a requested size is not a multiple.
     """
-    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3:
-        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise InputError(input_name, f"expected IMAGE frames (frames, height, width, 3), got {shape}")
+    check_image_frames(frames, input_name)
     _, source_h, source_w, _ = frames.shape
     for name, value in (("width", width), ("height", height)):
         if value % multiple:

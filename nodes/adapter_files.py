@@ -30,7 +30,8 @@ class SaveMotionAdapter(io.ComfyNode):
                                 tooltip=f"File name before the number; may include subfolders of "
                                         f"models/{ADAPTER_FOLDER} ('cars/turn')."),
             ],
-            outputs=[io.String.Output("adapter_name", tooltip="The saved name, as Load Motion Adapter lists it.")],
+            outputs=[io.String.Output("adapter_name", display_name="adapter_name",
+                                      tooltip="The saved name, as Load Motion Adapter lists it.")],
             is_output_node=True,
         )
 
@@ -58,7 +59,7 @@ class LoadMotionAdapter(io.ComfyNode):
                 io.Combo.Input("adapter_name", options=list_adapters(),
                                tooltip=f"A .safetensors adapter in models/{ADAPTER_FOLDER}."),
             ],
-            outputs=[Adapter.Output("adapter", tooltip="The motion, for Generate Video.")],
+            outputs=[Adapter.Output("adapter", display_name="adapter", tooltip="The motion, for Generate Video.")],
         )
 
     @classmethod

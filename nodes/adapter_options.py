@@ -45,7 +45,8 @@ class LoRAOptions(io.ComfyNode):
                                          "Off: attention only — what an AnimateDiff-Evolved motion LoRA can carry "
                                          "(Export Motion LoRA leaves feed-forward layers out)."),
             ],
-            outputs=[AdapterOptions.Output("adapter_options", tooltip="For Train Motion Adapter.")],
+            outputs=[AdapterOptions.Output("adapter_options", display_name="adapter_options",
+                                           tooltip="For Train Motion Adapter.")],
         )
 
     @classmethod
@@ -79,7 +80,8 @@ class MotionEmbeddingOptions(io.ComfyNode):
                 io.Float.Input("value_weight", default=defaults["value_weight"], min=-10.0, max=10.0, step=0.05,
                                tooltip="gamma: weight of the value embedding (1 as published)."),
             ],
-            outputs=[AdapterOptions.Output("adapter_options", tooltip="For Train Motion Adapter.")],
+            outputs=[AdapterOptions.Output("adapter_options", display_name="adapter_options",
+                                           tooltip="For Train Motion Adapter.")],
         )
 
     @classmethod
@@ -118,7 +120,8 @@ class CombineMotionAdapters(io.ComfyNode):
                 _parts_input("parts_b"),
                 Adapter.Input("adapter_b", optional=True, tooltip="A second adapter or stack."),
             ],
-            outputs=[Adapter.Output("adapter", tooltip="The stack, for Generate Video or Invert Video.")],
+            outputs=[Adapter.Output("adapter", display_name="adapter",
+                                    tooltip="The stack, for Generate Video or Invert Video.")],
         )
 
     @classmethod

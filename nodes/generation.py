@@ -37,7 +37,8 @@ class InvertVideo(io.ComfyNode):
                 Adapter.Input("adapter", optional=True,
                               tooltip="Optionally invert with the trained adapter applied."),
             ],
-            outputs=[Latents.Output("inverted", tooltip="The inverted noise, for Initial Noise.")],
+            outputs=[Latents.Output("inverted", display_name="inverted",
+                                    tooltip="The inverted noise, for Initial Noise.")],
         )
 
     @classmethod
@@ -72,7 +73,7 @@ class InitialNoise(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=2**63 - 1, control_after_generate=True,
                              tooltip="Seed of the fresh noise: change it for another variation."),
             ],
-            outputs=[Latents.Output("noise", tooltip="Initial noise, for Generate Video.")],
+            outputs=[Latents.Output("noise", display_name="noise", tooltip="Initial noise, for Generate Video.")],
         )
 
     @classmethod
@@ -112,7 +113,8 @@ class GenerateVideo(io.ComfyNode):
                                        "and hybrid motion use the frame differences of the value embedding, "
                                        "camera motion drops it, none uses it as trained."),
             ],
-            outputs=[Latents.Output("latents", tooltip="The new video's latents, for Decode Video.")],
+            outputs=[Latents.Output("latents", display_name="latents",
+                                    tooltip="The new video's latents, for Decode Video.")],
         )
 
     @classmethod

@@ -59,7 +59,8 @@ class LoadVideoModel(io.ComfyNode):
                                        "mm_sd_v15_v2, v3_sd15_mm, AnimateLCM… none for ModelScope/ZeroScope and "
                                        "AnimateDiff folders, which carry their own."),
             ],
-            outputs=[VideoModel.Output("model", tooltip="The loaded model, for the other motion transfer nodes.")],
+            outputs=[VideoModel.Output("model", display_name="model",
+                                       tooltip="The loaded model, for the other motion transfer nodes.")],
         )
 
     @classmethod
@@ -109,8 +110,10 @@ class EncodeReference(io.ComfyNode):
                              tooltip="Height to encode at; 0 as for the width."),
             ],
             outputs=[
-                Latents.Output("latents", tooltip="Clean latents of the reference, for training and inversion."),
-                io.Image.Output("encoded_frames", tooltip="The frames as encoded (after resizing), for previews."),
+                Latents.Output("latents", display_name="latents",
+                               tooltip="Clean latents of the reference, for training and inversion."),
+                io.Image.Output("encoded_frames", display_name="encoded_frames",
+                                tooltip="The frames as encoded (after resizing), for previews."),
             ],
         )
 
@@ -134,7 +137,8 @@ class DecodeVideo(io.ComfyNode):
                 VideoModel.Input("model", tooltip="The model that made the latents."),
                 Latents.Input("latents", tooltip="From Generate Video (or Encode Reference)."),
             ],
-            outputs=[io.Image.Output("frames", tooltip="The video's frames, as an IMAGE batch.")],
+            outputs=[io.Image.Output("frames", display_name="frames",
+                                     tooltip="The video's frames, as an IMAGE batch.")],
         )
 
     @classmethod

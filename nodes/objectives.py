@@ -67,7 +67,8 @@ class MotionObjective(io.ComfyNode):
                                        "clean-video estimate out as noise grows, keeping every step stable "
                                        "(recommended). released: as released; the noisiest steps dominate."),
             ],
-            outputs=[Objective.Output("objective", tooltip="The objective, for Train Motion Adapter.")],
+            outputs=[Objective.Output("objective", display_name="objective",
+                                      tooltip="The objective, for Train Motion Adapter.")],
         )
 
     @classmethod

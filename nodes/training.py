@@ -80,9 +80,11 @@ class TrainMotionAdapter(io.ComfyNode):
                                        "count even less."),
             ],
             outputs=[
-                Adapter.Output("adapter", tooltip="The trained motion, for Generate Video and Save Motion Adapter."),
-                io.LossMap.Output("loss", tooltip="Loss per step, for ComfyUI's Plot Loss Graph node: the total and "
-                                                  "each term (LoRA's spatial loss held over skipped steps)."),
+                Adapter.Output("adapter", display_name="adapter",
+                               tooltip="The trained motion, for Generate Video and Save Motion Adapter."),
+                io.LossMap.Output("loss", display_name="loss",
+                                  tooltip="Loss per step, for ComfyUI's Plot Loss Graph node: the total and "
+                                          "each term (LoRA's spatial loss held over skipped steps)."),
             ],
             hidden=[io.Hidden.unique_id],
         )

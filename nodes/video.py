@@ -48,11 +48,13 @@ class LoadReferenceVideo(io.ComfyNode):
                              tooltip="Output height in pixels; 0 as for the width."),
             ],
             outputs=[
-                io.Image.Output("frames", tooltip="The frames, as an IMAGE batch."),
-                io.Int.Output("frame_count", tooltip="How many frames were loaded."),
-                io.Float.Output("fps", tooltip="Frame rate of the loaded frames (after force_rate "
-                                               "and select_every_nth)."),
-                VideoInfo.Output("video_info", tooltip="Source file facts and which frames were taken."),
+                io.Image.Output("frames", display_name="frames", tooltip="The frames, as an IMAGE batch."),
+                io.Int.Output("frame_count", display_name="frame_count", tooltip="How many frames were loaded."),
+                io.Float.Output("fps", display_name="fps",
+                                tooltip="Frame rate of the loaded frames (after force_rate and "
+                                        "select_every_nth)."),
+                VideoInfo.Output("video_info", display_name="video_info",
+                                 tooltip="Source file facts and which frames were taken."),
             ],
         )
 

@@ -1,14 +1,17 @@
-"""The batch runner's manifest, workflow and results handling, and what it does when no server answers
-(the runs against a real server are in tests/host/test_batch_in_host.py)."""
+"""The batch runner's manifest, workflow and results handling (with the motion fidelity column), and what
+it does when no server answers (the runs against a real server are in tests/host/test_batch_in_host.py)."""
 
 import json
 import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 from motion_core import batch
 from motion_core.errors import InputError
+from motion_core.video import write_video
+from support.motion_clips import pan
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = batch.read_workflow(REPO / "example_workflows" / "api" / "motion_transfer_vmc_sma.json")
@@ -101,3 +104,74 @@ def test_an_unreachable_server_is_retried_then_the_job_reported(tmp_path, monkey
 def test_the_command_exits_2_naming_the_option(tmp_path, capsys):
     assert batch.main(["--workflow", str(tmp_path / "none.json"), "--manifest", "x.csv", "--quiet"]) == 2
     assert "error: --workflow:" in capsys.readouterr().err
+
+
+
+class FinishedServer:
+    """A server on which every queued job has already succeeded, saving the files in ``saved``."""
+
+    def __init__(self, saved: dict[str, bytes]):
+        self.saved = saved
+
+    def upload(self, clip):
+        return clip.name
+
+    def queue(self, graph, prompt_id, job):
+        return None
+
+    def in_queue(self, prompt_id):
+        return False
+
+    def history(self, prompt_id):
+        items = [{"filename": name, "subfolder": "", "type": "output"} for name in self.saved]
+        return {"status": {"status_str": "success", "completed": True, "messages": []},
+                "outputs": {"11": {"images": items}}}
+
+    def download(self, item):
+        return self.saved[item["filename"]]
+
+    def websocket(self):
+        return None
+
+
+def test_the_results_table_scores_each_saved_video_against_the_job_clip(tmp_path):
+    write_video(pan((3, 0), frames=12, size=96), tmp_path / "ref.mp4", fps=8)
+    same = write_video(pan((3, 0), frames=8, size=64, seed=3), tmp_path / "same.mp4", fps=8).read_bytes()
+    opposite = write_video(pan((-3, 0), frames=8, size=64, seed=3), tmp_path / "opposite.gif", fps=8).read_bytes()
+    jobs = batch.read_manifest(manifest(tmp_path, "job,clip,prompt\nscored,ref.mp4,x\nno_clip,,x\n"), WORKFLOW)
+    server = FinishedServer({"same.mp4": same, "frame.png": b"not a video", "opposite.gif": opposite})
+    results = batch.Runner(server, WORKFLOW, tmp_path / "out", progress=False).run(jobs)
+
+    scored = results["scored"]
+    assert scored.status == "success" and scored.error == ""
+    assert scored.files == "scored/same.mp4;scored/frame.png;scored/opposite.gif"
+    same_score, opposite_score = (float(cell) for cell in scored.motion_fidelity.split(";"))
+    assert same_score > 0.95 and opposite_score < -0.9, "one score per saved video, in the order of files"
+    assert results["no_clip"].motion_fidelity == "", "no reference, no score"
+    header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
+    assert header == "job,status,seconds,files,motion_fidelity,error,prompt_id,spec"
+    assert batch.read_results(tmp_path / "out")["scored"] == scored
+
+
+def test_a_video_that_cannot_be_scored_says_why_and_the_job_still_succeeds(tmp_path):
+    write_video(pan((3, 0), frames=12, size=96), tmp_path / "ref.mp4", fps=8)
+    blank = write_video(torch.full((8, 64, 64, 3), 0.5), tmp_path / "blank.mp4", fps=8).read_bytes()
+    jobs = batch.read_manifest(manifest(tmp_path, "job,clip,prompt\nblank,ref.mp4,x\n"), WORKFLOW)
+    (result,) = batch.Runner(FinishedServer({"blank.mp4": blank}), WORKFLOW, tmp_path / "out",
+                             progress=False).run(jobs).values()
+    assert result.status == "success" and result.motion_fidelity == ""
+    assert result.error.startswith("motion fidelity not scored: blank.mp4: no trackable features")
+
+
+def test_the_reference_is_loaded_with_the_workflow_frame_options(tmp_path):
+    there = pan((3, 0), frames=8, size=96)
+    write_video(torch.cat([there, there.flip(0)]), tmp_path / "ref.mp4", fps=8)  # right, then back left
+    generated = write_video(pan((3, 0), frames=8, size=64, seed=3), tmp_path / "gen.mp4", fps=8)
+
+    def score(**options):
+        overrides = {("1", name): value for name, value in options.items()}
+        graph = batch.job_graph(WORKFLOW, batch.Job("j", None, overrides), None)
+        return float(batch.score_videos(tmp_path / "ref.mp4", graph, [generated])[0])
+
+    assert score(frame_load_cap=8) > 0.95
+    assert score(frame_load_cap=8, skip_first_frames=8) < -0.9

@@ -9,8 +9,8 @@ import torch
 
 from motion_core.errors import InputError
 from motion_core.paths import resolve_inside
-from motion_core.video import FrameSelection, load_video, plan_resize
-from support.clips import CONTAINERS, decode_reference, frame_index, write_index_clip
+from motion_core.video import FrameSelection, load_video, plan_resize, webp_rate
+from support.clips import CONTAINERS, decode_reference, frame_index, index_colour, write_index_clip
 
 FPS = 8
 
@@ -236,6 +236,45 @@ def test_truncated_video(tmp_path, kind):
     cut = path.with_name("cut" + path.suffix)
     cut.write_bytes(data[: len(data) * 6 // 10])
     with pytest.raises(InputError, match=r"'cut\.\w+' (is truncated or corrupt|could not be opened)"):
+        load_video(cut)
+
+
+def write_webp(path, durations_ms: list[int]):
+    """An animated WebP written by Pillow with these frame durations; frame i spells index i."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (64, 48), index_colour(i)) for i in range(len(durations_ms))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(durations_ms), loop=0,
+                   lossless=True)
+    return path
+
+
+def test_webp_rate_comes_from_every_frame_duration(tmp_path):
+    """Real 30 fps WebP clips alternate 33 and 34 ms (whole milliseconds): 30 fps, not 1000/33."""
+    clip = load_video(write_webp(tmp_path / "thirty.webp", [33, 34] * 6))
+    assert clip.fps == 30.0 and clip.info()["source"]["fps"] == 30.0
+    assert clip.source.duration == pytest.approx(0.402)
+    assert indices_of(clip.frames) == list(range(12))
+
+
+@pytest.mark.parametrize("durations, rate", [
+    ([33, 34], 30.0), ([33, 33, 34], 30.0), ([34], 30.0),  # 29.97 fits too: milliseconds cannot tell
+    ([40], 25.0), ([41, 42], 24.0), ([16, 17], 60.0),
+    ([20], 50.0), ([20, 21], 48.0),  # where several fit: the period nearest the mean
+    ([70], 1000 / 70), ([100, 200], 1000 / 150),  # none fits: the mean duration
+    ([0, 0], 25.0), ([], 25.0),  # no duration recorded: the default
+])
+def test_webp_rate_snaps_to_a_common_rate_within_a_millisecond(durations, rate):
+    assert webp_rate(durations) == pytest.approx(rate)
+
+
+@pytest.mark.parametrize("kept", [0.99, 0.5, 0.1])
+def test_a_webp_cut_short_is_reported_as_truncated(tmp_path, kept):
+    data = write_webp(tmp_path / "whole.webp", [100] * 12).read_bytes()
+    cut = tmp_path / "cut.webp"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(InputError, match=rf"^video: 'cut.webp' is truncated: its header says {len(data)} bytes, "
+                                         rf"the file has {int(len(data) * kept)}"):
         load_video(cut)
 
 
