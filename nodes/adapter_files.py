@@ -101,7 +101,7 @@ class ExportMotionLoRA(io.ComfyNode):
                                 tooltip=f"File name before the number; may include subfolders of "
                                         f"models/{MOTION_LORA_FOLDER}."),
             ],
-            outputs=[io.String.Output("lora_name", tooltip="The saved name, as AnimateDiff-Evolved lists it.")],
+            outputs=[io.String.Output("lora_name", display_name="lora_name", tooltip="The saved name, as AnimateDiff-Evolved lists it.")],
             is_output_node=True,
         )
 
@@ -132,7 +132,7 @@ class LoadMotionLoRA(io.ComfyNode):
                 io.Combo.Input("lora_name", options=list_motion_loras(),
                                tooltip=f"A .safetensors motion LoRA in models/{MOTION_LORA_FOLDER}."),
             ],
-            outputs=[Adapter.Output("adapter", tooltip="The motion, for Generate Video.")],
+            outputs=[Adapter.Output("adapter", display_name="adapter", tooltip="The motion, for Generate Video.")],
         )
 
     @classmethod
