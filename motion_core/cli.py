@@ -53,7 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = commands.add_parser("transfer", help="learn a clip's motion and generate videos with it",
                                    description=__doc__.split("\n\n")[2], formatter_class=argparse.RawTextHelpFormatter)
     what = transfer.add_argument_group("what")
-    what.add_argument("--model", required=True, help="a diffusers text-to-video folder (ModelScope/ZeroScope family)")
+    what.add_argument("--model", required=True,
+                      help="a ModelScope/ZeroScope diffusers folder, an AnimateDiff diffusers folder, or a Stable "
+                           "Diffusion 1.5 checkpoint (one file or diffusers folder) with --motion-module")
+    what.add_argument("--motion-module", help="AnimateDiff motion module (file or diffusers MotionAdapter folder) for "
+                                              "an SD1.5 --model")
+    what.add_argument("--tokenizer", help="SD1.5 CLIP tokenizer folder (vocab.json, merges.txt; ComfyUI's "
+                                          "comfy/sd1_tokenizer) for a single-file --model")
     what.add_argument("--video", required=True, help="the reference clip (mp4, webm, mkv, mov, gif, webp)")
     what.add_argument("--prompt", default="a video", help="training prompt: describe the motion, not the look")
     what.add_argument("--target", action="append", required=True,
@@ -203,12 +209,16 @@ def loss_weighting(args: argparse.Namespace):
                     "--loss-weighting")
 
 
+PART_FLAGS = {"motion_module": "--motion-module", "tokenizer": "--tokenizer"}
+"""The flags of a model's extra files (:data:`motion_core.backbones.base.Parts`)."""
+
+
 def _checked(options, flags: dict[str, str], other: str):
     """``options.validate()``, an :class:`InputError` renamed to the flag of its input (``other`` when unlisted)."""
     try:
         return options.validate()
     except InputError as err:
-        raise InputError(flags.get(err.input_name, other), str(err).split(": ", 1)[1]) from None
+        raise err.renamed(flags, other) from None
 
 
 class Bars:
@@ -259,7 +269,12 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     out = Path(args.out)
     options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
-    backbone = load_backbone(args.model, options, input_name="--model")
+    parts = {name: Path(value) for name, value in (("motion_module", args.motion_module),
+                                                   ("tokenizer", args.tokenizer)) if value}
+    try:
+        backbone = load_backbone(args.model, options, input_name="--model", parts=parts)
+    except InputError as err:
+        raise err.renamed(PART_FLAGS) from None
     clip = load_video(args.video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
     adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter") if args.adapter else None
     settings = TransferSettings(

@@ -35,7 +35,7 @@ def family_for(path: str | Path, input_name: str = "model", parts: Parts | None 
 def _check_parts(family: type[VideoBackbone], parts: Parts | None) -> type[VideoBackbone]:
     for name in parts or {}:
         if name not in family.parts:
-            raise InputError(name, f"{family.describe} takes no {name}; choose none")
+            raise InputError(name, f"{family.describe} takes no {name.replace('_', ' ')}; leave it out (none)")
     return family
 
 

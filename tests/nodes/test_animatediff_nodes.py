@@ -50,6 +50,7 @@ def test_the_loader_says_what_each_choice_needs(loader):
         "motion_module: 'tiny-sd15.safetensors' is a Stable Diffusion 1.5 checkpoint: choose a motion module")
     assert loader.validate_inputs("tiny-t2v", "tiny_mm.safetensors").startswith(
         "motion_module: a ModelScope/ZeroScope-family text-to-video diffusers folder")
+    assert "takes no motion module; leave it out (none)" in loader.validate_inputs("tiny-t2v", "tiny_mm.safetensors")
     assert loader.validate_inputs("tiny-animatediff", "tiny_mm.safetensors").startswith(
         "motion_module: 'tiny-animatediff' is an AnimateDiff folder with its own motion modules; choose none")
     assert loader.validate_inputs(CHECKPOINT, "missing.safetensors").startswith(

@@ -126,6 +126,8 @@ def test_options_of_another_parameterisation_exit_2_naming_the_flag(inputs, tmp_
     (["--timestep-shift", "0"], "error: --timestep-shift: 0.0 is not valid; use a number > 0"),
     (["--min-snr-gamma", "0"], "error: --min-snr-gamma: 0.0 is not valid; use a number > 0"),
     (["--loss-weighting", "snr"], "error: argument --loss-weighting: invalid choice: 'snr'"),
+    (["--motion-module", "mm.safetensors"], "error: --motion-module: a ModelScope/ZeroScope-family text-to-video "
+                                            "diffusers folder (model_index.json"),
 ])
 def test_bad_input_exits_2_naming_the_option(inputs, tmp_path, change, message):
     model, clip = inputs
@@ -135,6 +137,24 @@ def test_bad_input_exits_2_naming_the_option(inputs, tmp_path, change, message):
     result = run(args)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_animatediff_model_transfers_and_a_checkpoint_without_motion_module_is_refused(inputs, tmp_path):
+    from motion_core.testing import tiny_clip_parts, tiny_unet2d, write_tiny_animatediff_folder
+    from support.original_files import write_sd15_checkpoint
+
+    _, clip = inputs
+    model = write_tiny_animatediff_folder(tmp_path / "tiny-animatediff")
+    result = run(command(model, clip, tmp_path / "out", "--target", "a blue circle", *QUICK))
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.suffix for path in (tmp_path / "out").iterdir()) == [".mp4", ".safetensors"]
+    assert load_adapter(next((tmp_path / "out").glob("*.safetensors"))).backbone.startswith("animatediff:")
+    _, text_encoder, vae = tiny_clip_parts(tmp_path / "parts")
+    checkpoint = write_sd15_checkpoint(tmp_path / "sd15.safetensors", tiny_unet2d(), vae, text_encoder)
+    result = run(command(checkpoint, clip, tmp_path / "refused", "--target", "x", *QUICK))
+    assert result.returncode == 2
+    assert "error: --motion-module: 'sd15.safetensors' is a Stable Diffusion 1.5 checkpoint: choose a motion module" \
+        in result.stderr
 
 
 def test_ctrl_c_during_training_exits_130_and_leaves_no_file(inputs, tmp_path):
