@@ -1,12 +1,13 @@
 """Each parameterisation's training cost (seconds per step, peak memory) on the tiny model, and its
-size (trainable numbers, file size) at ZeroScope's architecture.
+size (trainable numbers, file size) at ZeroScope's and AnimateDiff's architectures.
 
 Training rows run in their own process each (CPU peak memory is the process's peak RSS, which
 cannot be reset), with the same clip, objective (VMC + SMA) and steps; ratios are against the
-temporal-attention (VMC) row of the same run. Sizes are counted on ZeroScope's UNet3D config built on
-the ``meta`` device (real names and shapes, no weights) at 576×320, 24 frames.
+temporal-attention (VMC) row of the same run. Sizes are counted on ZeroScope's UNet3D config (576×320,
+24 frames) and SD1.5 + AnimateDiff v2 (512×512, 16 frames) built on the ``meta`` device (real names
+and shapes, no weights).
 
-Usage: python benchmarks/adapter_kinds.py [--model tiny|zeroscope] [--frames 16] [--width 64]
+Usage: python benchmarks/adapter_kinds.py [--model tiny|tiny-animatediff|zeroscope|animatediff] [--frames 16] [--width 64]
        [--height 64] [--steps 6] [--write]
 """
 
@@ -45,7 +46,7 @@ def child(args) -> dict:
     text = torch.randn(1, 77, backbone.unet.config.cross_attention_dim, device=device)
     backbone.encode_prompt = lambda prompts: text.expand(len(prompts), -1, -1)  # the text encoder is not measured
     with torch.no_grad():  # warm-up: one-time allocations belong to the baseline
-        backbone.unet(latents, torch.tensor([1], device=device), encoder_hidden_states=text)
+        backbone.call_denoiser(backbone.unet, latents, torch.tensor([1], device=device), text)
     meter = Meter(device)
     meter.start()
     result = train_adapter(backbone, VideoLatents(latents, backbone.fingerprint), "", kind=kind, steps=args.steps,
@@ -55,22 +56,44 @@ def child(args) -> dict:
     return {**meter.result(), "numbers": numbers, "final_loss": result.history[-1]["total"]}
 
 
-def zeroscope_sizes() -> list[list]:
-    """Trainable numbers and fp32 file size of each row at ZeroScope's architecture, 576×320, 24 frames."""
+ARCHITECTURES = {
+    "zeroscope": ("ZeroScope's architecture (UNet3D config on the meta device; 576×320 pixels = 72×40 latents, "
+                  "24 frames; embeddings keep 32 frame slots)", (24, 40, 72)),
+    "animatediff": ("AnimateDiff's architecture (SD1.5 + mm v2 on the meta device; 512×512 pixels = 64×64 latents, "
+                    "16 frames; embeddings keep 32 frame slots)", (16, 64, 64)),
+}
+
+
+def published_unet(architecture: str):
+    """The denoiser of a published architecture on the ``meta`` device (names and shapes, no weights)."""
+    import json
+
     import torch
-    from diffusers import UNet3DConditionModel
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
+
+    from motion_core.backbones.animatediff import SD15_CONFIGS
+
+    with torch.device("meta"):
+        if architecture == "zeroscope":
+            return UNet3DConditionModel()  # the class defaults are ModelScope's / ZeroScope's architecture
+        unet = UNet2DConditionModel.from_config(json.loads((SD15_CONFIGS / "unet" / "config.json").read_text()))
+        return UNetMotionModel.from_unet2d(unet, MotionAdapter(), load_weights=False)
+
+
+def published_sizes(architecture: str) -> list[list]:
+    """Trainable numbers and fp32 file size of each row at a published architecture (:data:`ARCHITECTURES`)."""
+    import torch
 
     from motion_core.adapters import ADAPTER_KINDS
 
-    with torch.device("meta"):
-        unet = UNet3DConditionModel()  # the class defaults are ModelScope's / ZeroScope's architecture
+    unet, shape = published_unet(architecture), ARCHITECTURES[architecture][1]
     rows = []
     for name, (kind, options) in KINDS.items():
         if kind == "lora":  # LoRA's A is drawn on the CPU (seeded); its size is small
-            adapter = ADAPTER_KINDS[kind].for_unet(unet, "", (24, 40, 72), **options)
+            adapter = ADAPTER_KINDS[kind].for_unet(unet, "", shape, **options)
         else:
             with torch.device("meta"):
-                adapter = ADAPTER_KINDS[kind].for_unet(unet, "", (24, 40, 72), **options)
+                adapter = ADAPTER_KINDS[kind].for_unet(unet, "", shape, **options)
         tensors = adapter.to_tensors()
         numbers = sum(t.numel() for t in tensors.values())
         rows.append([name, len(tensors), f"{numbers / 1e6:.2f} M", f"{numbers * 4 / 2**20:.0f} MB"])
@@ -108,9 +131,10 @@ def main():
             + ("\n\nOn the tiny model the widest and all block sets are the same three transformers (its down/up "
                "temporal transformers are all 32 channels wide); they differ at ZeroScope's size below."
                if args.model == "tiny" else "")
-            + "\n\n**Size at ZeroScope's architecture** (UNet3D config on the meta device; 576×320 pixels = 72×40 "
-              "latents, 24 frames; embeddings keep 32 frame slots):\n\n"
-            + table(["parameterisation", "tensors", "trainable numbers", "file (fp32)"], zeroscope_sizes()))
+            + "".join(f"\n\n**Size at {description}:**\n\n"
+                      + table(["parameterisation", "tensors", "trainable numbers", "file (fp32)"],
+                              published_sizes(architecture))
+                      for architecture, (description, _) in ARCHITECTURES.items()))
     print(body)
     if args.write:
         write_section(f"adapter_kinds_{args.model}", f"Parameterisations: cost per kind ({args.model} model)", body)

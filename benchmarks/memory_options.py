@@ -93,12 +93,14 @@ def load(model: str, options: dict):
     from motion_core.backbones.base import ModelOptions
 
     model_options = ModelOptions(device="auto", **options)
-    if model == "tiny":
+    if model in ("tiny", "tiny-animatediff"):
         from motion_core.backbones import load_backbone
-        from motion_core.testing import write_tiny_text_to_video_folder
+        from motion_core.testing import write_tiny_animatediff_folder, write_tiny_text_to_video_folder
 
-        folder = write_tiny_text_to_video_folder(Path(tempfile.mkdtemp()) / "tiny")
-        return load_backbone(folder, model_options)
+        write = write_tiny_text_to_video_folder if model == "tiny" else write_tiny_animatediff_folder
+        return load_backbone(write(Path(tempfile.mkdtemp()) / model), model_options)
+    if model == "animatediff":
+        return animatediff_backbone(model_options)
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 
     from motion_core.backbones.unet3d import UNet3DBackbone, set_attention
@@ -113,10 +115,35 @@ def load(model: str, options: dict):
     return UNet3DBackbone(unet, vae, torch.nn.Module(), None, dict(scheduler), model_options)
 
 
+def animatediff_backbone(model_options):
+    """SD1.5 + a v2 motion module at real size with random weights (no text encoder: prompts are not measured)."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    from motion_core.backbones.animatediff import SD15_CONFIGS, AnimateDiffBackbone, MotionModuleInfo
+    from motion_core.backbones.latent_unet import set_attention
+
+    def config(part):
+        return json.loads((SD15_CONFIGS / part / ("scheduler_config.json" if part == "scheduler" else "config.json"))
+                          .read_text())
+
+    dtype = model_options.torch_dtype()
+    unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_config(config("unet")), MotionAdapter()).to(dtype)
+    vae = AutoencoderKL.from_config(config("vae")).to(dtype)
+    set_attention(unet, model_options.attention)
+    set_attention(vae, model_options.attention)
+    return AnimateDiffBackbone(unet, vae, torch.nn.Module(), None, config("scheduler"), model_options,
+                               MotionModuleInfo("v2", 32, {}))
+
+
 def arguments(doc: str, steps: int, child_values: int | None = None) -> argparse.ArgumentParser:
     """The options every benchmark script takes (model, clip shape, steps, --write, the hidden --child)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--model", choices=("tiny", "zeroscope"), default="tiny")
+    parser.add_argument("--model", choices=("tiny", "zeroscope", "tiny-animatediff", "animatediff"), default="tiny",
+                        help="tiny / tiny-animatediff: the tests' tiny models; zeroscope / animatediff (SD1.5 + mm "
+                             "v2): real size, random weights")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--width", type=int, default=64, help="pixels (zeroscope: 576)")
     parser.add_argument("--height", type=int, default=64, help="pixels (zeroscope: 320)")
@@ -153,7 +180,7 @@ def child(args) -> dict:
         if task == "decode":
             backbone.decode_latents(latents[:, :, :1].to(backbone.dtype))
         else:
-            backbone.unet(latents.to(backbone.dtype), torch.tensor([1], device=device), encoder_hidden_states=text)
+            backbone.call_denoiser(backbone.unet, latents, torch.tensor([1], device=device), text)
     meter = Meter(device)
     reference = VideoLatents(latents, backbone.fingerprint)
     meter.start()
@@ -232,7 +259,7 @@ def main():
             "above the loaded model (process RSS on the CPU, allocated CUDA memory on a GPU).\n\n"
             f"**Training** (VMC + SMA, temporal-attention adapter, {args.steps} steps):\n\n"
             + section("train", TRAINING, "s / step")
-            + f"\n\n**Sampling** (DDIM, cfg 9: conditional and unconditional in one batch):\n\n"
+            + "\n\n**Sampling** (DDIM, cfg 9: conditional and unconditional in one batch):\n\n"
             + section("sample", SAMPLING, "s / step")
             + "\n\n**Decoding** the latents with the VAE:\n\n" + section("decode", DECODING, "s (whole clip)"))
     if args.model == "tiny":
