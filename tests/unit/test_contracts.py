@@ -179,3 +179,23 @@ def test_the_sampling_object_is_consistent(family_folder):
     torch.testing.assert_close(sampling.x0_from(perfect, x_t, t), x0, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(sampling.signal_from(perfect, x_t, t), signal.reshape(-1, 1, 1, 1, 1) * x0,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_training_with_gradient_checkpointing_gives_the_same_adapter(family_folder):
+    """The family's checkpoint blocks exist, take their own call's arguments, and recompute exactly."""
+    from motion_core.objectives import ObjectiveSpec
+    from motion_core.train import TrainOptions, train
+
+    _, folder = family_folder
+    backbone = load_backbone(folder, ModelOptions(dtype="fp32", device="cpu"))
+    x0 = torch.randn(1, backbone.denoiser_module.config.in_channels, *LATENT_SHAPE,
+                     generator=torch.Generator().manual_seed(2))
+    text = backbone.encode_prompt(["a square"])
+    results = [train(backbone.denoiser(), ADAPTER_KINDS["temporal_attention"].for_unet(backbone.denoiser_module),
+                     x0, text, ObjectiveSpec(), steps=2, lr=1e-3, options=TrainOptions(gradient_checkpointing=flag))
+               for flag in (False, True)]
+    for plain, checkpointed in zip(results[0].history, results[1].history):
+        assert abs(plain["total"] - checkpointed["total"]) < 1e-5
+    for plain, checkpointed in zip(results[0].adapter.deltas, results[1].adapter.deltas):
+        assert plain.abs().max() > 0
+        torch.testing.assert_close(checkpointed, plain, rtol=0, atol=1e-5)
