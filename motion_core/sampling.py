@@ -103,6 +103,10 @@ class LossWeighting:
     - ``x0``: ``w_t = 1``, the squared error of ``x0_hat``; ε: ``1/SNR_t``, v: ``1/(SNR_t + 1)``.
     - ``v``: ``w_t = SNR_t + 1``, the squared error of v; ε: ``(SNR_t + 1)/SNR_t``, v: 1.
 
+    Flow models (``v = eps - x0``, :class:`FlowMatching`) weight the x0 error by ``1/σ²`` in their
+    plain loss: the factor is ``w_t·σ²`` (``x0``: σ², ``min_snr``: ``min(SNR_t, γ)·σ²``) and ``v``
+    is their own loss (factor 1).
+
     ``min_snr`` is Hang et al.'s Min-SNR-γ (γ = 5 in the paper): it caps the weight of the nearly
     clean timesteps. ``x0`` and ``v`` move the weight toward high noise instead (for ε-prediction
     ``1/SNR_t`` is 8.5e-4 at t = 0 and 214 at t = 999 on ZeroScope's schedule); ``v`` is Salimans &
@@ -133,8 +137,14 @@ class LossWeighting:
         elif sampling.prediction == "v_prediction":
             x0_weight = {"min_snr": snr.clamp_max(self.gamma), "x0": torch.ones_like(snr), "v": snr + 1}[self.kind]
             weight = x0_weight / (snr + 1)
+        elif sampling.prediction == "flow":
+            # a flow model's v-MSE weights the x0 error by 1/σ² (x0_hat - x0 = -σ·(v_hat - v)); its target is v
+            sigma_squared = sampling.scales(t)[1].double().reshape(-1).square()
+            x0_weight = {"min_snr": snr.clamp_max(self.gamma), "x0": torch.ones_like(snr),
+                         "v": 1 / sigma_squared.clamp_min(SNR_FLOOR)}[self.kind]
+            weight = x0_weight * sigma_squared
         else:
-            raise InputError("loss_weighting", f"{self.kind} is defined for ε- and v-prediction models; this model "
+            raise InputError("loss_weighting", f"{self.kind} is defined for ε-, v- and flow-prediction models; this model "
                                                f"predicts {sampling.prediction!r}; use none")
         return weight.float()
 
@@ -279,3 +289,79 @@ class DiscreteDiffusion(Sampling):
         from .invert import invert
 
         return invert(denoise, x0, self.scheduler_config, steps, progress)
+
+
+def flow_shift(fraction: torch.Tensor, shift: float) -> torch.Tensor:
+    """The time shift of flow models, ``σ = shift·u / (1 + (shift-1)·u)`` (Esser et al. 2024; Wan: 3 to 8)."""
+    return shift * fraction / (1 + (shift - 1) * fraction)
+
+
+class FlowMatching(Sampling):
+    """Rectified flow (Wan): ``x_σ = (1-σ)·x0 + σ·eps``, the denoiser predicting ``v = eps - x0``.
+
+    Timesteps are the transformer's: ``t = 1000·σ`` (float), σ ∈ [0, 1], 1 = pure noise. Identities
+    (docs/METHODS.md, flow matching): ``x0_hat = x_σ - σ·v_hat``, ``eps_hat = x_σ + (1-σ)·v_hat``; the
+    x0 error is ``-σ·(v_hat - v)``, so a plain v-MSE weights the x0-space error by ``1/σ²``.
+
+    Training draws ``u ~ U[0, 1)`` (pushed by a :class:`TimestepDistribution`'s own shift and mapped
+    onto its ``[low, high]``), then applies the model's ``shift``: ``σ = flow_shift(u, shift)``.
+    Sampling is first-order Euler on the grid ``σ_k = flow_shift((steps - k) / steps, shift)``,
+    k = 0..steps (1 → 0; ComfyUI's "simple" schedule for flow models); inversion runs the same grid
+    upward with the velocity at the current point (the DDIM-inversion analogue, exact only where
+    the velocity does not change along a step).
+    """
+
+    prediction = "flow"
+    TIMESTEP_SCALE = 1000.0
+
+    def __init__(self, shift: float = 1.0):
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift) or shift <= 0:
+            raise InputError("model", f"its flow shift {shift!r} is not valid; a number > 0 is needed")
+        self.shift = float(shift)
+
+    def __repr__(self) -> str:
+        return f"FlowMatching(shift={self.shift})"
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """σ (fp32, shaped like ``t``) of transformer timesteps ``t``."""
+        return torch.as_tensor(t, dtype=torch.float32).cpu() / self.TIMESTEP_SCALE
+
+    def draw_timesteps(self, batch, generator, distribution=TimestepDistribution()):
+        u = distribution.shifted_uniform(batch, generator)
+        fraction = distribution.low + (distribution.high - distribution.low) * u
+        return (flow_shift(fraction, self.shift) * self.TIMESTEP_SCALE).float()
+
+    def scales(self, t):
+        sigma = self.sigma(t)
+        return 1 - sigma, sigma
+
+    def target(self, x0, eps, t):
+        return eps - x0
+
+    def x0_from(self, prediction, x_t, t):
+        return x_t.float() - _column(self.sigma(t), x_t) * prediction.float()
+
+    def signal_from(self, prediction, x_t, t):
+        return _column(1 - self.sigma(t), x_t) * self.x0_from(prediction, x_t, t)
+
+    def grid(self, steps: int) -> torch.Tensor:
+        """The ``steps + 1`` σ values sampling visits, from 1 down to 0 (fp64)."""
+        from .sample import check_steps
+
+        check_steps(steps)
+        return flow_shift(torch.arange(steps, -1, -1, dtype=torch.float64) / steps, self.shift)
+
+    def _euler(self, denoise, x, sigmas, progress):
+        steps = len(sigmas) - 1
+        for done, (here, there) in enumerate(zip(sigmas[:-1], sigmas[1:]), start=1):
+            t = torch.full((x.shape[0],), float(here) * self.TIMESTEP_SCALE, device=x.device)
+            x = x + float(there - here) * denoise(x, t).to(x.dtype)
+            if progress is not None:
+                progress(done, steps)
+        return x
+
+    def sample(self, denoise, x_T, steps, progress=None):
+        return self._euler(denoise, x_T, self.grid(steps), progress)
+
+    def invert(self, denoise, x0, steps, progress=None):
+        return self._euler(denoise, x0, self.grid(steps).flip(0), progress)

@@ -118,14 +118,14 @@ def test_bad_values_name_the_input(weighting, name):
 
 
 def test_a_model_of_another_prediction_type_is_refused_by_name():
-    class Flow:
-        prediction = "flow"
+    class Sample:
+        prediction = "sample"  # a model predicting x0 itself
 
         def snr(self, t):
             return torch.ones(len(t))
 
-    with pytest.raises(InputError, match=r"^loss_weighting: min_snr is defined for ε- and v-prediction models"):
-        LossWeighting("min_snr").weights(Flow(), torch.tensor([3]))
+    with pytest.raises(InputError, match=r"^loss_weighting: min_snr is defined for ε-, v- and flow-prediction "):
+        LossWeighting("min_snr").weights(Sample(), torch.tensor([3]))
 
 
 # --- how the objectives apply the weights ---------------------------------------------------------
