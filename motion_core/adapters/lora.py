@@ -30,35 +30,39 @@ from .base import Attachment, MotionAdapter, layer_in_view, on_device, options_m
 
 PARTS = ("temporal", "spatial")
 ATTENTION_LINEARS = ("to_q", "to_k", "to_v", "to_out.0")
-FEED_FORWARD_LINEARS = ("ff.net.0.proj", "ff.net.2")
+FEED_FORWARD_PATHS = ("net.0.proj", "net.2")
+"""The two linears of a diffusers ``FeedForward`` (GELU / GEGLU projection in, projection out)."""
 PEFT_NAME = "motion"
 """The adapter name inside each peft layer (one peft layer per attachment, so it never clashes)."""
 
 USES = {"temporal": ("temporal",), "temporal+spatial": ("temporal", "spatial"), "spatial": ("spatial",)}
 
 
-def lora_targets(unet: nn.Module, part: str, feed_forward: bool = True) -> list[tuple[str, nn.Module]]:
+def lora_targets(unet: nn.Module, part: str, feed_forward_too: bool = True) -> list[tuple[str, nn.Module]]:
     """``(qualified name, linear)`` of the layers a ``part`` ("temporal" or "spatial") LoRA adapts
-    (the feed-forward linears only with ``feed_forward``).
+    (a temporal LoRA's feed-forward linears only with ``feed_forward_too``).
 
-    temporal: ``attn1``/``attn2`` q/k/v/out and feed-forward of every motion site (a UNet3D's
-    ``TransformerTemporalModel``); spatial: self-attention q/k/v/out and feed-forward of every
+    temporal: q/k/v/out of every motion site's attentions and each of its blocks' feed-forward, block
+    by block (a UNet3D's ``TransformerTemporalModel``: ``attn1``, ``attn2``, ``ff``); spatial: self-attention q/k/v/out and feed-forward of every
     appearance site (a ``Transformer2DModel``; never the cross-attention, whose keys and values come
     from the text). The sites are those the model's family declares (:mod:`motion_core.backbones.sites`).
     """
-    if part == "temporal":
-        transformers = [(site.name, site.module) for site in motion_sites(unet)]
-        slots = ("attn1", "attn2")
-    else:
-        transformers = appearance_sites(unet)
-        slots = ("attn1",)
     targets = []
-    for name, transformer in transformers:
+    if part == "temporal":
+        for site in motion_sites(unet):
+            for attentions, feed_forward in site.blocks():
+                for name, _ in attentions:
+                    targets += [(f"{name}.{linear}", unet.get_submodule(f"{name}.{linear}"))
+                                for linear in ATTENTION_LINEARS]
+                if feed_forward is not None and feed_forward_too:
+                    targets += [(f"{feed_forward[0]}.{path}", feed_forward[1].get_submodule(path))
+                                for path in FEED_FORWARD_PATHS]
+        return targets
+    for name, transformer in appearance_sites(unet):  # the spatial LoRA always adapts the feed-forwards
         for i, _ in enumerate(transformer.transformer_blocks):
             block = f"{name}.transformer_blocks.{i}"
-            paths = [f"{slot}.{linear}" for slot in slots for linear in ATTENTION_LINEARS]
-            for path in paths + list(FEED_FORWARD_LINEARS if feed_forward else ()):
-                targets.append((f"{block}.{path}", unet.get_submodule(f"{block}.{path}")))
+            paths = [f"attn1.{linear}" for linear in ATTENTION_LINEARS] + [f"ff.{path}" for path in FEED_FORWARD_PATHS]
+            targets += [(f"{block}.{path}", unet.get_submodule(f"{block}.{path}")) for path in paths]
     return targets
 
 
@@ -114,7 +118,7 @@ class LoRAAdapter(MotionAdapter):
         generator = torch.Generator().manual_seed(seed)
         weights = {}
         for part in PARTS[: 2 if options["spatial"] else 1]:
-            targets = lora_targets(unet, part, options["feed_forward"])
+            targets = lora_targets(unet, part, feed_forward_too=options["feed_forward"])
             if not targets:
                 raise InputError("spatial", f"this model has no {part} transformers to put LoRA on; train without "
                                             "the spatial LoRA")

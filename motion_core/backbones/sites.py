@@ -46,7 +46,11 @@ class MotionSite:
         inner_dim: width of its attentions (``heads × head_dim``; after ``proj_in``). Equal to
             ``channels`` except in ``transformer_in`` (ModelScope: 320 channels, 8×64 = 512 wide).
         heads: attention heads.
-        attentions: ``(name, Attention)`` of ``attn1`` and ``attn2`` of every transformer block, in order.
+        attentions: ``(name, Attention)`` of the self-attentions that see the video's frames, in order
+            (``attn1`` and ``attn2`` of every transformer block of a temporal transformer; a DiT
+            block's ``attn1``).
+        feed_forwards: ``(name, FeedForward)`` of each transformer block's feed-forward, in order (one per
+            block; the attentions are split evenly among them). MotionDirector's LoRA adapts these too.
     """
 
     name: str
@@ -59,6 +63,14 @@ class MotionSite:
     inner_dim: int
     heads: int
     attentions: tuple[tuple[str, nn.Module], ...]
+    feed_forwards: tuple[tuple[str, nn.Module], ...] = ()
+
+    def blocks(self) -> list[tuple[tuple[tuple[str, nn.Module], ...], tuple[str, nn.Module] | None]]:
+        """``(attentions, feed_forward)`` of each transformer block of the site, in order."""
+        if not self.feed_forwards:
+            return [(self.attentions, None)]
+        per = len(self.attentions) // len(self.feed_forwards)
+        return [(self.attentions[k * per:(k + 1) * per], ff) for k, ff in enumerate(self.feed_forwards)]
 
     def grid(self, latent_height: int, latent_width: int) -> tuple[int, int]:
         """``(h, w)`` of this transformer's latent grid for a ``latent_height × latent_width`` input.
@@ -153,9 +165,11 @@ def unet_motion_sites(unet: nn.Module, transformer_type: type, family: str) -> l
         block = _block_of(name)
         attentions = tuple((f"{name}.transformer_blocks.{i}.{slot}", getattr(layer, slot))
                            for i, layer in enumerate(module.transformer_blocks) for slot in ATTENTION_SLOTS)
+        feed_forwards = tuple((f"{name}.transformer_blocks.{i}.ff", layer.ff)
+                              for i, layer in enumerate(module.transformer_blocks))
         first = attentions[0][1]
         found.append(MotionSite(name, module, family, "frames", block, levels[block], module.in_channels,
-                                first.inner_dim, first.heads, attentions))
+                                first.inner_dim, first.heads, attentions, feed_forwards))
     stage = {"transformer_in": 0, "down_blocks": 1, "mid_block": 2, "up_blocks": 3}
     position = {t.name: i for i, t in enumerate(found)}
 

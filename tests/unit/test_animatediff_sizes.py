@@ -36,7 +36,7 @@ def test_motion_sites_attentions_and_lora_targets(published):
     assert len(projections) == 3 * len(attentions)
     assert sum(linear.weight.numel() for linear in projections) == (123_494_400 if mid else 113_664_000)
     assert len(lora_targets(unet, "temporal")) == 10 * len(sites)  # q, k, v, out of 2 attentions + 2 feed-forward
-    assert len(lora_targets(unet, "temporal", feed_forward=False)) == 8 * len(sites)
+    assert len(lora_targets(unet, "temporal", feed_forward_too=False)) == 8 * len(sites)
     motion_parameters = sum(p.numel() for name, p in unet.named_parameters() if "motion_modules" in name)
     assert round(motion_parameters / 1e6, 1) == (453.2 if mid else 417.1)
 
