@@ -176,6 +176,78 @@ def write_tiny_animatediff_folder(folder, seed: int = 0):
     return folder
 
 
+TINY_WAN_TEXT_DIM = 16
+TINY_WAN_WORDS = ("a the red green blue yellow square circle triangle star moving left right up down is shape "
+                  "turning orbit").split()
+
+
+def tiny_wan_transformer(seed: int = 0):
+    """A ``WanTransformer3DModel`` with diffusers' own test sizes (~28 k parameters): 2 blocks, 2 heads of
+    12, patch (1, 2, 2), 16 latent channels, text width :data:`TINY_WAN_TEXT_DIM`, 3-D RoPE."""
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
+                                 out_channels=16, text_dim=TINY_WAN_TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2,
+                                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32).eval()
+
+
+def write_tiny_t5_tokenizer(folder):
+    """A T5-style (unigram, ``▁`` word marks) tokenizer of the toy words, pad 0, eos 1, unk 2, saved
+    with ``save_pretrained`` (``tokenizer.json``); returns it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    pieces = ["<pad>", "</s>", "<unk>", *("▁" + word for word in TINY_WAN_WORDS), *"abcdefghijklmnopqrstuvwxyz"]
+    model = Tokenizer(models.Unigram([(piece, -1.0) for piece in pieces], unk_id=2))
+    model.pre_tokenizer, model.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+    model.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(str(folder / "unigram.json"))
+    tokenizer = T5TokenizerFast(tokenizer_file=str(folder / "unigram.json"), pad_token="<pad>", eos_token="</s>",
+                                unk_token="<unk>", extra_ids=0)
+    (folder / "unigram.json").unlink()
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0):
+    """Save a random Wan model as a diffusers ``WanPipeline`` folder: :func:`tiny_wan_transformer`, a
+    tiny ``AutoencoderKLWan`` (4× time, 8× space, 16 channels), a 2-layer ``UMT5EncoderModel`` and
+    :func:`write_tiny_t5_tokenizer`, a ``UniPCMultistepScheduler`` config with ``flow_shift``. Loads
+    through exactly the code users' folders go through."""
+    import json
+    from pathlib import Path
+
+    import diffusers
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    folder = Path(folder)
+    tokenizer = write_tiny_t5_tokenizer(folder / "tokenizer")
+    torch.manual_seed(seed)
+    text_encoder = UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=TINY_WAN_TEXT_DIM, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        flow_shift=flow_shift)
+    parts = {"transformer": tiny_wan_transformer(seed), "vae": vae, "text_encoder": text_encoder}
+    for name, part in parts.items():
+        part.save_pretrained(folder / name, safe_serialization=True)
+    scheduler.save_pretrained(folder / "scheduler")
+    index = {"_class_name": "WanPipeline", "_diffusers_version": diffusers.__version__,
+             "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"],
+             "text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "T5TokenizerFast"],
+             "scheduler": ["diffusers", "UniPCMultistepScheduler"]}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return folder
+
+
 def write_tiny_text_to_video_folder(folder, seed: int = 0):
     """Save a random ModelScope-format text-to-video model as a real diffusers folder.
 

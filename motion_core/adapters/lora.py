@@ -81,6 +81,7 @@ class LoRAAdapter(MotionAdapter):
     """
 
     kind = "lora"
+    LAYOUTS = ("frames", "joint")  # on a DiT: each block's 3-D self-attention and feed-forward
     OPTIONS = {"rank": 32, "alpha": 32.0, "dropout": 0.1, "spatial": False, "spatial_skip_probability": 0.2,
                "feed_forward": True}
     SETTINGS = {"parts": tuple(USES)}

@@ -62,10 +62,12 @@ class TemporalAttentionAdapter(MotionAdapter):
 
     Tensors (as saved): ``"<qualified linear name>.weight_delta"`` of shape ``(out, in)``, e.g.
     ``"down_blocks.2.temp_attentions.0.transformer_blocks.0.attn1.to_q.weight_delta"``.
-    ModelScope/ZeroScope: 102 deltas, 75.9 M numbers (fp32: 304 MB).
+    ModelScope/ZeroScope: 102 deltas, 75.9 M numbers (fp32: 304 MB). On a DiT (layout ``joint``,
+    Wan) the same deltas sit on each block's 3-D self-attention, VMC's analogue there.
     """
 
     kind = "temporal_attention"
+    LAYOUTS = ("frames", "joint")
 
     def __init__(self, deltas: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
         super().__init__(metadata)

@@ -16,6 +16,7 @@ from .base import FAMILIES, describe_contents, Denoiser, ModelOptions, Parts, Vi
 from .sites import LAYOUTS, MotionSite, SiteAttention, motion_sites, site_attentions
 from .unet3d import UNet3DBackbone
 from .animatediff import AnimateDiffBackbone  # noqa: E402  (registers after unet3d: folders are tried in order)
+from .wan import WanBackbone  # noqa: E402
 
 
 def family_for(path: str | Path, input_name: str = "model", parts: Parts | None = None) -> type[VideoBackbone]:
@@ -52,5 +53,5 @@ def load_backbone(path: str | Path, options: ModelOptions = ModelOptions(), inpu
     return _check_parts(family_for(path, input_name, parts), parts).load(Path(path), options, input_name, parts)
 
 
-__all__ = ["FAMILIES", "AnimateDiffBackbone", "LAYOUTS", "Denoiser", "ModelOptions", "MotionSite", "SiteAttention", "VideoBackbone",
+__all__ = ["FAMILIES", "AnimateDiffBackbone", "WanBackbone", "LAYOUTS", "Denoiser", "ModelOptions", "MotionSite", "SiteAttention", "VideoBackbone",
            "UNet3DBackbone", "check_model", "family_for", "load_backbone", "motion_sites", "site_attentions"]

@@ -121,11 +121,16 @@ class Denoiser:
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype:
-    """The dtype of a module's (first floating-point) weights: what its inputs are cast to."""
+    """The dtype most of a module's floating-point weights are in: what its inputs are cast to.
+
+    Most, not the first: some models keep a few modules in fp32 inside a half-precision model (Wan
+    keeps its time embedding, norms and modulation tables in fp32).
+    """
+    counts: dict[torch.dtype, int] = {}
     for parameter in module.parameters():
         if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.float32
+            counts[parameter.dtype] = counts.get(parameter.dtype, 0) + parameter.numel()
+    return max(counts, key=counts.get) if counts else torch.float32
 
 
 class VideoBackbone(ABC):

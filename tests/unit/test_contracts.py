@@ -11,8 +11,9 @@ from motion_core.adapters import ADAPTER_KINDS, make_view
 from motion_core.backbones import FAMILIES, LAYOUTS, ModelOptions, family_for, load_backbone
 from motion_core.backbones.sites import family_of, motion_sites
 from motion_core.errors import InputError
-from motion_core.testing import (TINY_TEXT_DIM, tiny_unet3d, tiny_unet_motion, write_tiny_animatediff_folder,
-                                 write_tiny_text_to_video_folder)
+from motion_core.testing import (TINY_TEXT_DIM, TINY_WAN_TEXT_DIM, tiny_unet3d, tiny_unet_motion,
+                                 tiny_wan_transformer, write_tiny_animatediff_folder, write_tiny_text_to_video_folder,
+                                 write_tiny_wan_folder)
 
 LATENT_SHAPE = (6, 8, 8)  # frames, latent height, width of the tiny clips here
 
@@ -23,10 +24,11 @@ KIND_OPTIONS = {
 }
 """Options a test builds each kind with (every kind of ``ADAPTER_KINDS`` needs an entry)."""
 
-TINY_MODELS = {"unet3d": write_tiny_text_to_video_folder, "animatediff": write_tiny_animatediff_folder}
+TINY_MODELS = {"unet3d": write_tiny_text_to_video_folder, "animatediff": write_tiny_animatediff_folder,
+               "wan": write_tiny_wan_folder}
 """How a test writes a tiny model folder of each family (every family of ``FAMILIES`` needs one)."""
 
-TINY_DENOISERS = {"unet3d": tiny_unet3d, "animatediff": tiny_unet_motion}
+TINY_DENOISERS = {"unet3d": tiny_unet3d, "animatediff": tiny_unet_motion, "wan": tiny_wan_transformer}
 """A tiny denoiser of each family with motion sites, on which every adapter kind is held to its contract."""
 
 
@@ -37,16 +39,26 @@ def test_every_adapter_kind_and_family_has_its_contract_settings():
 
 # --- adapter kinds ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module", params=sorted(TINY_DENOISERS))
-def unet(request):
-    return TINY_DENOISERS[request.param]().requires_grad_(False)
+DENOISERS = {family: make().requires_grad_(False) for family, make in TINY_DENOISERS.items()}
+LAYOUT_OF = {family: motion_sites(denoiser)[0].layout for family, denoiser in DENOISERS.items()}
+PAIRS = [(kind, family) for kind in sorted(KIND_OPTIONS) for family in sorted(DENOISERS)
+         if LAYOUT_OF[family] in ADAPTER_KINDS[kind].LAYOUTS]
+"""Every (adapter kind, family) whose motion sites the kind attaches to: each is held to the kind contract."""
 
 
-@pytest.fixture(scope="module")
-def inputs():
+def inputs_for(unet):
+    """``(x, t, text)`` for one call of a tiny denoiser (latent channels and text width from its config)."""
+    config = unet.config
+    text_dim = getattr(config, "cross_attention_dim", None) or config.text_dim
     gen = torch.Generator().manual_seed(4)
-    return (torch.randn(1, 4, *LATENT_SHAPE, generator=gen), torch.tensor([500]),
-            torch.randn(1, 7, TINY_TEXT_DIM, generator=gen))
+    return (torch.randn(1, config.in_channels, *LATENT_SHAPE, generator=gen), torch.tensor([500]),
+            torch.randn(1, 7, text_dim, generator=gen))
+
+
+@pytest.fixture(params=PAIRS, ids=[f"{kind}-{family}" for kind, family in PAIRS])
+def pair(request):
+    kind, family = request.param
+    return kind, DENOISERS[family], inputs_for(DENOISERS[family])
 
 
 def run(module, inputs):
@@ -56,7 +68,16 @@ def run(module, inputs):
 
 
 def build(kind, unet):
-    return ADAPTER_KINDS[kind].for_unet(unet, f"{family_of(unet).family}:tiny", LATENT_SHAPE, 0, **KIND_OPTIONS[kind])
+    """The kind built with its contract options (a LoRA's spatial part only where the family has
+    appearance sites: a DiT has none, and says so, below)."""
+    from motion_core.backbones.sites import appearance_sites
+
+    options = dict(KIND_OPTIONS[kind])
+    if options.get("spatial") and not appearance_sites(unet):
+        with pytest.raises(InputError, match="^spatial: this model has no spatial transformers to put LoRA on"):
+            ADAPTER_KINDS[kind].for_unet(unet, "", LATENT_SHAPE, 0, **options)
+        options["spatial"] = False
+    return ADAPTER_KINDS[kind].for_unet(unet, f"{family_of(unet).family}:tiny", LATENT_SHAPE, 0, **options)
 
 
 def perturbed(adapter, seed=1):
@@ -66,8 +87,8 @@ def perturbed(adapter, seed=1):
     return type(adapter).from_tensors(tensors, dict(adapter.metadata))
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
-def test_a_new_adapter_is_fp32_declares_its_layouts_and_changes_nothing(kind, unet, inputs):
+def test_a_new_adapter_is_fp32_declares_its_layouts_and_changes_nothing(pair):
+    kind, unet, inputs = pair
     adapter = build(kind, unet)
     assert adapter.kind == kind and set(adapter.LAYOUTS) <= set(LAYOUTS)
     assert all(tensor.dtype == torch.float32 for tensor in adapter.to_tensors().values())
@@ -77,8 +98,8 @@ def test_a_new_adapter_is_fp32_declares_its_layouts_and_changes_nothing(kind, un
     torch.testing.assert_close(run(view, inputs), run(unet, inputs), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
-def test_strength_scales_the_adapter_and_detach_restores_the_view(kind, unet, inputs):
+def test_strength_scales_the_adapter_and_detach_restores_the_view(pair):
+    kind, unet, inputs = pair
     adapter = perturbed(build(kind, unet))
     view = make_view(unet)
     base = run(unet, inputs)
@@ -94,8 +115,8 @@ def test_strength_scales_the_adapter_and_detach_restores_the_view(kind, unet, in
     assert torch.equal(run(view, inputs), base)
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
-def test_tensors_and_metadata_rebuild_the_same_adapter(kind, unet, inputs):
+def test_tensors_and_metadata_rebuild_the_same_adapter(pair):
+    kind, unet, inputs = pair
     adapter = perturbed(build(kind, unet))
     again = type(adapter).from_tensors(adapter.to_tensors(), dict(adapter.metadata))
     assert again.to_tensors().keys() == adapter.to_tensors().keys()
@@ -105,17 +126,30 @@ def test_tensors_and_metadata_rebuild_the_same_adapter(kind, unet, inputs):
     assert torch.equal(run(one, inputs), run(two, inputs))
 
 
-@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
-def test_a_layout_the_kind_cannot_use_is_refused_naming_kind_and_family(kind, unet, monkeypatch):
+REFUSALS = [(kind, layout) for kind in sorted(KIND_OPTIONS) for layout in LAYOUTS
+            if layout not in ADAPTER_KINDS[kind].LAYOUTS]
+
+
+@pytest.mark.parametrize("kind, layout", REFUSALS)
+def test_a_layout_the_kind_cannot_use_is_refused_naming_kind_and_family(kind, layout, monkeypatch):
+    unet = DENOISERS["unet3d"]
     sites, family = motion_sites(unet), family_of(unet)
-    joint = [dataclasses.replace(site, layout="joint") for site in sites]
-    monkeypatch.setattr(family, "find_motion_sites", classmethod(lambda cls, module: joint))
+    changed = [dataclasses.replace(site, layout=layout) for site in sites]
+    monkeypatch.setattr(family, "find_motion_sites", classmethod(lambda cls, module: changed))
     with pytest.raises(InputError) as refused:
         build(kind, unet)
     message = str(refused.value)
     assert refused.value.input_name == "parameterisation"
-    assert f"{kind} adapters attach to frames motion sites" in message
-    assert f"{family.family} models have joint sites" in message
+    assert f"{kind} adapters attach to {' or '.join(ADAPTER_KINDS[kind].LAYOUTS)} motion sites" in message
+    assert f"{family.family} models have {layout} sites" in message
+
+
+def test_every_family_is_served_by_some_kinds_and_refused_by_name_by_the_others():
+    for family, denoiser in DENOISERS.items():
+        assert any(f == family for _, f in PAIRS)
+        for kind in set(KIND_OPTIONS) - {k for k, f in PAIRS if f == family}:
+            with pytest.raises(InputError, match=f"^parameterisation: {kind} adapters attach to"):
+                build(kind, denoiser)
 
 
 def test_a_module_of_no_family_is_refused_by_name():

@@ -1,0 +1,222 @@
+"""Wan 2.1 / 2.2 text-to-video: a flow-matching DiT with full 3-D self-attention (``../shared/DIT.md``).
+
+What loads: a diffusers ``WanPipeline`` folder (``model_index.json`` naming a
+``WanTransformer3DModel`` transformer, an ``AutoencoderKLWan``, a ``UMT5EncoderModel`` and its
+tokenizer, a flow scheduler), safetensors only, offline.
+
+The family: rectified flow (:class:`~motion_core.sampling.FlowMatching`, ``v = eps - x0``) with the
+shift of the folder's scheduler (``flow_shift``, or ``shift``; Wan 2.1 480p: 3.0); the transformer's
+timestep is ``1000·σ``. Motion sites are the transformer's blocks, layout ``joint``: each block's
+``attn1`` attends over every frame × height × width token (frame-major order; 3-D RoPE gives each
+token its frame); ``attn2`` is cross-attention to the text and is not a motion site. The VAE
+compresses time 4× (``frames = 4k + 1``) and space 8×; latents are normalised by the VAE's
+``latents_mean`` / ``latents_std``. Prompts are UMT5 embeddings of 512 tokens with the padding zeroed,
+as Wan's pipeline makes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..errors import InputError
+from ..sampling import FlowMatching
+from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype
+from .sites import MotionSite
+
+SUPPORTED = ("a Wan 2.1 / 2.2 text-to-video diffusers folder (model_index.json naming a WanTransformer3DModel "
+             "transformer, with transformer, vae, text_encoder, tokenizer and scheduler subfolders)")
+PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+TEXT_TOKENS = 512
+"""Prompt length Wan's text encoder is run at (its pipeline's ``max_sequence_length``)."""
+TIME_COMPRESSION = 4
+
+
+def _index(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _transformer_class(folder: Path) -> str | None:
+    transformer = _index(folder).get("transformer")
+    return transformer[1] if isinstance(transformer, list) and len(transformer) == 2 else None
+
+
+def flow_shift_of(scheduler_config: dict) -> float:
+    """The flow shift a scheduler config names (UniPC's ``flow_shift``, FlowMatchEuler's ``shift``; 1 if none)."""
+    for key in ("flow_shift", "shift"):
+        if isinstance(scheduler_config.get(key), (int, float)):
+            return float(scheduler_config[key])
+    return 1.0
+
+
+class WanBackbone(VideoBackbone):
+    """A loaded Wan model (see the module docstring). Attributes: ``transformer``, ``vae``,
+    ``text_encoder``, ``tokenizer``, ``scheduler_config``, ``options``, ``device``, ``dtype``."""
+
+    family = "wan"
+    describe = SUPPORTED
+    checkpoint_blocks = ("blocks",)
+    frame_multiple = TIME_COMPRESSION
+
+    def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler_config: dict, options: ModelOptions):
+        self.transformer, self.vae, self.text_encoder, self.tokenizer = transformer, vae, text_encoder, tokenizer
+        self.scheduler_config = dict(scheduler_config)
+        self.sampling = FlowMatching(flow_shift_of(self.scheduler_config))
+        self.options = options
+        self.device, self.dtype = options.torch_device(), options.torch_dtype()
+        self._offload = options.offload == "model" and self.device.type != "cpu"
+        for module in (transformer, vae, text_encoder):
+            module.requires_grad_(False).eval()
+            module.to("cpu" if self._offload else self.device)
+        config = vae.config
+        self._latent_mean = torch.tensor(config.latents_mean, dtype=torch.float32).reshape(1, -1, 1, 1, 1)
+        self._latent_std = torch.tensor(config.latents_std, dtype=torch.float32).reshape(1, -1, 1, 1, 1)
+
+    # --- files ------------------------------------------------------------------------------------
+
+    @classmethod
+    def recognises(cls, path: Path, parts: Parts | None = None) -> bool:
+        return Path(path).is_dir() and _transformer_class(Path(path)) == "WanTransformer3DModel"
+
+    @classmethod
+    def check_files(cls, path: Path, input_name: str = "model", parts: Parts | None = None) -> None:
+        path = Path(path)
+        if not cls.recognises(path):
+            raise InputError(input_name, f"{path.name!r} is not a Wan folder ({describe_contents(path)}); "
+                                         f"choose {SUPPORTED}")
+        missing = [part for part in PARTS if not (path / part).is_dir()]
+        if missing:
+            raise InputError(input_name, f"{path.name!r} lacks the subfolders {', '.join(missing)}; choose {SUPPORTED}")
+        for part in ("transformer", "vae", "text_encoder"):
+            if not any((path / part).glob("*.safetensors")):
+                raise InputError(input_name, f"{path.name!r}: {part}/ has no .safetensors weights "
+                                             f"({describe_contents(path / part)}); only safetensors are loaded")
+
+    @classmethod
+    def load(cls, path: Path, options: ModelOptions, input_name: str = "model", parts: Parts | None = None) -> WanBackbone:
+        from diffusers import AutoencoderKLWan, WanTransformer3DModel
+        from transformers import AutoTokenizer, UMT5EncoderModel
+
+        options.validate()
+        path = Path(path)
+        cls.check_files(path, input_name)
+        dtype = options.torch_dtype()
+        with torch.inference_mode(False):  # as for the UNet families: weights usable by training views
+            try:
+                transformer = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", torch_dtype=dtype,
+                                                                    use_safetensors=True, local_files_only=True)
+                # The Wan VAE is kept in fp32 (its causal convolutions are what Wan's pipeline runs in fp32).
+                vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=torch.float32,
+                                                       use_safetensors=True, local_files_only=True)
+                text_encoder = UMT5EncoderModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype,
+                                                                use_safetensors=True)
+                tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
+                scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+            except (OSError, ValueError) as err:
+                raise InputError(input_name, f"{path.name!r} could not be loaded: {str(err).splitlines()[0]}") from err
+        if len(tokenizer) > text_encoder.config.vocab_size:
+            raise InputError("tokenizer", f"the tokenizer has {len(tokenizer)} tokens but the text encoder "
+                                          f"{text_encoder.config.vocab_size}; the folder's parts do not belong together")
+        return cls(transformer, vae, text_encoder, tokenizer, scheduler_config, options)
+
+    # --- the denoiser -----------------------------------------------------------------------------
+
+    @property
+    def denoiser_module(self) -> nn.Module:
+        return self.transformer
+
+    @staticmethod
+    def call_denoiser(module, x_t, t, text):
+        dtype = module_dtype(module)
+        t = torch.as_tensor(t, device=x_t.device, dtype=torch.float32).reshape(-1).expand(x_t.shape[0])
+        return module(hidden_states=x_t.to(dtype), timestep=t, encoder_hidden_states=text.to(dtype)).sample
+
+    @contextlib.contextmanager
+    def hold(self, module: torch.nn.Module):
+        if not self._offload:
+            yield module
+            return
+        module.to(self.device)
+        try:
+            yield module
+        finally:
+            module.to("cpu")
+            torch.cuda.empty_cache()
+
+    @classmethod
+    def owns(cls, module: nn.Module) -> bool:
+        from diffusers import WanTransformer3DModel
+
+        return isinstance(module, WanTransformer3DModel)
+
+    @classmethod
+    def find_motion_sites(cls, module: nn.Module) -> list[MotionSite]:
+        """Every transformer block as a ``joint`` site: its ``attn1`` (3-D self-attention) and ``ffn``."""
+        sites = []
+        for i, block in enumerate(module.blocks):
+            name, attention = f"blocks.{i}", block.attn1
+            sites.append(MotionSite(name, block, cls.family, "joint", name, 0, attention.to_q.in_features,
+                                    attention.inner_dim, attention.heads, ((f"{name}.attn1", attention),),
+                                    ((f"{name}.ffn", block.ffn),)))
+        return sites
+
+    # --- frames, sizes, text and video ------------------------------------------------------------
+
+    def latent_frames(self, frames: int) -> int:
+        return (frames - 1) // TIME_COMPRESSION + 1
+
+    def latent_scale(self) -> int:
+        return int(self.vae.spatial_compression_ratio)
+
+    def pixel_multiple(self) -> int:
+        return self.latent_scale() * self.transformer.config.patch_size[1]
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(prompts), padding="max_length", max_length=TEXT_TOKENS, truncation=True,
+                                add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
+        with torch.no_grad(), self.hold(self.text_encoder):
+            embeddings = self.text_encoder(ids, attention_mask=mask).last_hidden_state
+        return (embeddings * mask[..., None].to(embeddings.dtype)).to(self.dtype)  # padding zeroed, as Wan's pipeline
+
+    def check_frames(self, frames: torch.Tensor, input_name: str = "frames") -> None:
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise InputError(input_name, f"expected IMAGE frames (frames, height, width, 3), got shape "
+                                         f"{tuple(frames.shape)}")
+        count, height, width, _ = frames.shape
+        if count < TIME_COMPRESSION + 1 or (count - 1) % TIME_COMPRESSION:
+            below = max(TIME_COMPRESSION + 1, (count - 1) // TIME_COMPRESSION * TIME_COMPRESSION + 1)
+            raise InputError(input_name, f"{count} frames given; Wan takes 4k+1 frames (5, 9, …, 33, 81): load "
+                                         f"{below} (set frame_load_cap on Load Reference Video)")
+        multiple = self.pixel_multiple()
+        if height % multiple or width % multiple:
+            raise InputError(input_name, f"{width}x{height} frames do not fit this model, which needs width and "
+                                         f"height in multiples of {multiple}; set custom_width and custom_height on "
+                                         "Load Reference Video")
+
+    def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
+        self.check_frames(frames, input_name)
+        pixels = rearrange(frames, "f h w rgb -> 1 rgb f h w").to(self.device, torch.float32) * 2 - 1
+        with torch.no_grad(), self.hold(self.vae):
+            latents = self.vae.encode(pixels).latent_dist.mode()
+        return ((latents - self._latent_mean.to(latents.device)) / self._latent_std.to(latents.device)).to(self.dtype)
+
+    def decode_latents(self, latents: torch.Tensor, progress=None) -> torch.Tensor:
+        frames = []
+        with torch.no_grad(), self.hold(self.vae):
+            for index, clip in enumerate(latents, start=1):
+                clip = clip[None].to(self.device, torch.float32)
+                clip = clip * self._latent_std.to(clip.device) + self._latent_mean.to(clip.device)
+                pixels = self.vae.decode(clip).sample
+                frames.append(rearrange((pixels + 1) / 2, "1 rgb f h w -> f h w rgb").clamp(0, 1).cpu())
+                if progress is not None:
+                    progress(index, latents.shape[0])
+        return torch.cat(frames)
