@@ -133,6 +133,21 @@ def module_dtype(module: torch.nn.Module) -> torch.dtype:
     return max(counts, key=counts.get) if counts else torch.float32
 
 
+@contextlib.contextmanager
+def on_device_while(module: torch.nn.Module, device: torch.device, offload: bool) -> Iterator[torch.nn.Module]:
+    """Model offloading: with ``offload``, move ``module`` to ``device`` for the block and back to the
+    CPU after it (freeing the device's cache); without, leave it where it is."""
+    if not offload:
+        yield module
+        return
+    module.to(device)
+    try:
+        yield module
+    finally:
+        module.to("cpu")
+        torch.cuda.empty_cache()
+
+
 class VideoBackbone(ABC):
     """A text-to-video diffusion model family, as the pipeline uses it.
 

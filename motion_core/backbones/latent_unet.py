@@ -9,7 +9,6 @@ for both.
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 import torch.nn as nn
@@ -17,7 +16,7 @@ from einops import rearrange
 
 from ..errors import InputError
 from ..sampling import DiscreteDiffusion
-from .base import ModelOptions, VideoBackbone
+from .base import ModelOptions, VideoBackbone, on_device_while
 
 
 def set_attention(model: torch.nn.Module, attention: str) -> None:
@@ -64,18 +63,9 @@ class LatentUNetBackbone(VideoBackbone):
     def denoiser_module(self) -> nn.Module:
         return self.unet
 
-    @contextlib.contextmanager
     def hold(self, module: torch.nn.Module):
         """Keep ``module`` on the device for the block (with offload: move it there and back)."""
-        if not self._offload:
-            yield module
-            return
-        module.to(self.device)
-        try:
-            yield module
-        finally:
-            module.to("cpu")
-            torch.cuda.empty_cache()
+        return on_device_while(module, self.device, self._offload)
 
     def pixel_multiple(self) -> int:
         vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)

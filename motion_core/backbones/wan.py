@@ -16,7 +16,6 @@ as Wan's pipeline makes them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..sampling import FlowMatching
-from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype
+from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype, on_device_while
 from .sites import MotionSite
 
 SUPPORTED = ("a Wan 2.1 / 2.2 text-to-video diffusers folder (model_index.json naming a WanTransformer3DModel "
@@ -139,17 +138,9 @@ class WanBackbone(VideoBackbone):
         t = torch.as_tensor(t, device=x_t.device, dtype=torch.float32).reshape(-1).expand(x_t.shape[0])
         return module(hidden_states=x_t.to(dtype), timestep=t, encoder_hidden_states=text.to(dtype)).sample
 
-    @contextlib.contextmanager
     def hold(self, module: torch.nn.Module):
-        if not self._offload:
-            yield module
-            return
-        module.to(self.device)
-        try:
-            yield module
-        finally:
-            module.to("cpu")
-            torch.cuda.empty_cache()
+        """Keep ``module`` on the device for the block (with offload: move it there and back)."""
+        return on_device_while(module, self.device, self._offload)
 
     @classmethod
     def owns(cls, module: nn.Module) -> bool:

@@ -11,8 +11,7 @@ from motion_core.adapters import ADAPTER_KINDS, make_view
 from motion_core.backbones import FAMILIES, LAYOUTS, ModelOptions, family_for, load_backbone
 from motion_core.backbones.sites import family_of, motion_sites
 from motion_core.errors import InputError
-from motion_core.testing import (TINY_TEXT_DIM, TINY_WAN_TEXT_DIM, tiny_unet3d, tiny_unet_motion,
-                                 tiny_wan_transformer, write_tiny_animatediff_folder, write_tiny_text_to_video_folder,
+from motion_core.testing import (tiny_unet3d, tiny_unet_motion, tiny_wan_transformer, write_tiny_animatediff_folder, write_tiny_text_to_video_folder,
                                  write_tiny_wan_folder)
 
 LATENT_SHAPE = (6, 8, 8)  # frames, latent height, width of the tiny clips here
