@@ -24,7 +24,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import InputError
-from .pose import LEFT_HIP, NECK, POINT_NAMES, RIGHT_HIP, PoseClip
+from ..video import MAX_SIDE
+from .draw import draw_pose_frames
+from .pose import LEFT_HIP, NECK, POINT_NAMES, RIGHT_HIP, PoseClip, parse_pose_keypoint, to_pose_keypoint
 
 SIZE_MEASURES = ("torso", "height")
 """How a skeleton's size and centre are measured; the first is the default."""
@@ -110,3 +112,39 @@ def _height(points: torch.Tensor, both: torch.Tensor, anchor: int, anchor_name: 
     shown = points[both]
     low, high = shown.amin(0), shown.amax(0)
     return (low + high) / 2, float(high[1] - low[1])
+
+
+@dataclass(frozen=True)
+class AlignedPoses:
+    """What the Align Pose node outputs (:func:`align_pose_keypoint`).
+
+    Attributes:
+        pose_keypoint: the aligned reference as ``POSE_KEYPOINT``, in pixels of the source canvas.
+        images: its skeleton images, IMAGE ``(frames, height, width, 3)`` float32 in [0, 1].
+        similarity: the skeleton offset applied.
+        text: which people were read and what was applied, in words.
+    """
+
+    pose_keypoint: list
+    images: torch.Tensor
+    similarity: Similarity
+    text: str
+
+
+def align_pose_keypoint(source: object, reference: object, anchor: int = 0, width: int = 0, height: int = 0,
+                        size: str = "torso") -> AlignedPoses:
+    """``POSE_KEYPOINT`` in, aligned ``POSE_KEYPOINT`` and pose images out: parse both clips
+    (:func:`~motion_core.edit.pose.parse_pose_keypoint`), align the reference on the source
+    (:func:`align_reference`), draw it (:func:`~motion_core.edit.draw.draw_pose_frames`; ``width``/
+    ``height`` 0 = the source canvas). Errors name the node's inputs."""
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIDE:
+            raise InputError(name, f"{value!r} is not valid; use 0 (the source canvas) to {MAX_SIDE} pixels")
+    source_clip = parse_pose_keypoint(source, "source_pose")
+    reference_clip = parse_pose_keypoint(reference, "reference_pose")
+    aligned, similarity = align_reference(source_clip, reference_clip, anchor, size)
+    (dx, dy) = similarity.offset
+    text = (f"source: {source_clip.describe()}\nreference: {reference_clip.describe()}\n"
+            f"reference scaled ×{similarity.scale:.3f} and moved by ({dx:+.1f}, {dy:+.1f}) px "
+            f"({size} measured in frame {anchor})")
+    return AlignedPoses(to_pose_keypoint(aligned), draw_pose_frames(aligned, width, height), similarity, text)

@@ -107,3 +107,13 @@ def test_a_skeleton_without_extent_and_a_bad_measure_are_refused():
         skeleton_offset(flat, clip([STANDING]))
     with pytest.raises(ValueError, match=r"^size_measure: 'width' is not valid; use one of torso, height"):
         skeleton_offset(clip([STANDING]), clip([STANDING]), size="width")
+
+
+def test_align_pose_keypoint_checks_the_image_size():
+    from motion_core.edit import align_pose_keypoint
+
+    frames = [dwpose_frame([(STANDING, ())], 200, 300)]
+    result = align_pose_keypoint(frames, frames)
+    assert result.images.shape == (1, 300, 200, 3) and result.similarity.scale == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"^width: -8 is not valid; use 0 \(the source canvas\) to 8192 pixels"):
+        align_pose_keypoint(frames, frames, width=-8)
