@@ -5,11 +5,11 @@ add inputs at the end, never rename or drop one.
 """
 
 from ._comfy import ComfyExtension, io
-from . import adapter_files, adapter_options, evaluation, generation, model, objectives, training, video
+from . import adapter_files, adapter_options, edit, evaluation, generation, model, objectives, training, video
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video.NODES, *model.NODES, *objectives.NODES, *adapter_options.NODES, *training.NODES, *generation.NODES,
-    *adapter_files.NODES, *evaluation.NODES,
+    *adapter_files.NODES, *evaluation.NODES, *edit.NODES,
 ]
 
 

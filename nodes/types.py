@@ -1,6 +1,6 @@
 """The pack's socket types (ids carry the pack prefix; saved workflows refer to them)."""
 
-from ._comfy import custom_type
+from ._comfy import custom_type, io
 
 VideoInfo = custom_type("VIDEO_INFO")
 """Facts about a loaded reference clip (source file, frame rate, which frames were taken)."""
@@ -20,3 +20,7 @@ Objective = custom_type("OBJECTIVE")
 
 AdapterOptions = custom_type("ADAPTER_OPTIONS")
 """How Train Motion Adapter builds its adapter: ``{"kind": ..., "options": {...}}`` (the kind's OPTIONS)."""
+
+PoseKeypoint = io.Custom("POSE_KEYPOINT")
+"""comfyui_controlnet_aux's body poses (DWPose / OpenPose nodes): a list of per-frame dicts. Another
+pack's type, so it carries no pack prefix: its sockets connect to theirs."""

@@ -43,8 +43,10 @@ def test_every_node_is_listed_with_category_and_tooltips(comfy):
             assert tooltip, f"{name} output {output} has no tooltip"
         unnamed = [output for output, kind in zip(info["output_name"], info["output"]) if output == kind]
         assert not unnamed, f"{name} outputs show their type, not a name: {unnamed}"
+        # POSE_KEYPOINT is comfyui_controlnet_aux's type: unprefixed so that its sockets connect
         custom_types = [t for t in info["output"] if t.isupper() and t not in ("IMAGE", "INT", "FLOAT", "STRING",
-                                                                                  "LATENT", "BOOLEAN", "LOSS_MAP")]
+                                                                                  "LATENT", "BOOLEAN", "LOSS_MAP",
+                                                                                  "POSE_KEYPOINT")]
         assert all(t.startswith("MTX_") for t in custom_types), f"{name} outputs unprefixed types {custom_types}"
 
 
