@@ -31,6 +31,8 @@ from .sites import MotionSite
 SUPPORTED = ("a Wan 2.1 / 2.2 text-to-video diffusers folder (model_index.json naming a WanTransformer3DModel "
              "transformer, with transformer, vae, text_encoder, tokenizer and scheduler subfolders)")
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+WAN_CONFIGS = Path(__file__).parent / "configs" / "wan"
+"""The published Wan transformers' architecture settings shipped with the pack (no weights)."""
 TEXT_TOKENS = 512
 """Prompt length Wan's text encoder is run at (its pipeline's ``max_sequence_length``)."""
 TIME_COMPRESSION = 4
