@@ -73,10 +73,21 @@ def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int =
     """IMAGE frames ``(f, h, w, 3)`` -> (clean latents, the frames as encoded).
 
     Frames whose size the model cannot take are resized (cover + centre crop) to ``width`` x
-    ``height``, 0 meaning the frames' size rounded down to the model's multiple.
+    ``height``, 0 meaning the frames' size rounded down to the model's multiple. A model that takes
+    ``1 + k·frame_multiple`` frames (Wan: 4k+1) gets the longest such start of the clip
+    (:func:`frame_count_fitted`); the frames returned are the ones encoded.
     """
+    frames = frames[:frame_count_fitted(frames.shape[0], backbone.frame_multiple)] if frames.ndim == 4 else frames
     fitted = fit_frames(frames, backbone.pixel_multiple(), width, height, input_name)
     return VideoLatents(backbone.encode_video(fitted, input_name), backbone.fingerprint), fitted
+
+
+def frame_count_fitted(count: int, multiple: int) -> int:
+    """The most frames ``<= count`` a model taking ``1 + k·multiple`` frames accepts (``count`` itself when
+    ``multiple`` is 1 or no such count ≥ ``1 + multiple`` exists: the model's own check then says why)."""
+    if multiple <= 1 or count < multiple + 1:
+        return count
+    return (count - 1) // multiple * multiple + 1
 
 
 def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention",

@@ -6,7 +6,7 @@ from ..motion_core.backbones import check_model, load_backbone
 from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
 from ..motion_core.pipeline import decode, encode_reference
 from ..motion_core.video import MAX_SIDE
-from ._comfy import (CATEGORY, Progress, compute_device, file_fingerprint, input_problem, io, list_motion_modules,
+from ._comfy import (CATEGORY, Progress, compute_device, file_fingerprint, input_problem, io, list_motion_modules, ui,
                      list_video_models, motion_module_path, node_id, sd1_tokenizer_folder, video_model_path)
 from .types import Latents, VideoModel
 
@@ -120,7 +120,11 @@ class EncodeReference(io.ComfyNode):
     @classmethod
     def execute(cls, model, frames, width, height) -> io.NodeOutput:
         latents, fitted = encode_reference(model, frames, width, height)
-        return io.NodeOutput(latents, fitted)
+        if fitted.shape[0] == frames.shape[0]:
+            return io.NodeOutput(latents, fitted)
+        note = (f"encoded the first {fitted.shape[0]} of {frames.shape[0]} frames: this model takes "
+                f"1 + {model.frame_multiple}k frames")
+        return io.NodeOutput(latents, fitted, ui=ui.PreviewText(note))
 
 
 class DecodeVideo(io.ComfyNode):

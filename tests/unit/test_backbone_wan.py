@@ -46,6 +46,15 @@ def test_frames_wan_cannot_take_are_named(backbone):
         backbone.encode_video(moving_square_frames(9, 40, 32))
 
 
+def test_encode_reference_keeps_the_longest_start_of_the_clip_wan_takes(backbone):
+    frames = moving_square_frames(16, 32, 32)
+    latents, encoded = pipeline.encode_reference(backbone, frames, 0, 0)
+    assert encoded.shape[0] == 13 and torch.equal(encoded, frames[:13])
+    assert latents.samples.shape[2] == backbone.latent_frames(13) == 4
+    assert [pipeline.frame_count_fitted(n, 4) for n in (3, 5, 8, 9, 81, 84)] == [3, 5, 5, 9, 81, 81]
+    assert pipeline.frame_count_fitted(16, 1) == 16
+
+
 def test_a_whole_transfer_runs_on_wan(backbone):
     latents, _ = pipeline.encode_reference(backbone, moving_square_frames(17, 32, 32), 0, 0)
     assert latents.samples.shape == (1, 16, 5, 4, 4)
