@@ -54,12 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    description=__doc__.split("\n\n")[2], formatter_class=argparse.RawTextHelpFormatter)
     what = transfer.add_argument_group("what")
     what.add_argument("--model", required=True,
-                      help="a ModelScope/ZeroScope diffusers folder, an AnimateDiff diffusers folder, or a Stable "
-                           "Diffusion 1.5 checkpoint (one file or diffusers folder) with --motion-module")
+                      help="a ModelScope/ZeroScope diffusers folder, an AnimateDiff diffusers folder, a Stable "
+                           "Diffusion 1.5 checkpoint (one file or diffusers folder) with --motion-module, a Wan "
+                           "diffusers folder, or a Wan transformer file (ComfyUI's models/diffusion_models) with "
+                           "--vae and --text-encoder")
     what.add_argument("--motion-module", help="AnimateDiff motion module (file or diffusers MotionAdapter folder) for "
                                               "an SD1.5 --model")
     what.add_argument("--tokenizer", help="SD1.5 CLIP tokenizer folder (vocab.json, merges.txt; ComfyUI's "
                                           "comfy/sd1_tokenizer) for a single-file --model")
+    what.add_argument("--vae", help="Wan 2.1 VAE file (ComfyUI's models/vae: wan_2.1_vae.safetensors) for a Wan "
+                                    "transformer file --model")
+    what.add_argument("--text-encoder", help="UMT5-XXL text encoder file with its tokenizer (ComfyUI's "
+                                             "models/text_encoders: umt5_xxl_fp16.safetensors) for a Wan --model file")
     what.add_argument("--video", required=True, help="the reference clip (mp4, webm, mkv, mov, gif, webp)")
     what.add_argument("--prompt", default="a video", help="training prompt: describe the motion, not the look")
     what.add_argument("--target", action="append", required=True,
@@ -209,7 +215,8 @@ def loss_weighting(args: argparse.Namespace):
                     "--loss-weighting")
 
 
-PART_FLAGS = {"motion_module": "--motion-module", "tokenizer": "--tokenizer"}
+PART_FLAGS = {"motion_module": "--motion-module", "tokenizer": "--tokenizer", "vae": "--vae",
+              "text_encoder": "--text-encoder"}
 """The flags of a model's extra files (:data:`motion_core.backbones.base.Parts`)."""
 
 
@@ -269,8 +276,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     out = Path(args.out)
     options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
-    parts = {name: Path(value) for name, value in (("motion_module", args.motion_module),
-                                                   ("tokenizer", args.tokenizer)) if value}
+    parts = {name: Path(getattr(args, name)) for name in PART_FLAGS if getattr(args, name)}
     try:
         backbone = load_backbone(args.model, options, input_name="--model", parts=parts)
     except InputError as err:

@@ -192,6 +192,29 @@ def tiny_wan_transformer(seed: int = 0):
                                  cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32).eval()
 
 
+def tiny_umt5(vocab_size: int):
+    """A 2-layer ``UMT5EncoderModel`` of width :data:`TINY_WAN_TEXT_DIM`, random (seed before calling), pad 0,
+    eos 1; as UMT5-XXL: gated GELU, a relative-position table of 32 buckets in every layer (ComfyUI's T5
+    has 32 built in)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(UMT5Config(
+        vocab_size=vocab_size, d_model=TINY_WAN_TEXT_DIM, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
+        relative_attention_num_buckets=32, relative_attention_max_distance=128, pad_token_id=0, eos_token_id=1,
+        decoder_start_token_id=0)).eval()
+
+
+def tiny_wan_vae(seed: int = 0):
+    """An ``AutoencoderKLWan`` in the Wan 2.1 VAE's layout at base width 4 (~0.24 M parameters): 4 levels of
+    widths ×1, 2, 4, 4 with 2 residual blocks each (the layout diffusers' single-file converter is
+    written for), 16 latent channels, 4× in time, 8× in space; the real latent mean and std."""
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                            temperal_downsample=[False, True, True]).eval()
+
+
 def write_tiny_t5_tokenizer(folder):
     """A T5-style (unigram, ``▁`` word marks) tokenizer of the toy words, pad 0, eos 1, unk 2, saved
     with ``save_pretrained`` (``tokenizer.json``); returns it."""
@@ -216,7 +239,7 @@ def write_tiny_t5_tokenizer(folder):
 
 def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0):
     """Save a random Wan model as a diffusers ``WanPipeline`` folder: :func:`tiny_wan_transformer`, a
-    tiny ``AutoencoderKLWan`` (4× time, 8× space, 16 channels), a 2-layer ``UMT5EncoderModel`` and
+    tiny ``AutoencoderKLWan`` (4× time, 8× space, 16 channels), :func:`tiny_umt5` and
     :func:`write_tiny_t5_tokenizer`, a ``UniPCMultistepScheduler`` config with ``flow_shift``. Loads
     through exactly the code users' folders go through."""
     import json
@@ -224,14 +247,11 @@ def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0):
 
     import diffusers
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
-    from transformers import UMT5Config, UMT5EncoderModel
 
     folder = Path(folder)
     tokenizer = write_tiny_t5_tokenizer(folder / "tokenizer")
     torch.manual_seed(seed)
-    text_encoder = UMT5EncoderModel(UMT5Config(
-        vocab_size=len(tokenizer), d_model=TINY_WAN_TEXT_DIM, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
-        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+    text_encoder = tiny_umt5(len(tokenizer))
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,

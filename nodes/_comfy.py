@@ -19,7 +19,8 @@ from ..motion_core.paths import resolve_inside
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
            "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device", "list_diffusers_models",
            "diffusers_model_path", "list_video_models", "video_model_path", "list_motion_modules", "motion_module_path",
-           "sd1_tokenizer_folder", "MOTION_LORA_FOLDER", "list_motion_loras", "motion_lora_path",
+           "sd1_tokenizer_folder", "CHECKPOINTS", "list_vae_files", "vae_path", "list_text_encoder_files",
+           "text_encoder_path", "MOTION_LORA_FOLDER", "list_motion_loras", "motion_lora_path",
            "motion_lora_save_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
 
 PREFIX = "MTX_"
@@ -126,6 +127,11 @@ def list_diffusers_models() -> list[str]:
 CHECKPOINTS = "checkpoints/"
 """How Load Video Model names a single-file checkpoint from ``models/checkpoints`` among the diffusers folders."""
 
+DIFFUSION_MODELS = "diffusion_models/"
+"""How Load Video Model names a diffusion-model file from ``models/diffusion_models`` (Wan's transformer)."""
+
+SINGLE_FILE_FOLDERS = {CHECKPOINTS: "checkpoints", DIFFUSION_MODELS: "diffusion_models"}
+
 MOTION_MODULE_FOLDER = "animatediff_models"
 """ComfyUI model folder of AnimateDiff motion modules (the name AnimateDiff-Evolved uses too)."""
 
@@ -134,20 +140,40 @@ MOTION_MODULE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 
 def list_video_models() -> list[str]:
     """Every model Load Video Model offers: diffusers folders (:func:`list_diffusers_models`, plain names),
-    then single-file checkpoints from ``models/checkpoints`` as ``checkpoints/<name>``."""
-    return list_diffusers_models() + [CHECKPOINTS + name for name in folder_paths.get_filename_list("checkpoints")]
+    then single files from ``models/checkpoints`` as ``checkpoints/<name>`` and from
+    ``models/diffusion_models`` as ``diffusion_models/<name>``."""
+    return list_diffusers_models() + [prefix + name for prefix, folder in SINGLE_FILE_FOLDERS.items()
+                                      for name in folder_paths.get_filename_list(folder)]
 
 
 def video_model_path(name: str) -> str:
     """The folder or file a name from :func:`list_video_models` stands for (InputError naming ``model_name``)."""
-    if name.startswith(CHECKPOINTS):
-        path = folder_paths.get_full_path("checkpoints", name[len(CHECKPOINTS):])
-        if path is not None:
-            return path
-        if not any(os.path.isdir(os.path.join(root, name)) for root in folder_paths.get_folder_paths("diffusers")):
-            raise InputError("model_name", f"{name[len(CHECKPOINTS):]!r} is not in models/checkpoints; copy the file "
-                                           "there, then refresh")
+    for prefix, folder in SINGLE_FILE_FOLDERS.items():
+        if name.startswith(prefix):
+            path = folder_paths.get_full_path(folder, name[len(prefix):])
+            if path is not None:
+                return path
+            if not any(os.path.isdir(os.path.join(root, name)) for root in folder_paths.get_folder_paths("diffusers")):
+                raise InputError("model_name", f"{name[len(prefix):]!r} is not in models/{folder}; copy the file "
+                                               "there, then refresh")
     return diffusers_model_path(name)
+
+
+def list_vae_files() -> list[str]:
+    return folder_paths.get_filename_list("vae")
+
+
+def vae_path(name: str) -> str:
+    return model_file_path("vae", name, "vae_name", "copy the model's VAE there (Wan: wan_2.1_vae.safetensors)")
+
+
+def list_text_encoder_files() -> list[str]:
+    return folder_paths.get_filename_list("text_encoders")
+
+
+def text_encoder_path(name: str) -> str:
+    return model_file_path("text_encoders", name, "text_encoder_name",
+                           "copy the model's text encoder there (Wan: umt5_xxl_fp16.safetensors)")
 
 
 def sd1_tokenizer_folder() -> str:

@@ -6,26 +6,44 @@ from ..motion_core.backbones import check_model, load_backbone
 from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
 from ..motion_core.pipeline import decode, encode_reference
 from ..motion_core.video import MAX_SIDE
-from ._comfy import (CATEGORY, Progress, compute_device, file_fingerprint, input_problem, io, list_motion_modules, ui,
-                     list_video_models, motion_module_path, node_id, sd1_tokenizer_folder, video_model_path)
+from ..motion_core.errors import InputError
+from ._comfy import (CATEGORY, CHECKPOINTS, Progress, compute_device, file_fingerprint, input_problem, io,
+                     list_motion_modules, list_text_encoder_files, list_vae_files, list_video_models,
+                     motion_module_path, node_id, sd1_tokenizer_folder, text_encoder_path, ui, vae_path,
+                     video_model_path)
 from .types import Latents, VideoModel
 
 
-NO_MOTION_MODULE = "none"
+NONE = "none"
+PART_INPUTS = {"vae": "vae_name", "text_encoder": "text_encoder_name"}
+"""Load Video Model's input of each model part whose name differs from the part's."""
 
 
-def model_parts(model_path: str, motion_module: str) -> dict[str, str]:
-    """The extra files (``motion_core.backbones`` parts) Load Video Model's inputs name: the motion module,
-    and ComfyUI's SD1.5 tokenizer for single-file checkpoints."""
-    parts = {} if os.path.isdir(model_path) else {"tokenizer": sd1_tokenizer_folder()}
-    if motion_module and motion_module != NO_MOTION_MODULE:
-        parts["motion_module"] = motion_module_path(motion_module)
+def model_parts(model_name: str, path: str, motion_module: str = NONE, vae_name: str = NONE,
+                text_encoder_name: str = NONE) -> dict[str, str]:
+    """The extra files (``motion_core.backbones`` parts) Load Video Model's inputs name for the model at
+    ``path``: ComfyUI's SD1.5 tokenizer for checkpoint files, the motion module, the VAE and text encoder."""
+    is_checkpoint = model_name.startswith(CHECKPOINTS) and not os.path.isdir(path)
+    parts = {"tokenizer": sd1_tokenizer_folder()} if is_checkpoint else {}
+    for part, name, locate in (("motion_module", motion_module, motion_module_path), ("vae", vae_name, vae_path),
+                               ("text_encoder", text_encoder_name, text_encoder_path)):
+        if name and name != NONE:
+            parts[part] = locate(name)
     return parts
 
 
+def _named_as_inputs(load):
+    """Run ``load()``; an :class:`InputError` about a part names the node input that chose it."""
+    try:
+        return load()
+    except InputError as err:
+        raise err.renamed(PART_INPUTS) from None
+
+
 class LoadVideoModel(io.ComfyNode):
-    """Load a video model: a ModelScope/ZeroScope diffusers folder, or SD1.5 (a checkpoint or diffusers
-    folder) with an AnimateDiff motion module, or an AnimateDiff diffusers folder."""
+    """Load a video model: a ModelScope/ZeroScope diffusers folder; SD1.5 (a checkpoint or diffusers
+    folder) with an AnimateDiff motion module, or an AnimateDiff diffusers folder; Wan (a diffusers
+    folder, or ComfyUI's transformer file with its VAE and text encoder files)."""
 
     @classmethod
     def define_schema(cls):
@@ -34,13 +52,16 @@ class LoadVideoModel(io.ComfyNode):
             display_name="Load Video Model",
             category=CATEGORY,
             description="Loads a text-to-video model: ModelScope, ZeroScope or a compatible fine-tune (a diffusers "
-                        "folder in models/diffusers), or AnimateDiff: a Stable Diffusion 1.5 checkpoint (models/"
-                        "checkpoints) or diffusers folder with a motion module (models/animatediff_models). Never runs "
-                        "pickled code.",
+                        "folder in models/diffusers); AnimateDiff: a Stable Diffusion 1.5 checkpoint (models/"
+                        "checkpoints) or diffusers folder with a motion module (models/animatediff_models); Wan 2.1 "
+                        "text-to-video: a diffusers folder, or the files ComfyUI uses (models/diffusion_models with a "
+                        "VAE and a text encoder). Never runs pickled code.",
             inputs=[
                 io.Combo.Input("model_name", options=list_video_models(),
-                               tooltip="A diffusers folder (with model_index.json) in models/diffusers, or "
-                                       "checkpoints/<file>: an SD1.5 checkpoint to animate with a motion module."),
+                               tooltip="A diffusers folder (with model_index.json) in models/diffusers; "
+                                       "checkpoints/<file>: an SD1.5 checkpoint to animate with a motion module; "
+                                       "diffusion_models/<file>: a Wan text-to-video model (e.g. "
+                                       "wan2.1_t2v_1.3B_fp16), with vae_name and text_encoder_name."),
                 io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
                                tooltip="Weight precision. auto: fp16 on a GPU (half the memory), fp32 on "
                                        "the CPU. bf16 suits recent GPUs."),
@@ -53,40 +74,50 @@ class LoadVideoModel(io.ComfyNode):
                 io.Int.Input("vae_decode_chunk", default=8, min=0, max=1024,
                              tooltip="Frames the VAE encodes/decodes at a time: lower uses less memory on "
                                      "long clips. 0 does all frames at once."),
-                io.Combo.Input("motion_module", options=[NO_MOTION_MODULE, *list_motion_modules()],
-                               default=NO_MOTION_MODULE, optional=True,
+                io.Combo.Input("motion_module", options=[NONE, *list_motion_modules()],
+                               default=NONE, optional=True,
                                tooltip="AnimateDiff motion module (models/animatediff_models) for an SD1.5 model: "
                                        "mm_sd_v15_v2, v3_sd15_mm, AnimateLCM… none for ModelScope/ZeroScope and "
                                        "AnimateDiff folders, which carry their own."),
+                io.Combo.Input("vae_name", options=[NONE, *list_vae_files()], default=NONE, optional=True,
+                               tooltip="The VAE (models/vae) for a Wan model from diffusion_models: "
+                                       "wan_2.1_vae. none for diffusers folders and checkpoints."),
+                io.Combo.Input("text_encoder_name", options=[NONE, *list_text_encoder_files()], default=NONE,
+                               optional=True,
+                               tooltip="The text encoder (models/text_encoders) for a Wan model from "
+                                       "diffusion_models: umt5_xxl_fp16 or _bf16 (not fp8). none for diffusers "
+                                       "folders and checkpoints."),
             ],
             outputs=[VideoModel.Output("model", display_name="model",
                                        tooltip="The loaded model, for the other motion transfer nodes.")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name, motion_module=NO_MOTION_MODULE):
+    def validate_inputs(cls, model_name, motion_module=NONE, vae_name=NONE, text_encoder_name=NONE):
         def check():
             path = video_model_path(model_name)
-            check_model(path, "model_name", model_parts(path, motion_module))
+            parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name)
+            _named_as_inputs(lambda: check_model(path, "model_name", parts))
 
         return input_problem(check)
 
     @classmethod
-    def fingerprint_inputs(cls, model_name, motion_module=NO_MOTION_MODULE, **_):
+    def fingerprint_inputs(cls, model_name, motion_module=NONE, vae_name=NONE, text_encoder_name=NONE, **_):
         def files() -> list[str]:
             path = video_model_path(model_name)
             found = [os.path.join(path, part) for part in ("model_index.json", "unet")] if os.path.isdir(path) else [path]
-            return found + list(model_parts(path, motion_module).values())
+            return found + list(model_parts(model_name, path, motion_module, vae_name, text_encoder_name).values())
 
         return file_fingerprint(files)
 
     @classmethod
-    def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk,
-                motion_module=NO_MOTION_MODULE) -> io.NodeOutput:
+    def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk, motion_module=NONE,
+                vae_name=NONE, text_encoder_name=NONE) -> io.NodeOutput:
         options = ModelOptions(dtype=dtype, device=compute_device(), offload=offload,
                                vae_decode_chunk=vae_decode_chunk, attention=attention)
         path = video_model_path(model_name)
-        return io.NodeOutput(load_backbone(path, options, "model_name", model_parts(path, motion_module)))
+        parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name)
+        return io.NodeOutput(_named_as_inputs(lambda: load_backbone(path, options, "model_name", parts)))
 
 
 class EncodeReference(io.ComfyNode):

@@ -35,6 +35,7 @@ from torch import nn
 from ..errors import InputError
 from .base import ModelOptions, Parts, describe_contents, module_dtype
 from .latent_unet import LatentUNetBackbone, check_tokenizer, set_attention
+from .single_files import read_state_dict, tensor_names
 from .sites import MotionSite, unet_motion_sites
 from .unet3d import spatial_transformers
 
@@ -52,45 +53,6 @@ LCM_FRAMES = 64
 
 
 # --- reading files ---------------------------------------------------------------------------------
-
-def read_state_dict(path: Path, input_name: str) -> dict[str, torch.Tensor]:
-    """All tensors of a ``.safetensors`` or a pickle-format checkpoint (read with ``weights_only``)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError) as err:
-            raise InputError(input_name, f"{path.name!r} is not a readable safetensors file ({err})") from err
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError… for files it refuses
-        raise InputError(input_name, f"{path.name!r} could not be read safely ({str(err).splitlines()[0][:200]}); "
-                                     "only tensors are loaded from .ckpt files, never pickled code — early "
-                                     "v3_sd15_mm.ckpt downloads hold a pickled config object: download the file "
-                                     "again or use its .safetensors version") from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(input_name, f"{path.name!r} does not hold a dictionary of tensors")
-    return state
-
-
-def tensor_names(path: Path, input_name: str) -> list[str]:
-    """The tensor names of a checkpoint file (a safetensors header only; a ``.ckpt`` memory-mapped)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(path, framework="pt") as handle:
-                return list(handle.keys())
-        except (SafetensorError, OSError) as err:
-            raise InputError(input_name, f"{path.name!r} is not a readable safetensors file ({err})") from err
-    return list(read_state_dict(path, input_name))
-
 
 def is_sd15_checkpoint(names) -> bool:
     """Whether tensor names are an SD1.x LDM checkpoint (a UNet and a CLIP ViT-L text encoder)."""

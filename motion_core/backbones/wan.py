@@ -1,8 +1,13 @@
 """Wan 2.1 / 2.2 text-to-video: a flow-matching DiT with full 3-D self-attention (``../shared/DIT.md``).
 
-What loads: a diffusers ``WanPipeline`` folder (``model_index.json`` naming a
-``WanTransformer3DModel`` transformer, an ``AutoencoderKLWan``, a ``UMT5EncoderModel`` and its
-tokenizer, a flow scheduler), safetensors only, offline.
+What loads, safetensors only, offline:
+
+- a diffusers ``WanPipeline`` folder (``model_index.json`` naming a ``WanTransformer3DModel``
+  transformer, an ``AutoencoderKLWan``, a ``UMT5EncoderModel`` and its tokenizer, a flow scheduler);
+- ComfyUI's single files (:mod:`.wan_files`): the transformer (``models/diffusion_models``) as the
+  main path, with the :attr:`WanBackbone.parts` ``vae`` (``models/vae``) and ``text_encoder``
+  (``models/text_encoders``, carrying its SentencePiece tokenizer), with the configs shipped in the
+  pack (``configs/wan``; the ``configs`` part replaces them, e.g. for tiny test models).
 
 The family: rectified flow (:class:`~motion_core.sampling.FlowMatching`, ``v = eps - x0``) with the
 shift of the folder's scheduler (``flow_shift``, or ``shift``; Wan 2.1 480p: 3.0); the transformer's
@@ -27,12 +32,21 @@ from ..errors import InputError
 from ..sampling import FlowMatching
 from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype, on_device_while
 from .sites import MotionSite
+from .wan_files import WAN_CONFIGS  # noqa: F401  (re-exported: the shipped configs)
+from .wan_files import (WanFileConfigs, check_text_encoder_file, check_vae_file, load_text_encoder, load_transformer,
+                        load_vae, safetensors_header, transformer_configs, transformer_prefix)
 
 SUPPORTED = ("a Wan 2.1 / 2.2 text-to-video diffusers folder (model_index.json naming a WanTransformer3DModel "
-             "transformer, with transformer, vae, text_encoder, tokenizer and scheduler subfolders)")
+             "transformer, with transformer, vae, text_encoder, tokenizer and scheduler subfolders), or ComfyUI's Wan "
+             "text-to-video transformer file (models/diffusion_models) with its VAE and UMT5 text encoder files")
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
-WAN_CONFIGS = Path(__file__).parent / "configs" / "wan"
-"""The published Wan transformers' architecture settings shipped with the pack (no weights)."""
+FILE_PARTS = {
+    "vae": "the Wan 2.1 VAE file (models/vae: wan_2.1_vae.safetensors), for a Wan transformer file",
+    "text_encoder": "the UMT5-XXL text encoder file with its tokenizer (models/text_encoders: "
+                    "umt5_xxl_fp16.safetensors), for a Wan transformer file",
+    "configs": "a folder of diffusers configs (transformer, vae, text_encoder, scheduler) replacing the Wan ones "
+               "shipped with the pack (for non-standard sizes)",
+}
 TEXT_TOKENS = 512
 """Prompt length Wan's text encoder is run at (its pipeline's ``max_sequence_length``)."""
 TIME_COMPRESSION = 4
@@ -50,6 +64,23 @@ def _transformer_class(folder: Path) -> str | None:
     return transformer[1] if isinstance(transformer, list) and len(transformer) == 2 else None
 
 
+class TransformersTokenizer:
+    """A transformers tokenizer (a diffusers folder's) behind the interface :meth:`WanBackbone.encode_prompt`
+    uses, which :class:`~.wan_files.SentencePieceTokenizer` (a ComfyUI file's) has too: ``len()`` and
+    ``tokens(prompts, length) -> (ids, attention_mask)``, eos appended, padded."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    def tokens(self, prompts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.tokenizer(list(prompts), padding="max_length", max_length=length, truncation=True,
+                                add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+        return tokens.input_ids, tokens.attention_mask
+
+
 def flow_shift_of(scheduler_config: dict) -> float:
     """The flow shift a scheduler config names (UniPC's ``flow_shift``, FlowMatchEuler's ``shift``; 1 if none)."""
     for key in ("flow_shift", "shift"):
@@ -60,10 +91,13 @@ def flow_shift_of(scheduler_config: dict) -> float:
 
 class WanBackbone(VideoBackbone):
     """A loaded Wan model (see the module docstring). Attributes: ``transformer``, ``vae``,
-    ``text_encoder``, ``tokenizer``, ``scheduler_config``, ``options``, ``device``, ``dtype``."""
+    ``text_encoder``, ``tokenizer`` (``len()`` and ``tokens(prompts, length) -> (ids, attention_mask)``:
+    :class:`TransformersTokenizer` or :class:`~.wan_files.SentencePieceTokenizer`), ``scheduler_config``,
+    ``options``, ``device``, ``dtype``."""
 
     family = "wan"
     describe = SUPPORTED
+    parts = FILE_PARTS
     checkpoint_blocks = ("blocks",)
     frame_multiple = TIME_COMPRESSION
 
@@ -85,14 +119,28 @@ class WanBackbone(VideoBackbone):
 
     @classmethod
     def recognises(cls, path: Path, parts: Parts | None = None) -> bool:
-        return Path(path).is_dir() and _transformer_class(Path(path)) == "WanTransformer3DModel"
+        path = Path(path)
+        if path.is_dir():
+            return _transformer_class(path) == "WanTransformer3DModel"
+        if path.is_file() and path.suffix == ".safetensors":
+            try:
+                return transformer_prefix(safetensors_header(path, "model")) is not None
+            except InputError:
+                return False
+        return False
 
     @classmethod
     def check_files(cls, path: Path, input_name: str = "model", parts: Parts | None = None) -> None:
-        path = Path(path)
+        path, parts = Path(path), dict(parts or {})
+        if path.is_file():
+            cls._file_configs(path, input_name, parts)
+            return
         if not cls.recognises(path):
             raise InputError(input_name, f"{path.name!r} is not a Wan folder ({describe_contents(path)}); "
                                          f"choose {SUPPORTED}")
+        if parts:
+            raise InputError(next(iter(parts)), f"{path.name!r} is a Wan diffusers folder with its own VAE, text "
+                                                "encoder and configs; choose none")
         missing = [part for part in PARTS if not (path / part).is_dir()]
         if missing:
             raise InputError(input_name, f"{path.name!r} lacks the subfolders {', '.join(missing)}; choose {SUPPORTED}")
@@ -102,30 +150,63 @@ class WanBackbone(VideoBackbone):
                                              f"({describe_contents(path / part)}); only safetensors are loaded")
 
     @classmethod
+    def _file_configs(cls, path: Path, input_name: str, parts: dict) -> WanFileConfigs:
+        """Check a transformer file and its parts (headers only); the configs they load with."""
+        configs = transformer_configs(safetensors_header(path, input_name), path.name, parts.get("configs"),
+                                      input_name)
+        for part in ("vae", "text_encoder"):
+            if part not in parts:
+                raise InputError(part, f"{path.name!r} is a Wan transformer file: choose {FILE_PARTS[part]}")
+            if not Path(parts[part]).is_file():
+                raise InputError(part, f"{Path(parts[part]).name!r} not found")
+        check_vae_file(parts["vae"], configs, "vae")
+        check_text_encoder_file(parts["text_encoder"], "text_encoder")
+        return configs
+
+    @classmethod
     def load(cls, path: Path, options: ModelOptions, input_name: str = "model", parts: Parts | None = None) -> WanBackbone:
+        options.validate()
+        path = Path(path)
+        cls.check_files(path, input_name, parts)
+        with torch.inference_mode(False):  # as for the UNet families: weights usable by training views
+            if path.is_file():
+                return cls._load_files(path, options, input_name, dict(parts or {}))
+            return cls._load_folder(path, options, input_name)
+
+    @classmethod
+    def _load_folder(cls, path: Path, options: ModelOptions, input_name: str) -> WanBackbone:
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
         from transformers import AutoTokenizer, UMT5EncoderModel
 
-        options.validate()
-        path = Path(path)
-        cls.check_files(path, input_name)
         dtype = options.torch_dtype()
-        with torch.inference_mode(False):  # as for the UNet families: weights usable by training views
-            try:
-                transformer = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", torch_dtype=dtype,
-                                                                    use_safetensors=True, local_files_only=True)
-                # The Wan VAE is kept in fp32 (its causal convolutions are what Wan's pipeline runs in fp32).
-                vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=torch.float32,
-                                                       use_safetensors=True, local_files_only=True)
-                text_encoder = UMT5EncoderModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype,
-                                                                use_safetensors=True)
-                tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
-                scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
-            except (OSError, ValueError) as err:
-                raise InputError(input_name, f"{path.name!r} could not be loaded: {str(err).splitlines()[0]}") from err
+        try:
+            transformer = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", torch_dtype=dtype,
+                                                                use_safetensors=True, local_files_only=True)
+            # The Wan VAE is kept in fp32 (its causal convolutions are what Wan's pipeline runs in fp32).
+            vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=torch.float32,
+                                                   use_safetensors=True, local_files_only=True)
+            text_encoder = UMT5EncoderModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype,
+                                                            use_safetensors=True)
+            tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
+            scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(input_name, f"{path.name!r} could not be loaded: {str(err).splitlines()[0]}") from err
         if len(tokenizer) > text_encoder.config.vocab_size:
             raise InputError("tokenizer", f"the tokenizer has {len(tokenizer)} tokens but the text encoder "
                                           f"{text_encoder.config.vocab_size}; the folder's parts do not belong together")
+        return cls(transformer, vae, text_encoder, TransformersTokenizer(tokenizer), scheduler_config, options)
+
+    @classmethod
+    def _load_files(cls, path: Path, options: ModelOptions, input_name: str, parts: dict) -> WanBackbone:
+        configs = cls._file_configs(path, input_name, parts)
+        dtype = options.torch_dtype()
+        transformer = load_transformer(path, configs, dtype, input_name)
+        vae = load_vae(parts["vae"], configs, "vae")
+        text_encoder, tokenizer = load_text_encoder(parts["text_encoder"], configs, dtype, "text_encoder")
+        if text_encoder.config.d_model != transformer.config.text_dim:
+            raise InputError("text_encoder", f"the text encoder gives {text_encoder.config.d_model}-wide embeddings; "
+                                             f"{configs.variant} takes {transformer.config.text_dim}")
+        scheduler_config = json.loads((configs.scheduler / "scheduler_config.json").read_text())
         return cls(transformer, vae, text_encoder, tokenizer, scheduler_config, options)
 
     # --- the denoiser -----------------------------------------------------------------------------
@@ -173,9 +254,8 @@ class WanBackbone(VideoBackbone):
         return self.latent_scale() * self.transformer.config.patch_size[1]
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(list(prompts), padding="max_length", max_length=TEXT_TOKENS, truncation=True,
-                                add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
+        ids, mask = self.tokenizer.tokens(list(prompts), TEXT_TOKENS)
+        ids, mask = ids.to(self.device), mask.to(self.device)
         with torch.no_grad(), self.hold(self.text_encoder):
             embeddings = self.text_encoder(ids, attention_mask=mask).last_hidden_state
         return (embeddings * mask[..., None].to(embeddings.dtype)).to(self.dtype)  # padding zeroed, as Wan's pipeline

@@ -18,11 +18,7 @@ from support.original_files import (motion_adapter_to_original, sinusoidal_posit
 FP32 = ModelOptions(dtype="fp32", device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """No hub: offline, with an empty cache, as on a user's machine without internet."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hub-cache"))
+pytestmark = pytest.mark.usefixtures("offline_hub")
 
 
 @pytest.fixture(scope="module")

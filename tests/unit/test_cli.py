@@ -157,6 +157,24 @@ def test_an_animatediff_model_transfers_and_a_checkpoint_without_motion_module_i
         in result.stderr
 
 
+def test_a_wan_file_names_the_flags_of_the_files_it_needs(inputs, tmp_path):
+    from support.wan_files import write_header_only_transformer, write_wan_files
+
+    _, clip = inputs
+    model = write_header_only_transformer(tmp_path / "wan2.1_t2v_1.3B_fp16.safetensors", 1536, 30)
+    result = run(command(model, clip, tmp_path / "out", "--target", "x", *QUICK))
+    assert result.returncode == 2
+    assert "error: --vae: 'wan2.1_t2v_1.3B_fp16.safetensors' is a Wan transformer file: choose the Wan 2.1 VAE" \
+        in result.stderr
+    files = write_wan_files(tmp_path / "models")["files"]
+    result = run(command(model, clip, tmp_path / "out", "--target", "x", "--vae", str(files["vae"]),
+                         "--text-encoder", str(files["model"]), *QUICK))
+    assert result.returncode == 2
+    assert "error: --text-encoder: 'tiny-wan.safetensors' is not a UMT5 text encoder in ComfyUI's layout" \
+        in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_during_training_exits_130_and_leaves_no_file(inputs, tmp_path):
     model, clip = inputs
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")

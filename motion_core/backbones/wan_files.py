@@ -1,0 +1,294 @@
+"""Wan from the single files ComfyUI users hold, offline, with the configs shipped in the pack.
+
+The three files (Comfy-Org's repackaged downloads; ComfyUI's own key layouts):
+
+- the transformer, ``models/diffusion_models`` (``wan2.1_t2v_1.3B_fp16.safetensors``…): the original Wan
+  keys (``blocks.0.self_attn.q.weight``, ``head.modulation``), possibly under ``model.diffusion_model.``;
+- the VAE, ``models/vae`` (``wan_2.1_vae.safetensors``): the original Wan VAE keys
+  (``decoder.middle.0.residual.0.gamma``…);
+- the text encoder, ``models/text_encoders`` (``umt5_xxl_fp16.safetensors``): UMT5-XXL's encoder under the
+  T5 names transformers uses too (``shared.weight``, ``encoder.block.0.layer.0.SelfAttention.q.weight``),
+  with the SentencePiece tokenizer as a ``uint8`` tensor ``spiece_model`` (ComfyUI's ``comfy/sd.py``
+  hands it to ``comfy/text_encoders/spiece_tokenizer.py``; so does this module, to
+  :class:`SentencePieceTokenizer`).
+
+What each file is, and which architecture, is read from its safetensors header (names, dtypes,
+shapes) before any weight: the transformer's width picks the shipped config (1536: Wan 2.1 T2V 1.3B,
+5120: T2V 14B and each Wan 2.2 A14B expert; ``configs/wan``), its block count is checked against it.
+Weights are converted by diffusers' own converters (``diffusers.loaders.single_file_utils``) and
+loaded into models built on the ``meta`` device (no random initialisation, no second copy), with the
+dtypes ``from_pretrained`` gives a diffusers folder (Wan's ``_keep_in_fp32_modules`` stay fp32).
+
+Refused, by name: image-to-video, VACE and Animate transformers (other inputs than text-to-video);
+Wan 2.2 TI2V-5B and the 48-channel Wan 2.2 VAE (diffusers' converter handles only the Wan 2.1 VAE);
+fp8 files (``scaled_fp8`` / ``scale_weight`` / float8 tensors), which would need ComfyUI's scaled matmuls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .single_files import TensorInfo, read_state_dict, safetensors_header
+
+WAN_CONFIGS = Path(__file__).parent / "configs" / "wan"
+"""The published Wan architectures' settings shipped with the pack (no weights)."""
+PREFIX = "model.diffusion_model."
+WIDTHS = {1536: "t2v-1.3b", 5120: "t2v-14b", 3072: "ti2v-5b"}
+"""Transformer width (``patch_embedding`` output channels) -> shipped config folder."""
+VARIANT_NAMES = {"t2v-1.3b": "Wan 2.1 T2V 1.3B", "t2v-14b": "Wan 2.1 T2V 14B (or a Wan 2.2 T2V A14B expert)",
+                 "ti2v-5b": "Wan 2.2 TI2V 5B"}
+NOT_TEXT_TO_VIDEO = (("vace_blocks.", "a Wan VACE model"), ("motion_encoder.", "a Wan 2.2 Animate model"),
+                     ("face_adapter.", "a Wan 2.2 Animate model"),
+                     ("img_emb.", "a Wan 2.1 image-to-video (or first-last-frame) model"))
+"""Tensor-name marks of the Wan variants that take other inputs than a prompt, and what they are."""
+DOWNLOADS = {
+    "model_name": "wan2.1_t2v_1.3B_fp16.safetensors or wan2.1_t2v_14B_fp16.safetensors (Comfy-Org/"
+                  "Wan_2.1_ComfyUI_repackaged, split_files/diffusion_models)",
+    "vae": "wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)",
+    "text_encoder": "umt5_xxl_fp16.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/text_encoders)",
+}
+"""What to download, by input, for messages."""
+VAE_MARK = "decoder.middle.0.residual.0.gamma"
+WAN22_VAE_MARK = "decoder.upsamples.0.upsamples.0.residual.2.weight"
+"""The Wan 2.2 VAE's nested up blocks (how ComfyUI's ``comfy/sd.py`` tells it from the Wan 2.1 VAE)."""
+TEXT_MARKS = ("shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight")
+SPIECE = "spiece_model"
+
+
+# --- what a file is, from its header ------------------------------------------------------------------
+
+def transformer_prefix(header) -> str | None:
+    """``""`` or ``"model.diffusion_model."``: where a Wan transformer's tensors are in a file; None if it
+    holds none (tested on ``head.modulation``, as diffusers' and ComfyUI's detection do)."""
+    for prefix in ("", PREFIX):
+        if f"{prefix}head.modulation" in header and f"{prefix}patch_embedding.weight" in header:
+            return prefix
+    return None
+
+
+def refuse_fp8(header: dict[str, TensorInfo], name: str, input_name: str, download: str) -> None:
+    """Refuse fp8 files: float8 tensors, or ComfyUI's ``scaled_fp8`` marker and ``scale_weight`` scales."""
+    scaled = any(key.endswith(("scaled_fp8", ".scale_weight")) for key in header)
+    if scaled or any(info.dtype.startswith("F8") for info in header.values()):
+        raise InputError(input_name, f"{name!r} holds fp8 weights{' (scaled_fp8)' if scaled else ''}, which this pack "
+                                     f"does not load; download the fp16 or bf16 file instead: {download}")
+
+
+@dataclass(frozen=True)
+class WanFileConfigs:
+    """The diffusers config folders a single-file Wan model loads with (``config.json`` in each;
+    ``scheduler_config.json`` in ``scheduler``) and what the transformer is (``variant``, for messages)."""
+
+    transformer: Path
+    vae: Path
+    text_encoder: Path
+    scheduler: Path
+    variant: str
+
+    @classmethod
+    def in_folder(cls, folder: Path, variant: str) -> WanFileConfigs:
+        """The ``configs`` part: one folder with ``transformer``, ``vae``, ``text_encoder``, ``scheduler``."""
+        folder = Path(folder)
+        missing = [part for part in ("transformer", "vae", "text_encoder", "scheduler") if not (folder / part).is_dir()]
+        if missing:
+            raise InputError("configs", f"{folder.name!r} lacks the config subfolders {', '.join(missing)}")
+        return cls(folder / "transformer", folder / "vae", folder / "text_encoder", folder / "scheduler", variant)
+
+    @classmethod
+    def shipped(cls, variant: str) -> WanFileConfigs:
+        return cls(WAN_CONFIGS / variant / "transformer", WAN_CONFIGS / "vae", WAN_CONFIGS / "text_encoder",
+                   WAN_CONFIGS / "scheduler", VARIANT_NAMES[variant])
+
+    def transformer_config(self) -> dict:
+        return json.loads((self.transformer / "config.json").read_text())
+
+
+def transformer_configs(header: dict[str, TensorInfo], name: str, configs: Path | None = None,
+                        input_name: str = "model") -> WanFileConfigs:
+    """The configs a Wan transformer file loads with, told from its tensor shapes (``configs``: a
+    folder replacing the shipped ones, e.g. for tiny test models); :class:`InputError` for a file that
+    is no text-to-video Wan transformer this pack loads."""
+    prefix = transformer_prefix(header)
+    if prefix is None:
+        raise InputError(input_name, f"{name!r} is not a Wan transformer (it has no 'head.modulation' tensor); "
+                                     f"choose {DOWNLOADS['model_name']}")
+    refuse_fp8(header, name, input_name, DOWNLOADS["model_name"])
+    for mark, what in NOT_TEXT_TO_VIDEO:
+        if any(key.startswith(prefix + mark) for key in header):
+            raise InputError(input_name, f"{name!r} is {what}; this pack transfers motion with text-to-video Wan "
+                                         f"models: choose {DOWNLOADS['model_name']}")
+    width, channels = header[f"{prefix}patch_embedding.weight"].shape[:2]
+    blocks = 1 + max((int(key[len(prefix) + 7:].split(".")[0]) for key in header if key.startswith(prefix + "blocks.")),
+                     default=-1)
+    if configs is not None:
+        found = WanFileConfigs.in_folder(configs, f"the transformer of {Path(configs).name!r}")
+    elif WIDTHS.get(width) == "ti2v-5b":
+        raise InputError(input_name, f"{name!r} is {VARIANT_NAMES['ti2v-5b']}, which needs the 48-channel Wan 2.2 VAE; "
+                                     "this pack does not load that VAE from a single file yet (diffusers' converter "
+                                     "covers the Wan 2.1 VAE only): use the Wan2.2-TI2V-5B diffusers folder in "
+                                     "models/diffusers")
+    elif width in WIDTHS:
+        found = WanFileConfigs.shipped(WIDTHS[width])
+    else:
+        raise InputError(input_name, f"{name!r} is a Wan transformer {width} wide, which is none of the published "
+                                     f"text-to-video sizes (1536: 1.3B, 5120: 14B); choose {DOWNLOADS['model_name']}")
+    config = found.transformer_config()
+    expected = (config["num_attention_heads"] * config["attention_head_dim"], config["num_layers"])
+    if (width, blocks) != expected:
+        raise InputError(input_name, f"{name!r} has {blocks} blocks {width} wide; {found.variant} has {expected[1]} "
+                                     f"blocks {expected[0]} wide: the file is cut or of another architecture")
+    if channels != config["in_channels"]:
+        raise InputError(input_name, f"{name!r} takes {channels} latent channels where {found.variant} text-to-video "
+                                     f"takes {config['in_channels']}: it is an image-to-video or control model; "
+                                     f"choose {DOWNLOADS['model_name']}")
+    return found
+
+
+def check_vae_file(path: Path, configs: WanFileConfigs, input_name: str = "vae") -> None:
+    """Refuse a file that is not the Wan 2.1 VAE ``configs.vae`` describes (header only)."""
+    header, name = safetensors_header(path, input_name), Path(path).name
+    if VAE_MARK not in header:
+        raise InputError(input_name, f"{name!r} is not a Wan VAE (it has no {VAE_MARK!r} tensor); choose "
+                                     f"{DOWNLOADS['vae']}")
+    refuse_fp8(header, name, input_name, DOWNLOADS["vae"])
+    channels = header["decoder.conv1.weight"].shape[1] if "decoder.conv1.weight" in header else None
+    if WAN22_VAE_MARK in header or channels == 48:
+        raise InputError(input_name, f"{name!r} is the Wan 2.2 VAE (48 latent channels), which this pack does not load "
+                                     f"from a single file yet; choose {DOWNLOADS['vae']}")
+    z_dim = json.loads((configs.vae / "config.json").read_text())["z_dim"]
+    if channels != z_dim:
+        raise InputError(input_name, f"{name!r} has {channels} latent channels; {configs.variant} takes {z_dim}")
+
+
+def check_text_encoder_file(path: Path, input_name: str = "text_encoder") -> None:
+    """Refuse a file that is not a UMT5 encoder in ComfyUI's layout with its tokenizer (header only)."""
+    header, name = safetensors_header(path, input_name), Path(path).name
+    if not all(mark in header for mark in TEXT_MARKS):
+        raise InputError(input_name, f"{name!r} is not a UMT5 text encoder in ComfyUI's layout (it has no "
+                                     f"{TEXT_MARKS[1]!r}); choose {DOWNLOADS['text_encoder']}")
+    refuse_fp8(header, name, input_name, DOWNLOADS["text_encoder"])
+    if SPIECE not in header:
+        raise InputError(input_name, f"{name!r} carries no tokenizer (no {SPIECE!r} tensor, which ComfyUI's own UMT5 "
+                                     f"files have); choose {DOWNLOADS['text_encoder']}")
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+def _empty_weights():
+    """Build a model's parameters on the ``meta`` device (buffers stay real), as ``from_pretrained`` does."""
+    try:
+        from accelerate import init_empty_weights
+    except ImportError:  # without accelerate the model is built (and randomly initialised) on the CPU first
+        return contextlib.nullcontext()
+    return init_empty_weights()
+
+
+def _into_model(model: torch.nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype, keep_fp32,
+                name: str, input_name: str, what: str) -> torch.nn.Module:
+    """Load a converted state dict whose names and shapes must be exactly the model's, casting as
+    ``from_pretrained`` does: ``keep_fp32`` modules in fp32, every other floating tensor in ``dtype``."""
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [key for key in set(expected) & set(state) if tuple(expected[key].shape) != tuple(state[key].shape)]
+    if missing or unexpected or wrong:
+        raise InputError(input_name, f"{name!r} does not fit {what}: {len(missing)} tensors missing (e.g. "
+                                     f"{missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+                                     f"{len(wrong)} of another shape (e.g. {sorted(wrong)[:2]})")
+    for key in list(state):
+        if state[key].is_floating_point():
+            state[key] = state[key].to(torch.float32 if any(m in key.split(".") for m in keep_fp32) else dtype)
+    model.load_state_dict(state, assign=True)
+    return model.eval()
+
+
+def load_transformer(path: Path, configs: WanFileConfigs, dtype: torch.dtype, input_name: str = "model"):
+    """A ``WanTransformer3DModel`` from an original-layout file (checked by :func:`transformer_configs`)."""
+    from diffusers import WanTransformer3DModel
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    state = convert_wan_transformer_to_diffusers(read_state_dict(path, input_name))
+    with _empty_weights():
+        model = WanTransformer3DModel.from_config(configs.transformer_config())
+    return _into_model(model, state, dtype, WanTransformer3DModel._keep_in_fp32_modules or (), Path(path).name,
+                       input_name, configs.variant)
+
+
+def load_vae(path: Path, configs: WanFileConfigs, input_name: str = "vae"):
+    """An ``AutoencoderKLWan`` in fp32 (what Wan's pipeline runs its causal convolutions in)."""
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    state = convert_wan_vae_to_diffusers(read_state_dict(path, input_name))
+    with _empty_weights():
+        model = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(configs.vae))
+    return _into_model(model, state, torch.float32, (), Path(path).name, input_name, "the Wan 2.1 VAE")
+
+
+def load_text_encoder(path: Path, configs: WanFileConfigs, dtype: torch.dtype, input_name: str = "text_encoder"):
+    """A transformers ``UMT5EncoderModel`` and the :class:`SentencePieceTokenizer` the file carries.
+
+    ComfyUI's names are transformers' own, less the embedding the encoder ties to ``shared.weight``;
+    transformers' ``from_pretrained`` (config and state dict, no folder) ties it and keeps its fp32
+    modules as for a folder.
+    """
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    name = Path(path).name
+    state = read_state_dict(path, input_name)
+    tokenizer = SentencePieceTokenizer(state.pop(SPIECE).numpy().tobytes(), name, input_name)
+    config = UMT5Config.from_json_file(configs.text_encoder / "config.json")
+    with _empty_weights():
+        expected = UMT5EncoderModel(config).state_dict()
+    tied = "encoder.embed_tokens.weight"
+    missing = sorted(set(expected) - set(state) - {tied})
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [key for key in set(expected) & set(state) if tuple(expected[key].shape) != tuple(state[key].shape)]
+    if missing or unexpected or wrong:
+        raise InputError(input_name, f"{name!r} does not fit UMT5-XXL's encoder: {len(missing)} tensors missing (e.g. "
+                                     f"{missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+                                     f"{len(wrong)} of another shape (e.g. {sorted(wrong)[:2]})")
+    if len(tokenizer) > config.vocab_size:
+        raise InputError(input_name, f"{name!r}: its tokenizer has {len(tokenizer)} tokens but its encoder "
+                                     f"{config.vocab_size}; the file's parts do not belong together")
+    model = UMT5EncoderModel.from_pretrained(None, config=config, state_dict=state, dtype=dtype)
+    return model.eval(), tokenizer
+
+
+# --- the tokenizer -------------------------------------------------------------------------------------
+
+class SentencePieceTokenizer:
+    """UMT5's tokenizer from the SentencePiece model a ComfyUI text-encoder file carries.
+
+    As ComfyUI's ``SPieceTokenizer`` (``add_eos``) and transformers' T5 tokenizer: the pieces of a
+    prompt, then ``</s>``; truncated to keep the ``</s>``; padded with the pad id (UMT5: pad 0, eos 1).
+    """
+
+    def __init__(self, model_proto: bytes, name: str = "the text encoder", input_name: str = "text_encoder"):
+        import sentencepiece
+
+        try:
+            self.processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
+        except (RuntimeError, OSError) as err:
+            raise InputError(input_name, f"{name!r}: its {SPIECE!r} is not a SentencePiece model ({err})") from err
+        self.eos, self.pad = self.processor.eos_id(), max(self.processor.pad_id(), 0)
+        if self.eos < 0:
+            raise InputError(input_name, f"{name!r}: its SentencePiece model has no end-of-sequence token")
+
+    def __len__(self) -> int:
+        return self.processor.get_piece_size()
+
+    def tokens(self, prompts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids, attention_mask)``, each ``(len(prompts), length)`` int64."""
+        ids = torch.full((len(prompts), length), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), length), dtype=torch.long)
+        for row, pieces in enumerate(self.processor.encode(list(prompts))):
+            pieces = pieces[: length - 1] + [self.eos]
+            ids[row, : len(pieces)] = torch.tensor(pieces)
+            mask[row, : len(pieces)] = 1
+        return ids, mask
