@@ -239,6 +239,15 @@ def motion_lora_path(name: str) -> str:
                                                                   "AnimateDiff-Evolved motion LoRA there")
 
 
+LORA_FOLDER = "loras"
+"""ComfyUI's own LoRA folder (Load LoRA, LoraLoaderModelOnly)."""
+
+
+def lora_save_folder() -> str:
+    """Where Export Motion LoRA writes a Wan LoRA: the first ``loras`` folder."""
+    return folder_paths.get_folder_paths(LORA_FOLDER)[0]
+
+
 def motion_lora_save_folder() -> str:
     """Where Export Motion LoRA writes: the first ``animatediff_motion_lora`` folder (ADE lists it)."""
     return folder_paths.get_folder_paths(MOTION_LORA_FOLDER)[0]

@@ -5,9 +5,10 @@ import os
 
 from ..motion_core.adapters import MotionAdapter, adapter_writer, load_adapter
 from ..motion_core.adapters.ade import ade_writer, load_ade
+from ..motion_core.adapters.comfy_lora import comfy_wan_writer
 from ..motion_core.errors import InputError
 from ..motion_core.files import write_numbered_file
-from ._comfy import (ADAPTER_FOLDER, CATEGORY, MOTION_LORA_FOLDER, adapter_path, adapter_save_folder, file_fingerprint,
+from ._comfy import (ADAPTER_FOLDER, CATEGORY, LORA_FOLDER, MOTION_LORA_FOLDER, lora_save_folder, adapter_path, adapter_save_folder, file_fingerprint,
                      input_problem, io, list_adapters, list_motion_loras, motion_lora_path, motion_lora_save_folder,
                      node_id, ui)
 from .types import Adapter, VideoModel
@@ -83,32 +84,38 @@ def _one_adapter(adapter, node: str) -> MotionAdapter:
 
 
 class ExportMotionLoRA(io.ComfyNode):
-    """Write a temporal LoRA trained on AnimateDiff as a motion LoRA AnimateDiff-Evolved loads."""
+    """Write a LoRA adapter as a LoRA file other nodes load: AnimateDiff-Evolved's motion-LoRA format for
+    an AnimateDiff model, ComfyUI's own LoRA format for a Wan model."""
 
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id=node_id("ExportMotionLoRA"),
-            display_name="Export Motion LoRA (AnimateDiff-Evolved)",
+            display_name="Export Motion LoRA",
             category=CATEGORY,
-            description=f"Saves a LoRA adapter trained on an AnimateDiff model as a motion LoRA in "
-                        f"models/{MOTION_LORA_FOLDER}, for AnimateDiff-Evolved's Load AnimateDiff LoRA node "
-                        "(<prefix>_00001.safetensors, never overwritten). The format carries the motion modules' "
-                        "attention only: train with LoRA Options feed_forward off to export everything.",
+            description=f"Saves a LoRA adapter as a LoRA file for plain ComfyUI workflows (<prefix>_00001.safetensors, "
+                        f"never overwritten). Trained on AnimateDiff: a motion LoRA in models/{MOTION_LORA_FOLDER} "
+                        "for AnimateDiff-Evolved's Load AnimateDiff LoRA node (the format carries the motion "
+                        "modules' attention only: train with LoRA Options feed_forward off to export everything). "
+                        f"Trained on Wan: a LoRA in models/{LORA_FOLDER} for ComfyUI's own Load LoRA nodes.",
             inputs=[
-                Adapter.Input("adapter", tooltip="A LoRA adapter trained on an AnimateDiff model."),
+                Adapter.Input("adapter", tooltip="A LoRA adapter trained on an AnimateDiff or Wan model."),
                 io.String.Input("filename_prefix", default="motion_lora",
-                                tooltip=f"File name before the number; may include subfolders of "
-                                        f"models/{MOTION_LORA_FOLDER}."),
+                                tooltip=f"File name before the number; may include subfolders of the folder it "
+                                        f"is saved in (models/{MOTION_LORA_FOLDER} or models/{LORA_FOLDER})."),
             ],
-            outputs=[io.String.Output("lora_name", display_name="lora_name", tooltip="The saved name, as AnimateDiff-Evolved lists it.")],
+            outputs=[io.String.Output("lora_name", display_name="lora_name",
+                                      tooltip="The saved name, as the loader that reads it lists it.")],
             is_output_node=True,
         )
 
     @classmethod
     def execute(cls, adapter, filename_prefix) -> io.NodeOutput:
-        write, left_out = ade_writer(_one_adapter(adapter, "Export Motion LoRA"))
-        folder = motion_lora_save_folder()
+        adapter = _one_adapter(adapter, "Export Motion LoRA")
+        if adapter.backbone.startswith("wan:"):
+            write, left_out, folder = comfy_wan_writer(adapter), [], lora_save_folder()
+        else:
+            (write, left_out), folder = ade_writer(adapter), motion_lora_save_folder()
         path = write_numbered_file(folder, filename_prefix, ".safetensors", write)
         name = os.path.relpath(path, folder).replace(os.sep, "/")
         note = f"; {len(left_out)} feed-forward/spatial layers left out (the format has no place for them)" \
