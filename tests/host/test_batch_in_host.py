@@ -17,8 +17,8 @@ import pytest
 from support.comfy_host import REPO_ROOT
 from support.toy_workflows import FEW_STEPS
 
-WORKFLOW = REPO_ROOT / "example_workflows" / "api" / "motion_transfer_vmc_sma.json"
-CLIPS = {name: REPO_ROOT / "examples" / "toy" / f"{name}.mp4"
+WORKFLOW = REPO_ROOT / "workflows" / "api" / "motion_transfer_vmc_sma.json"
+CLIPS = {name: REPO_ROOT / "assets" / "toy" / f"{name}.mp4"
          for name in ("red_square_wander", "green_star_wander", "yellow_circle_wander")}
 QUICK = {f"{node_type}.steps": steps for node_type, steps in FEW_STEPS.items()}
 """Overrides that keep a job to seconds: the runner is under test here, not the transfer."""

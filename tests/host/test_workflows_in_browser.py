@@ -18,7 +18,7 @@ import pytest
 from support.comfy_host import PACK_FOLDER_NAME, REPO_ROOT
 from support.workflow_format import declared_inputs, without_meta
 
-WORKFLOWS = REPO_ROOT / "example_workflows"
+WORKFLOWS = REPO_ROOT / "workflows"
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 VIEWPORT = {"width": 1920, "height": 1200}
 
@@ -128,7 +128,7 @@ def test_each_workflow_opens_in_the_real_frontend_without_missing_nodes_or_broke
 def test_the_check_reports_a_missing_node_and_its_dialog(comfy, page, tmp_path):
     broken = json.loads(UI_FILES[0].read_text())
     broken["nodes"][1]["type"] = "SomeoneElsesNode"
-    target = comfy.root / "custom_nodes" / PACK_FOLDER_NAME / "example_workflows" / "zz_missing_node.json"
+    target = comfy.root / "custom_nodes" / PACK_FOLDER_NAME / "workflows" / "zz_missing_node.json"
     target.write_text(json.dumps(broken))
     try:
         loaded = open_template(page, "zz_missing_node")

@@ -177,14 +177,14 @@ def _progress_text(raw: bytes) -> tuple[str, str] | None:
 
 
 def link_pack(folder: Path) -> None:
-    """Make ``folder`` this pack: links to the repository's entries, but a copy of ``example_workflows/``.
+    """Make ``folder`` this pack: links to the repository's entries, but a copy of ``workflows/``.
 
     The server serves the workflows as templates through aiohttp's static files, which refuse a
-    file whose real path lies outside the served folder: a linked ``example_workflows/`` would answer 404.
+    file whose real path lies outside the served folder: a linked ``workflows/`` would answer 404.
     """
     folder.mkdir()
     for entry in REPO_ROOT.iterdir():
-        if entry.name == "example_workflows":
+        if entry.name == "workflows":
             shutil.copytree(entry, folder / entry.name)
         elif not entry.name.startswith("."):
             (folder / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())

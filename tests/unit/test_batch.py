@@ -14,7 +14,7 @@ from motion_core.video import write_video
 from support.motion_clips import pan
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW = batch.read_workflow(REPO / "example_workflows" / "api" / "motion_transfer_vmc_sma.json")
+WORKFLOW = batch.read_workflow(REPO / "workflows" / "api" / "motion_transfer_vmc_sma.json")
 
 
 def manifest(tmp_path: Path, text: str, suffix: str = ".csv") -> Path:
@@ -59,7 +59,7 @@ def test_a_bad_manifest_is_refused_naming_the_row_and_column(tmp_path, text, mes
 
 def test_a_ui_format_or_missing_workflow_is_refused(tmp_path):
     with pytest.raises(InputError, match="UI-format workflow; give its API-format twin"):
-        batch.read_workflow(REPO / "example_workflows" / "motion_transfer_vmc_sma.json")
+        batch.read_workflow(REPO / "workflows" / "motion_transfer_vmc_sma.json")
     with pytest.raises(InputError, match="--workflow: .* does not exist"):
         batch.read_workflow(tmp_path / "nothing.json")
 

@@ -42,10 +42,10 @@ VERSION_RANGE_PART = re.compile(r"^(?:(==|>=|<=|!=|~=|>|<|<>|=)\s*)?(\d+\.\d+\.\
 # What the archive may hold at its top level; everything else (tests, benchmark scripts, scripts/,
 # docs/ screenshots, CI) is left out by .comfyignore. A new top-level file or folder fails here
 # until it is either shipped (listed) or left out (.comfyignore).
-SHIPPED_TOP_LEVEL = {"__init__.py", "nodes", "motion_core", "models", "examples", "example_workflows",
+SHIPPED_TOP_LEVEL = {"__init__.py", "nodes", "motion_core", "models", "assets", "workflows",
                      "requirements.txt", "pyproject.toml", "LICENSE", "README.md", "CHANGELOG.md",
                      "BENCHMARKS.md", "docs"}
-SHIPPED_WHOLE = ("nodes", "motion_core", "models", "examples", "example_workflows")
+SHIPPED_WHOLE = ("nodes", "motion_core", "models", "assets", "workflows")
 LEFT_OUT_PACKAGES = {"tests", "benchmarks", "scripts", "support"}
 
 
@@ -154,14 +154,14 @@ def test_shipped_code_imports_nothing_left_out(archive):
             assert not {m.split(".")[0] for m in modules} & LEFT_OUT_PACKAGES, (name, modules)
 
 
-def test_example_workflows_use_files_the_archive_ships(archive):
+def test_workflows_use_files_the_archive_ships(archive):
     """The workflows are set up for the toy model and a bundled clip (README: copy them into ComfyUI)."""
     names = set(archive.namelist())
-    api_workflows = [n for n in names if n.startswith("example_workflows/api/") and n.endswith(".json")]
+    api_workflows = [n for n in names if n.startswith("workflows/api/") and n.endswith(".json")]
     assert api_workflows
     for workflow in api_workflows:
         for node in json.loads(archive.read(workflow)).values():
             if node["class_type"] == "MTX_LoadVideoModel":
                 assert f"models/{node['inputs']['model_name']}/model_index.json" in names, workflow
             if node["class_type"] == "MTX_LoadReferenceVideo":
-                assert f"examples/toy/{node['inputs']['video']}" in names, workflow
+                assert f"assets/toy/{node['inputs']['video']}" in names, workflow
