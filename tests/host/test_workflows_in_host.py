@@ -64,11 +64,13 @@ it lists the JSON files of all of them, but serves ``/api/workflow_templates/<pa
 that exists, so any other of these folders in the pack would hide ``workflows/``."""
 
 
+@pytest.mark.host_smoke
 def test_workflows_is_the_only_template_folder_of_the_pack():
     assert WORKFLOWS.name == "workflows" and WORKFLOWS.parent == REPO_ROOT
     assert [name for name in TEMPLATE_FOLDERS if (REPO_ROOT / name).exists()] == ["workflows"]
 
 
+@pytest.mark.host_smoke
 def test_the_server_lists_and_serves_them_as_the_packs_templates(comfy):
     listed = comfy.get("/workflow_templates").json()
     assert sorted(listed[PACK_FOLDER_NAME]) == sorted(p.stem for p in UI_FILES), "api/ twins are not templates"
@@ -95,6 +97,7 @@ def changed_inputs(before: dict, after: dict) -> set[tuple[str, str]]:
             if node["inputs"].get(name) != after[key]["inputs"].get(name)}
 
 
+@pytest.mark.host_smoke
 @pytest.mark.parametrize("name", RUN_ORDER)
 def test_the_runs_change_only_step_counts_and_the_committed_ones_are_valid(comfy, name):
     """The runs below send the committed graph with fewer steps; the server never sees the committed
@@ -110,6 +113,7 @@ def test_the_runs_change_only_step_counts_and_the_committed_ones_are_valid(comfy
         assert kind == "INT" and options["min"] <= node["inputs"]["steps"] <= options["max"], (name, key)
 
 
+@pytest.mark.host_smoke
 @pytest.mark.parametrize("name", RUN_ORDER)
 def test_every_api_workflow_runs_on_the_toy_model_with_few_steps(toy_host, name):
     comfy = toy_host
