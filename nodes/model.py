@@ -7,7 +7,8 @@ from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOption
 from ..motion_core.pipeline import decode, encode_reference
 from ..motion_core.video import MAX_SIDE
 from ._comfy import (CATEGORY, Progress, compute_device, file_fingerprint, input_problem, io, list_motion_modules,
-                     list_video_models, motion_module_path, node_id, sd1_tokenizer_folder, video_model_path)
+                     list_video_models, load_video_model, motion_module_path, node_id, sd1_tokenizer_folder,
+                     use_model, video_model_path)
 from .types import Latents, VideoModel
 
 
@@ -86,7 +87,10 @@ class LoadVideoModel(io.ComfyNode):
         options = ModelOptions(dtype=dtype, device=compute_device(), offload=offload,
                                vae_decode_chunk=vae_decode_chunk, attention=attention)
         path = video_model_path(model_name)
-        return io.NodeOutput(load_backbone(path, options, "model_name", model_parts(path, motion_module)))
+        parts = model_parts(path, motion_module)
+        files = [path, *parts.values()] if offload == "none" else []
+        return io.NodeOutput(load_video_model(lambda: load_backbone(path, options, "model_name", parts), files,
+                                              options.device))
 
 
 class EncodeReference(io.ComfyNode):
@@ -119,6 +123,9 @@ class EncodeReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, frames, width, height) -> io.NodeOutput:
+        scale = model.latent_scale()
+        use_model(model, "encode", (1, 4, frames.shape[0], (height or frames.shape[1]) // scale,
+                                    (width or frames.shape[2]) // scale))
         latents, fitted = encode_reference(model, frames, width, height)
         return io.NodeOutput(latents, fitted)
 
@@ -143,6 +150,7 @@ class DecodeVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latents) -> io.NodeOutput:
+        use_model(model, "decode", latents.samples.shape)
         return io.NodeOutput(decode(model, latents, Progress(latents.samples.shape[0] * latents.samples.shape[2])))
 
 
