@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support.comfy_host import PACK_FOLDER_NAME, host_version
+from support.comfy_host import PACK_FOLDER_NAME, REPO_ROOT, host_version
 
 pytestmark = pytest.mark.host_smoke
 
@@ -65,3 +65,13 @@ def test_public_interface_only_grows_at_the_end(comfy):
         assert name in nodes, f"node {name} disappeared: saved workflows using it break"
         current = ordered_inputs(nodes[name])
         assert current[: len(pinned)] == pinned, f"{name}: inputs were {pinned}, now {current}"
+
+
+def test_the_server_serves_each_nodes_help_page_where_the_frontend_asks(comfy):
+    """The frontend's NodeHelpService asks ``/extensions/<pack>/docs/<id>/<locale>.md``, then
+    ``/extensions/<pack>/docs/<id>.md`` (frontend 1.32), for a node whose python_module is the pack's."""
+    for name, info in pack_nodes(comfy.object_info()).items():
+        assert info["python_module"] == f"custom_nodes.{PACK_FOLDER_NAME}"
+        served = comfy.get(f"/extensions/{PACK_FOLDER_NAME}/docs/{name}.md")
+        assert served.status_code == 200, name
+        assert served.text == (REPO_ROOT / "web" / "docs" / f"{name}.md").read_text(), name

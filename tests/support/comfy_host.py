@@ -213,15 +213,19 @@ def _progress_text(raw: bytes) -> tuple[str, str] | None:
     return raw[8 : 8 + length].decode(), raw[8 + length :].decode(errors="replace")
 
 
-def link_pack(folder: Path) -> None:
-    """Make ``folder`` this pack: links to the repository's entries, but a copy of ``workflows/``.
+COPIED = ("workflows", "web")
+"""Folders of the pack the server serves as static files (templates, help pages): copied, not linked."""
 
-    The server serves the workflows as templates through aiohttp's static files, which refuse a
-    file whose real path lies outside the served folder: a linked ``workflows/`` would answer 404.
+
+def link_pack(folder: Path) -> None:
+    """Make ``folder`` this pack: links to the repository's entries, but copies of :data:`COPIED`.
+
+    The server serves those through aiohttp's static files, which refuse a file whose real path lies
+    outside the served folder: a linked ``workflows/`` or ``web/`` would answer 404.
     """
     folder.mkdir()
     for entry in REPO_ROOT.iterdir():
-        if entry.name == "workflows":
+        if entry.name in COPIED:
             shutil.copytree(entry, folder / entry.name)
         elif not entry.name.startswith("."):
             (folder / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
