@@ -439,7 +439,8 @@ class Runner:
             if job.clip is not None and not job.clip.is_file():
                 return self._failed(job, spec, prompt_id, f"clip: {str(job.clip)!r} does not exist")
             clip_name = self.server.upload(job.clip) if job.clip is not None else None
-            prompt_id = prompt_id or uuid.uuid4().hex
+            # ComfyUI >= 0.33 takes only canonical UUIDs (comfy_execution/jobs.py validate_job_id)
+            prompt_id = str(uuid.UUID(prompt_id)) if prompt_id else str(uuid.uuid4())
             # Written before queueing, so a runner killed in between finds the id next time.
             self._save(Result(job.name, "queued", prompt_id=prompt_id, spec=spec))
             rejected = self.server.queue(job_graph(self.workflow, job, clip_name), prompt_id, job.name)
