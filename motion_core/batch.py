@@ -1,7 +1,7 @@
 """Run a manifest of jobs through a running ComfyUI: one API-format workflow, many clips × prompts × seeds.
 
     python -m motion_core.batch --server http://127.0.0.1:8188 \\
-        --workflow example_workflows/api/motion_transfer_vmc_sma.json --manifest jobs.csv --out batch_output
+        --workflow workflows/api/motion_transfer_vmc_sma.json --manifest jobs.csv --out batch_output
 
 The manifest is a CSV file (one job a row) or a JSON list of objects, with these columns, all
 optional but ``job``'s uniqueness:
@@ -172,7 +172,7 @@ def read_workflow(path: Path) -> dict:
         raise InputError("--workflow", f"{path.name} is not valid JSON ({err})") from None
     if isinstance(workflow, dict) and "nodes" in workflow and "links" in workflow:
         raise InputError("--workflow", f"{path.name} is a UI-format workflow; give its API-format twin "
-                                       "(example_workflows/api/, or the UI's 'Export (API)')")
+                                       "(workflows/api/, or the UI's 'Export (API)')")
     if not isinstance(workflow, dict) or not all(isinstance(n, dict) and "class_type" in n for n in workflow.values()):
         raise InputError("--workflow", f"{path.name} is not an API-format workflow "
                                        "({node id: {\"class_type\", \"inputs\"}})")
@@ -439,7 +439,8 @@ class Runner:
             if job.clip is not None and not job.clip.is_file():
                 return self._failed(job, spec, prompt_id, f"clip: {str(job.clip)!r} does not exist")
             clip_name = self.server.upload(job.clip) if job.clip is not None else None
-            prompt_id = prompt_id or uuid.uuid4().hex
+            # ComfyUI >= 0.33 takes only canonical UUIDs (comfy_execution/jobs.py validate_job_id)
+            prompt_id = str(uuid.UUID(prompt_id)) if prompt_id else str(uuid.uuid4())
             # Written before queueing, so a runner killed in between finds the id next time.
             self._save(Result(job.name, "queued", prompt_id=prompt_id, spec=spec))
             rejected = self.server.queue(job_graph(self.workflow, job, clip_name), prompt_id, job.name)
@@ -507,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n", 4)[4])
     parser.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address (default: %(default)s)")
-    parser.add_argument("--workflow", required=True, help="an API-format workflow, e.g. example_workflows/api/*.json")
+    parser.add_argument("--workflow", required=True, help="an API-format workflow, e.g. workflows/api/*.json")
     parser.add_argument("--manifest", required=True, help="the jobs: a CSV file or a JSON list")
     parser.add_argument("--out", default="batch_output", help="outputs and results.csv (default: %(default)s)")
     parser.add_argument("--retries", type=int, default=3, help="tries again after a transient failure (default: 3)")

@@ -1,7 +1,8 @@
 """The one place where the pack touches ComfyUI's Python API.
 
-Everything ComfyUI-specific the nodes need (the V3 schema, folders, progress, cancellation) is
-imported or wrapped here, so that a change of ComfyUI's API is a change of this file.
+Everything ComfyUI-specific the nodes need (the V3 schema, folders, progress, cancellation, the
+memory manager) is imported or wrapped here, so that a change of ComfyUI's API is a change of this
+file and of ``memory.py``, which only this file imports.
 """
 
 import os
@@ -11,17 +12,20 @@ from collections.abc import Callable
 import comfy.model_management
 import comfy.utils
 import folder_paths
+import torch
 from comfy_api.latest import ComfyExtension, io, ui
 
 from ..motion_core.errors import InputError
 from ..motion_core.paths import resolve_inside
+from . import memory
 
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
            "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device", "list_diffusers_models",
            "diffusers_model_path", "list_video_models", "video_model_path", "list_motion_modules", "motion_module_path",
            "sd1_tokenizer_folder", "CHECKPOINTS", "list_vae_files", "vae_path", "list_text_encoder_files",
            "text_encoder_path", "MOTION_LORA_FOLDER", "list_motion_loras", "motion_lora_path",
-           "motion_lora_save_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder"]
+           "motion_lora_save_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder",
+           "load_video_model", "use_model"]
 
 PREFIX = "MTX_"
 """Prefix of every node id and custom type of the pack (kept forever: saved graphs use it)."""
@@ -112,6 +116,19 @@ def compute_device() -> str:
 
 
 # --- models ---------------------------------------------------------------------------------------
+
+def load_video_model(load: Callable[[], object], files: list[str], device: str):
+    """``load()`` a video model in ComfyUI's memory manager: room is made for its ``files`` on ``device``
+    first, and the model is registered after (nodes/memory.py)."""
+    memory.make_room_for_files(files, torch.device(device))
+    return memory.register(load())
+
+
+def use_model(model, task: str, latent_shape: tuple[int, ...]) -> None:
+    """Before ``task`` (encode, decode, invert, sample, train) on latents ``(b, c, f, h, w)``: ComfyUI
+    loads ``model`` (evicting others as needed, or bringing it back after an eviction)."""
+    memory.load(model, task, tuple(latent_shape))
+
 
 def list_diffusers_models() -> list[str]:
     """Folders with a model_index.json under ComfyUI's ``diffusers`` model folders (relative names)."""

@@ -3,7 +3,7 @@
 from ..motion_core.adapters.embeddings import DEBIAS_MODES
 from ..motion_core.noise import STRATEGIES
 from ..motion_core.pipeline import generate, invert_reference, make_noise, scaled_stack
-from ._comfy import CATEGORY, Progress, io, node_id
+from ._comfy import CATEGORY, Progress, io, node_id, use_model
 from .types import Adapter, Latents, VideoModel
 
 
@@ -43,6 +43,7 @@ class InvertVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latents, steps, prompt, adapter_strength, adapter=None) -> io.NodeOutput:
+        use_model(model, "invert", latents.samples.shape)
         inverted = invert_reference(model, latents, steps, prompt, scaled_stack(adapter, adapter_strength),
                                     Progress(steps))
         return io.NodeOutput(inverted)
@@ -121,6 +122,7 @@ class GenerateVideo(io.ComfyNode):
     def execute(cls, model, noise, prompt, negative_prompt, steps, cfg, adapter_strength, adapter=None,
                 debias=DEBIAS_MODES[0]) -> io.NodeOutput:
         adapters = scaled_stack(adapter, adapter_strength, debias=debias)
+        use_model(model, "sample", noise.samples.shape)
         latents = generate(model, noise, prompt, negative_prompt, steps, cfg, adapters, Progress(steps))
         return io.NodeOutput(latents)
 

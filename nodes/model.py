@@ -9,8 +9,8 @@ from ..motion_core.video import MAX_SIDE
 from ..motion_core.errors import InputError
 from ._comfy import (CATEGORY, CHECKPOINTS, Progress, compute_device, file_fingerprint, input_problem, io,
                      list_motion_modules, list_text_encoder_files, list_vae_files, list_video_models,
-                     motion_module_path, node_id, sd1_tokenizer_folder, text_encoder_path, ui, vae_path,
-                     video_model_path)
+                     load_video_model, motion_module_path, node_id, sd1_tokenizer_folder, text_encoder_path, ui,
+                     use_model, vae_path, video_model_path)
 from .types import Latents, VideoModel
 
 
@@ -117,7 +117,9 @@ class LoadVideoModel(io.ComfyNode):
                                vae_decode_chunk=vae_decode_chunk, attention=attention)
         path = video_model_path(model_name)
         parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name)
-        return io.NodeOutput(_named_as_inputs(lambda: load_backbone(path, options, "model_name", parts)))
+        files = [path, *parts.values()] if offload == "none" else []
+        return io.NodeOutput(_named_as_inputs(lambda: load_video_model(
+            lambda: load_backbone(path, options, "model_name", parts), files, options.device)))
 
 
 class EncodeReference(io.ComfyNode):
@@ -150,6 +152,9 @@ class EncodeReference(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, frames, width, height) -> io.NodeOutput:
+        scale = model.latent_scale()
+        use_model(model, "encode", (1, 4, frames.shape[0], (height or frames.shape[1]) // scale,
+                                    (width or frames.shape[2]) // scale))
         latents, fitted = encode_reference(model, frames, width, height)
         if fitted.shape[0] == frames.shape[0]:
             return io.NodeOutput(latents, fitted)
@@ -178,6 +183,7 @@ class DecodeVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latents) -> io.NodeOutput:
+        use_model(model, "decode", latents.samples.shape)
         return io.NodeOutput(decode(model, latents, Progress(latents.samples.shape[0] * latents.samples.shape[2])))
 
 

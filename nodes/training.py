@@ -5,7 +5,7 @@ from ..motion_core.objectives import ObjectiveSpec
 from ..motion_core.pipeline import options_for, train_adapter
 from ..motion_core.sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution
 from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
-from ._comfy import CATEGORY, Progress, io, node_id
+from ._comfy import CATEGORY, Progress, io, node_id, use_model
 from .types import Adapter, AdapterOptions, Latents, Objective, VideoModel
 
 DEFAULT_PROMPT = "a video"
@@ -99,6 +99,7 @@ class TrainMotionAdapter(io.ComfyNode):
             progress.text(loss_text(step, total, terms))
             progress(step, total)
 
+        use_model(model, "train", latents.samples.shape)
         spec = ObjectiveSpec.from_dict(objective) if objective is not None else None
         options = TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing,
                                timesteps=TimestepDistribution(timestep_low, timestep_high, timestep_shift),

@@ -1,6 +1,6 @@
-"""Write the example workflows in ``example_workflows/``: each graph once in ComfyUI's UI format (what a user
+"""Write the example workflows in ``workflows/``: each graph once in ComfyUI's UI format (what a user
 drags in; ComfyUI serves the folder as the pack's templates) and once in API format
-(``example_workflows/api/``, what ``python -m motion_core.batch`` and other API clients queue).
+(``workflows/api/``, what ``python -m motion_core.batch`` and other API clients queue).
 
     python scripts/make_workflows.py --server http://127.0.0.1:8188
 
@@ -23,7 +23,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from motion_core.files import replace_file  # noqa: E402
-FOLDER = REPOSITORY / "example_workflows"
+FOLDER = REPOSITORY / "workflows"
 API_FOLDER = FOLDER / "api"
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
@@ -91,7 +91,7 @@ def invert_generate_save(adapter: tuple[int, int], strategy: str, target: str, p
 
 TRY_IT = (
     "**Try it on the toy model** (bundled with the pack): copy the pack's `models/toy-t2v` folder into "
-    "`ComfyUI/models/diffusers/` and `examples/toy/red_square_wander.mp4` into `ComfyUI/input/`, then "
+    "`ComfyUI/models/diffusers/` and `assets/toy/red_square_wander.mp4` into `ComfyUI/input/`, then "
     "Queue. About a minute on a CPU.\n\n"
     "**For a real video**: pick your model in *Load Video Model* (a ZeroScope or ModelScope folder in "
     "`models/diffusers`), upload your clip in *Load Reference Video* (16-24 frames of one clear motion; "
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     for workflow in WORKFLOWS:
         write_json(FOLDER / f"{workflow.name}.json", ui_format(workflow, object_info), args.overwrite)
         write_json(API_FOLDER / f"{workflow.name}.json", api_format(workflow, object_info), args.overwrite)
-        print(f"wrote example_workflows/{workflow.name}.json and example_workflows/api/{workflow.name}.json", file=sys.stderr)
+        print(f"wrote workflows/{workflow.name}.json and workflows/api/{workflow.name}.json", file=sys.stderr)
     return 0
 
 

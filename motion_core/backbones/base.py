@@ -163,7 +163,7 @@ class VideoBackbone(ABC):
       :meth:`find_appearance_sites`;
     - frames and sizes: :meth:`latent_frames`, :attr:`frame_multiple`, :meth:`pixel_multiple`,
       :meth:`latent_scale`; text and video: :meth:`encode_prompt`, :meth:`encode_video`,
-      :meth:`decode_latents`; memory: :meth:`hold`.
+      :meth:`decode_latents`; memory: :meth:`hold`, :meth:`weight_modules`, :attr:`offloads`.
 
     The denoiser is shared by every graph branch and ComfyUI's cache: nothing may change it.
     Adapters work on private views of it (see ``motion_core.adapters``).
@@ -180,6 +180,7 @@ class VideoBackbone(ABC):
 
     denoiser_module: torch.nn.Module
     sampling: Sampling
+    options: ModelOptions
     device: torch.device
     dtype: torch.dtype
 
@@ -231,6 +232,20 @@ class VideoBackbone(ABC):
     def hold(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
         """Keep ``module`` on the device for the block (families with offloading move it there and back)."""
         yield module
+
+    # --- memory ---------------------------------------------------------------------------------
+
+    def weight_modules(self) -> dict[str, torch.nn.Module]:
+        """The modules that hold the model's weights, by name: what a host's memory manager moves to
+        the device and offloads as a whole (ComfyUI's, in ``nodes/memory.py``). Every module the
+        model computes with must be among them (or inside one). Default: the denoiser alone."""
+        return {"denoiser": self.denoiser_module}
+
+    @property
+    def offloads(self) -> bool:
+        """Whether the model keeps its weights in system memory and moves each part to the device only
+        while it runs (:meth:`hold`): a memory manager must then leave the weights where they are."""
+        return False
 
     # --- where motion lives ---------------------------------------------------------------------
 

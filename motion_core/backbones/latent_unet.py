@@ -67,6 +67,13 @@ class LatentUNetBackbone(VideoBackbone):
         """Keep ``module`` on the device for the block (with offload: move it there and back)."""
         return on_device_while(module, self.device, self._offload)
 
+    def weight_modules(self) -> dict[str, nn.Module]:
+        return {"unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder}
+
+    @property
+    def offloads(self) -> bool:
+        return self._offload
+
     def pixel_multiple(self) -> int:
         vae_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         unet_factor = 2 ** (len(self.unet.config.block_out_channels) - 1)

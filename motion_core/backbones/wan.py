@@ -225,6 +225,13 @@ class WanBackbone(VideoBackbone):
         """Keep ``module`` on the device for the block (with offload: move it there and back)."""
         return on_device_while(module, self.device, self._offload)
 
+    def weight_modules(self) -> dict[str, nn.Module]:
+        return {"transformer": self.transformer, "vae": self.vae, "text_encoder": self.text_encoder}
+
+    @property
+    def offloads(self) -> bool:
+        return self._offload
+
     @classmethod
     def owns(cls, module: nn.Module) -> bool:
         from diffusers import WanTransformer3DModel

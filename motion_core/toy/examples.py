@@ -1,6 +1,6 @@
 """The bundled reference clips of the toy world: a shape wandering on a random path.
 
-    python -m motion_core.toy.examples examples/toy
+    python -m motion_core.toy.examples assets/toy
 
 (re)creates ``<name>.mp4`` and ``<name>.json`` (caption and ground truth) for every clip of
 :data:`EXAMPLES`. The clips are drawn from seeds at or above ``train_model.HELD_OUT_SEEDS``, so the
@@ -31,7 +31,7 @@ EXAMPLES: dict[str, tuple[str, str, int]] = {
 }
 """Name -> (shape, colour, seed) of each bundled clip; the first is the demo's default."""
 FPS = 8
-FOLDER = Path(__file__).resolve().parents[2] / "examples" / "toy"
+FOLDER = Path(__file__).resolve().parents[2] / "assets" / "toy"
 """Where the repository keeps them."""
 
 
@@ -85,7 +85,7 @@ def write_examples(folder: str | Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m motion_core.toy.examples", description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", default=str(FOLDER),
-                        help="where to write the clips (default: the repository's examples/toy)")
+                        help="where to write the clips (default: the repository's assets/toy)")
     args = parser.parse_args(argv)
     try:
         written = write_examples(args.folder)

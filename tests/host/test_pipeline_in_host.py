@@ -7,6 +7,7 @@ from PIL import Image
 
 from motion_core.testing import write_tiny_text_to_video_folder
 from support.clips import write_index_clip
+from support.comfy_host import host_source
 
 MODEL, CLIP, FRAMES, SIZE = "tiny-t2v", "moving_square.mp4", 8, 32
 
@@ -59,6 +60,11 @@ def transfer_graph(train_steps: int, prefix: str) -> dict:
     }
 
 
+def host_throttles_progress() -> bool:
+    """Whether the host's ProgressBar drops reports closer than 0.1 s / 0.5 % (ComfyUI >= 0.33)."""
+    return "PROGRESS_THROTTLE" in (host_source() / "comfy" / "utils.py").read_text()
+
+
 def test_the_full_graph_runs_with_progress_on_the_websocket(prepared):
     comfy = prepared
     run = comfy.run(transfer_graph(train_steps=3, prefix="full"), timeout=600)
@@ -68,7 +74,11 @@ def test_the_full_graph_runs_with_progress_on_the_websocket(prepared):
     for data in run.of_type("progress"):
         progress.setdefault(data["node"], []).append((data["value"], data["max"]))
     assert progress["5"][-1] == (3, 3), "training reports each step"
-    assert [value for value, _ in progress["6"]] == [1, 2, 3, 4], "inversion reports each step"
+    inversion = [value for value, _ in progress["6"]]
+    if host_throttles_progress():  # ComfyUI >= 0.33 sends the first, the last, and steps >= 0.1 s apart
+        assert inversion[0] == 1 and inversion[-1] == 4 and inversion == sorted(set(inversion))
+    else:
+        assert inversion == [1, 2, 3, 4], "inversion reports each step"
     assert progress["8"][-1] == (4, 4) and progress["9"][-1] == (FRAMES, FRAMES)
     losses = [text for node, text in run.texts if node == "5"]
     assert len(losses) == 3 and losses[-1].startswith("step 3/3 · loss ")
@@ -81,13 +91,15 @@ def test_the_full_graph_runs_with_progress_on_the_websocket(prepared):
     assert run.outputs("12")["images"], "ComfyUI's loss graph node plotted the LOSS_MAP"
 
 
+@pytest.mark.host_smoke  # ComfyUI >= 0.33 interrupts with a BaseException
 def test_cancel_during_training_ends_the_run_cleanly_and_saves_nothing(prepared):
     comfy = prepared
     sent = []
 
     def cancel_once_training_runs(message, host):
         data = message.get("data", {})
-        if message.get("type") == "progress" and data.get("node") == "5" and data["value"] >= 2 and not sent:
+        # the first step's report: ComfyUI >= 0.33 then throttles reports to every 0.5 % of the steps
+        if message.get("type") == "progress" and data.get("node") == "5" and data["value"] >= 1 and not sent:
             sent.append(data["value"])
             host.interrupt()
 
@@ -113,7 +125,8 @@ def test_a_wrong_model_folder_is_refused_before_running(prepared):
     graph["2"]["inputs"]["model_name"] = "an-image-model"
     with pytest.raises(PromptRejected) as err:
         comfy.queue(graph)
-    assert "model_name: 'an-image-model' is a StableDiffusionPipeline folder" in err.value.messages()
+    message = "motion_module: 'an-image-model' is a Stable Diffusion folder: choose a motion module"
+    assert message in err.value.messages()
 
 
 KIND_OPTIONS = {

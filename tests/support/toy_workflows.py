@@ -1,4 +1,4 @@
-"""The committed example workflows (``example_workflows/api/``) on the bundled toy model and clip.
+"""The committed example workflows (``workflows/api/``) on the bundled toy model and clip.
 
 The host tests run each of them with few steps (``with_few_steps``): the graph, the nodes and every
 other value stay as committed, so a broken node, link or value still fails there, in seconds.
@@ -13,7 +13,7 @@ import shutil
 
 from support.comfy_host import REPO_ROOT, ComfyHost
 
-WORKFLOWS = REPO_ROOT / "example_workflows"
+WORKFLOWS = REPO_ROOT / "workflows"
 RUN_ORDER = ["motion_transfer_vmc_sma", "train_and_save_adapter", "load_adapter_and_generate",
              "motion_transfer_motiondirector", "motion_transfer_motion_inversion"]
 """Every API workflow; the saved-adapter one after the one that saves it."""
@@ -44,4 +44,4 @@ def provide_toy_files(host: ComfyHost) -> None:
     model = host.models_dir / "diffusers" / "toy-t2v"
     if not model.exists():
         shutil.copytree(REPO_ROOT / "models" / "toy-t2v", model)
-    shutil.copy(REPO_ROOT / "examples" / "toy" / "red_square_wander.mp4", host.input_dir)
+    shutil.copy(REPO_ROOT / "assets" / "toy" / "red_square_wander.mp4", host.input_dir)

@@ -5,7 +5,9 @@ The frontend's rules (litegraph schema 0.4, frontend 1.x): ``widgets_values`` ho
 widget input of the node's schema, in ``input_order`` (required, then optional), each followed by
 the value of its "control after generate" widget when it has one; a linked input takes its source
 ``[node id, output slot]`` from the ``links`` table instead; nodes that exist only in the frontend
-(notes) and muted or bypassed nodes are not sent.
+(notes) and muted or bypassed nodes are not sent. A workflow saved before a node gained optional
+inputs (ComfyUI 0.33's ``CreateVideo.bit_depth``) has no values for them: they keep their defaults,
+as the server does for an API graph without them, so they are left out here.
 """
 
 from __future__ import annotations
@@ -15,17 +17,31 @@ FRONTEND_ONLY_NODES = frozenset({"Note", "MarkdownNote"})
 ACTIVE_MODE = 0
 
 
-def _specs(schema: dict) -> list[tuple[str, str, dict]]:
+def _specs(schema: dict, with_section: bool = False) -> list[tuple]:
+    """``(name, type, options)`` of each input in order (``+ (section,)``: "required" or "optional")."""
     specs = []
-    for kind in ("required", "optional"):
-        for name in schema.get("input_order", {}).get(kind, list(schema["input"].get(kind, {}))):
-            spec = schema["input"][kind][name]
-            specs.append((name, "COMBO" if isinstance(spec[0], list) else spec[0], spec[1] if len(spec) > 1 else {}))
+    for section in ("required", "optional"):
+        for name in schema.get("input_order", {}).get(section, list(schema["input"].get(section, {}))):
+            spec = schema["input"][section][name]
+            specs.append((name, "COMBO" if isinstance(spec[0], list) else spec[0], spec[1] if len(spec) > 1 else {},
+                          *((section,) if with_section else ())))
     return specs
 
 
 def _control_widget(name: str, options: dict) -> bool:
     return bool(options.get("control_after_generate", name in ("seed", "noise_seed")))
+
+
+def dynamic_inputs(workflow: dict, object_info: dict) -> list[str]:
+    """``Node.input`` of the inputs of a UI workflow's nodes that are V3 dynamic inputs on this server
+    (ComfyUI 0.33's ``SaveVideo.format`` is a ``COMFY_DYNAMICCOMBO_V3``): their widgets follow the selected
+    option, which this reading does not model (the browser test reads them with the real frontend)."""
+    found = []
+    for node in workflow["nodes"]:
+        for name, kind, _ in _specs(object_info.get(node["type"], {"input": {}})):
+            if kind.startswith("COMFY_DYNAMIC"):
+                found.append(f"{node['type']}.{name}")
+    return sorted(set(found))
 
 
 class UnknownNode(ValueError):
@@ -43,8 +59,10 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
             raise UnknownNode(f"node {node['id']} is a {node['type']!r}, which the server does not have")
         values = list(node.get("widgets_values") or [])
         inputs = {}
-        for name, kind, options in _specs(object_info[node["type"]]):
+        for name, kind, options, section in _specs(object_info[node["type"]], with_section=True):
             if kind in WIDGET_TYPES:
+                if not values and section == "optional":
+                    continue
                 if not values:
                     raise ValueError(f"node {node['id']} ({node['type']}) has no widget value for {name!r}")
                 inputs[name] = values.pop(0)

@@ -14,7 +14,7 @@ from motion_core.video import write_video
 from support.motion_clips import pan
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW = batch.read_workflow(REPO / "example_workflows" / "api" / "motion_transfer_vmc_sma.json")
+WORKFLOW = batch.read_workflow(REPO / "workflows" / "api" / "motion_transfer_vmc_sma.json")
 
 
 def manifest(tmp_path: Path, text: str, suffix: str = ".csv") -> Path:
@@ -59,7 +59,7 @@ def test_a_bad_manifest_is_refused_naming_the_row_and_column(tmp_path, text, mes
 
 def test_a_ui_format_or_missing_workflow_is_refused(tmp_path):
     with pytest.raises(InputError, match="UI-format workflow; give its API-format twin"):
-        batch.read_workflow(REPO / "example_workflows" / "motion_transfer_vmc_sma.json")
+        batch.read_workflow(REPO / "workflows" / "motion_transfer_vmc_sma.json")
     with pytest.raises(InputError, match="--workflow: .* does not exist"):
         batch.read_workflow(tmp_path / "nothing.json")
 
@@ -175,3 +175,27 @@ def test_the_reference_is_loaded_with_the_workflow_frame_options(tmp_path):
 
     assert score(frame_load_cap=8) > 0.95
     assert score(frame_load_cap=8, skip_first_frames=8) < -0.9
+
+
+def test_prompt_ids_are_canonical_uuids_also_for_a_job_recorded_by_an_older_runner(tmp_path):
+    """ComfyUI >= 0.33 refuses any other spelling ("prompt_id must be a valid UUID"); a table written
+    with 32-digit ids before is queued again under the same id, spelt canonically."""
+    import uuid
+
+    jobs = batch.read_manifest(manifest(tmp_path, "job,prompt\nold,x\nnew,y\n"), WORKFLOW)
+    old_id = uuid.uuid4()
+    batch.write_results(tmp_path / "out", {"old": batch.Result("old", "queued", prompt_id=old_id.hex,
+                                                              spec=batch.job_spec(WORKFLOW, jobs[0]))})
+    queued = []
+
+    class RecordingServer(FinishedServer):
+        def queue(self, graph, prompt_id, job):
+            queued.append((job, prompt_id))
+
+        def history(self, prompt_id):
+            return super().history(prompt_id) if any(prompt_id == q for _, q in queued) else {}
+
+    results = batch.Runner(RecordingServer({}), WORKFLOW, tmp_path / "out", progress=False).run(jobs)
+    assert dict(queued)["old"] == str(old_id)
+    assert str(uuid.UUID(dict(queued)["new"])) == dict(queued)["new"]
+    assert {name: result.status for name, result in results.items()} == {"old": "success", "new": "success"}

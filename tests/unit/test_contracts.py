@@ -184,6 +184,17 @@ def test_a_family_declares_motion_sites_and_checkpoint_blocks_that_exist(family_
     assert FAMILIES[name].owns(make_view(backbone.denoiser_module))
 
 
+def test_a_family_lists_every_module_it_holds_as_weights_a_memory_manager_moves(family_folder):
+    """ComfyUI's memory manager (nodes/memory.py) moves what ``weight_modules`` lists and nothing
+    else: a module the backbone holds outside them would stay behind on an eviction."""
+    _, folder = family_folder
+    backbone = load_backbone(folder, ModelOptions(dtype="fp32", device="cpu"))
+    listed = {id(module) for root in backbone.weight_modules().values() for module in root.modules()}
+    held = {name: value for name, value in vars(backbone).items() if isinstance(value, torch.nn.Module)}
+    assert held and all(id(module) in listed for module in held.values()), sorted(held)
+    assert id(backbone.denoiser_module) in listed and backbone.offloads is False
+
+
 def test_the_denoiser_call_casts_its_inputs_to_the_model_dtype(family_folder):
     _, folder = family_folder
     backbone = load_backbone(folder, ModelOptions(dtype="bf16", device="cpu"))

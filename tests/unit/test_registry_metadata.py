@@ -42,10 +42,10 @@ VERSION_RANGE_PART = re.compile(r"^(?:(==|>=|<=|!=|~=|>|<|<>|=)\s*)?(\d+\.\d+\.\
 # What the archive may hold at its top level; everything else (tests, benchmark scripts, scripts/,
 # docs/ screenshots, CI) is left out by .comfyignore. A new top-level file or folder fails here
 # until it is either shipped (listed) or left out (.comfyignore).
-SHIPPED_TOP_LEVEL = {"__init__.py", "nodes", "motion_core", "models", "examples", "example_workflows",
+SHIPPED_TOP_LEVEL = {"__init__.py", "nodes", "motion_core", "models", "assets", "workflows", "web",
                      "requirements.txt", "pyproject.toml", "LICENSE", "README.md", "CHANGELOG.md",
                      "BENCHMARKS.md", "docs"}
-SHIPPED_WHOLE = ("nodes", "motion_core", "models", "examples", "example_workflows")
+SHIPPED_WHOLE = ("nodes", "motion_core", "models", "assets", "workflows", "web")
 LEFT_OUT_PACKAGES = {"tests", "benchmarks", "scripts", "support"}
 
 
@@ -102,12 +102,17 @@ def test_dependencies_are_the_requirements_users_get():
     assert PROJECT["dependencies"] == requirement_lines(ROOT / "requirements.txt")
 
 
-def test_no_frontend_range_while_the_pack_has_no_web_code():
-    """A comfyui-frontend-package range belongs in the dependencies once the pack ships a web directory."""
+def test_no_frontend_range_while_the_web_directory_holds_only_help_pages():
+    """The web directory (``WEB_DIRECTORY``) holds the nodes' Markdown help pages, which a frontend
+    without help pages simply does not show; a comfyui-frontend-package range belongs in the
+    dependencies once the pack ships web code. ``[tool.comfy] web`` stays unset: ComfyUI would serve
+    the folder a second time, under the project name, and the frontend looks under the install
+    folder's name (the node's python_module), which ``WEB_DIRECTORY`` serves."""
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    web_files = [f for f in tracked if f.endswith((".js", ".ts", ".css", ".vue"))]
-    entry_points = [(ROOT / f).read_text(encoding="utf-8") for f in ("__init__.py", "nodes/__init__.py")]
-    assert not web_files and not any("WEB_DIRECTORY" in text for text in entry_points)
+    web_files = [f for f in tracked if f.endswith((".js", ".ts", ".css", ".vue", ".html"))]
+    assert not web_files
+    assert {Path(f).suffix for f in tracked if f.startswith("web/")} == {".md"}
+    assert 'WEB_DIRECTORY = "./web"' in (ROOT / "__init__.py").read_text(encoding="utf-8")
     assert not any(dep.startswith("comfyui-frontend-package") for dep in PROJECT["dependencies"])
     assert "web" not in COMFY
 
@@ -154,14 +159,14 @@ def test_shipped_code_imports_nothing_left_out(archive):
             assert not {m.split(".")[0] for m in modules} & LEFT_OUT_PACKAGES, (name, modules)
 
 
-def test_example_workflows_use_files_the_archive_ships(archive):
+def test_workflows_use_files_the_archive_ships(archive):
     """The workflows are set up for the toy model and a bundled clip (README: copy them into ComfyUI)."""
     names = set(archive.namelist())
-    api_workflows = [n for n in names if n.startswith("example_workflows/api/") and n.endswith(".json")]
+    api_workflows = [n for n in names if n.startswith("workflows/api/") and n.endswith(".json")]
     assert api_workflows
     for workflow in api_workflows:
         for node in json.loads(archive.read(workflow)).values():
             if node["class_type"] == "MTX_LoadVideoModel":
                 assert f"models/{node['inputs']['model_name']}/model_index.json" in names, workflow
             if node["class_type"] == "MTX_LoadReferenceVideo":
-                assert f"examples/toy/{node['inputs']['video']}" in names, workflow
+                assert f"assets/toy/{node['inputs']['video']}" in names, workflow

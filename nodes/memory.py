@@ -1,0 +1,109 @@
+"""The pack's models in ComfyUI's model management (imported through ``_comfy`` only).
+
+ComfyUI can only make room for a model, or evict one for another workflow, when it was loaded
+through a ``ModelPatcher`` registered by ``comfy.model_management.load_models_gpu`` (read in
+ComfyUI 0.3.75 and 0.33; ``../shared/ANIMATEDIFF.md`` §4). A diffusers model cannot be a patcher's
+model (the patcher assigns ``model.device``, a read-only property there), so the patcher wraps
+:class:`VideoModelWeights`, a plain container of the backbone's :meth:`weight_modules`.
+
+Before a node computes with a model it asks ComfyUI to load it with the memory the step needs
+(:func:`load`): ComfyUI evicts other models as needed and moves the container to the device (back
+from the offload device if an earlier eviction, e.g. ``POST /free`` with ``unload_models``, moved
+it there). Afterwards it stays registered, so the next workflow can evict it. Registration holds
+weak references: each patcher lives exactly as long as its backbone (a weak-keyed table here).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+import comfy.model_management
+import comfy.model_patcher
+import torch
+
+from ..motion_core.backbones.base import VideoBackbone
+
+MIB = 1024 ** 2
+TASKS = ("encode", "decode", "invert", "sample", "train")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+
+_PATCHERS: weakref.WeakKeyDictionary[VideoBackbone, comfy.model_patcher.ModelPatcher] = weakref.WeakKeyDictionary()
+
+
+class VideoModelWeights(torch.nn.Module):
+    """What ComfyUI's memory manager sees of a loaded video model: its weight modules, by name
+    (ComfyUI's log says "Requested to load VideoModelWeights")."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module]):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+
+
+def patcher(backbone: VideoBackbone) -> comfy.model_patcher.ModelPatcher:
+    """The backbone's patcher (made on first use). A backbone that offloads itself (``offload``
+    model) is registered as a model of the offload device: ComfyUI must not move its parts, which
+    :meth:`~VideoBackbone.hold` moves to the device one at a time."""
+    found = _PATCHERS.get(backbone)
+    if found is None:
+        offload = comfy.model_management.unet_offload_device()
+        device = offload if backbone.offloads else backbone.device
+        found = comfy.model_patcher.ModelPatcher(VideoModelWeights(backbone.weight_modules()), load_device=device,
+                                                 offload_device=offload)
+        _PATCHERS[backbone] = found
+    return found
+
+
+def make_room_for_files(paths: list[str], device: torch.device) -> None:
+    """Before loading a model ComfyUI does not see yet: have it evict models until the weight files
+    under ``paths`` (files or folders; their size on disk as the estimate) fit on ``device``."""
+    if device.type == "cpu":
+        return  # as load_models_gpu: ComfyUI frees no system memory for a load
+    size = 0
+    for path in paths:
+        walked = os.walk(path, followlinks=True) if os.path.isdir(path) else [("", [], [path])]
+        size += sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in walked for name in names
+                    if name.endswith(WEIGHT_SUFFIXES))
+    comfy.model_management.free_memory(size, device)
+
+
+def register(backbone: VideoBackbone) -> VideoBackbone:
+    """Enter a freshly loaded backbone in ComfyUI's loaded-model list (its weights are already where
+    ``motion_core`` put them)."""
+    comfy.model_management.load_models_gpu([patcher(backbone)], force_full_load=True)
+    return backbone
+
+
+def load(backbone: VideoBackbone, task: str, latent_shape: tuple[int, ...]) -> None:
+    """Ask ComfyUI to load ``backbone`` with room for ``task`` (one of :data:`TASKS`) on latents of
+    ``latent_shape`` ``(b, c, f, h, w)``; it evicts other models as needed. An offloading backbone
+    also gets room on the device for its largest part, which it moves there itself."""
+    needed = working_memory(backbone, task, latent_shape)
+    if backbone.offloads:
+        largest = max(comfy.model_management.module_size(m) for m in backbone.weight_modules().values())
+        comfy.model_management.free_memory(needed + largest, backbone.device)
+    comfy.model_management.load_models_gpu([patcher(backbone)], memory_required=needed, force_full_load=True)
+
+
+def working_memory(backbone: VideoBackbone, task: str, latent_shape: tuple[int, ...]) -> int:
+    """Bytes a step needs beside the weights, by ComfyUI's own estimates for the same networks.
+
+    The denoiser: ``BaseModel.memory_required`` (``comfy/model_base.py``, SD-family factor 1), 0.01 MiB
+    per latent pixel, frame and batch item, times the dtype's size; sampling with guidance runs two
+    batch items. Training keeps the activations for the backward pass: 3x that, a guess not yet
+    measured at full size. The VAE, per frame of a ``vae_decode_chunk``: ``VAE.memory_used_decode`` /
+    ``memory_used_encode`` of ComfyUI's AutoencoderKL (``comfy/sd.py``).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {TASKS}")
+    batch, _, frames, height, width = latent_shape
+    size = comfy.model_management.dtype_size(backbone.dtype)
+    if task in ("encode", "decode"):
+        chunk = min(backbone.options.vae_decode_chunk or frames, frames)
+        pixels = height * width * backbone.latent_scale() ** 2
+        per_frame = 2178 * 64 * height * width if task == "decode" else 1767 * pixels
+        return int(per_frame * chunk * size)
+    denoiser = batch * frames * height * width * size * 0.01 * MIB
+    return int(denoiser * {"invert": 1, "sample": 2, "train": 3}[task])
+
