@@ -99,6 +99,8 @@ def test_on_a_view_of_an_animatediff_unet_the_base_stays_as_it_was():
     weights = {name: tensor.clone() for name, tensor in base.state_dict().items()}
     processors = {name: type(p) for name, p in base.attn_processors.items()}
     view = make_view(base)
+    moving = torch.randn(1, 4, 5, 8, 8, generator=torch.Generator().manual_seed(0))
+    before = run(view, moving)  # the view itself, not the base: two module trees may round apart (~1e-7)
     attached = attach_rca(view)
 
     from diffusers.models.transformers.transformer_2d import Transformer2DModel
@@ -110,15 +112,14 @@ def test_on_a_view_of_an_animatediff_unet_the_base_stays_as_it_was():
     assert all(isinstance(p, RecurrentCausalAttention) == (name in replaced)
                for name, p in view.attn_processors.items())
 
-    moving = torch.randn(1, 4, 5, 8, 8, generator=torch.Generator().manual_seed(0))
-    assert not torch.allclose(run(view, moving), run(base, moving), atol=1e-3)
+    assert not torch.allclose(run(view, moving), before, atol=1e-3)
     assert attached.frame_count.frames == 5
 
     assert {name: type(p) for name, p in base.attn_processors.items()} == processors
     assert all(torch.equal(tensor, weights[name]) for name, tensor in base.state_dict().items())
     attached.remove()
     assert {name: type(p) for name, p in view.attn_processors.items()} == processors
-    assert torch.equal(run(view, moving), run(base, moving))
+    assert torch.equal(run(view, moving), before)
 
 
 def test_gradients_reach_the_projections_rca_uses():
