@@ -219,7 +219,7 @@ def report(args: argparse.Namespace) -> None:
               "training loss (first → last 20 steps)", "training s"]
     body = (f"Model `{first['model']}`; {len(references_seen)} held-out random-path references × "
             f"{len(seeds_seen)} seeds (n per row in the table; the same seeds in every row: seed = training seed = "
-            "noise seed). Each adapter is trained on its clip with the clip's own caption (\"a red square moving\"; "
+            "noise seed). Each adapter is trained on its clip with the clip's own caption (e.g. \"a yellow square moving\"; "
             "each method's objective, the kind's published lr), then sampled from fresh Gaussian noise "
             f"(`random`, no inverted noise) with {first['sampling_steps']} DDIM steps at cfg {first['cfg']}: "
             "*memorisation* with the clip's own caption, *transfer* with another shape and colour "
