@@ -22,6 +22,8 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +31,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import table, write_section  # noqa: E402
-from motion_core.backbones.base import ModelOptions  # noqa: E402
+from motion_core.backbones.base import ModelOptions, VideoBackbone  # noqa: E402
 from motion_core.backbones import load_backbone  # noqa: E402
-from motion_core.objectives import ObjectiveSpec  # noqa: E402
-from motion_core.pipeline import (decode, encode_reference, generate, invert_reference, make_noise,  # noqa: E402
-                                  train_adapter)
+from motion_core.pipeline import (VideoLatents, decode, encode_reference, generate, invert_reference,  # noqa: E402
+                                  make_noise, train_adapter)
 from motion_core.toy import evaluate, model, world  # noqa: E402
 from motion_core.toy.methods import METHODS  # noqa: E402
 from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402
@@ -51,20 +52,52 @@ def references(count: int) -> list[world.Clip]:
             for k in range(count)]
 
 
+@dataclass(frozen=True)
+class Case:
+    """One held-out reference and its transfer target: ``index`` in :func:`references`, the clip, its
+    clean latents, and the target's shape, colour and prompt ("a blue circle moving")."""
+
+    index: int
+    clip: world.Clip
+    reference: VideoLatents
+    shape: str
+    colour: str
+
+    @property
+    def target(self) -> str:
+        return f"a {self.colour} {self.shape} moving"
+
+
+def cases(backbone: VideoBackbone, count: int) -> Iterator[Case]:
+    """The first ``count`` held-out references, encoded by ``backbone``, each with its target."""
+    for index, clip in enumerate(references(count)):
+        shape, colour = evaluate.target_for(clip, index)
+        yield Case(index, clip, encode_reference(backbone, world.to_image_tensor(clip))[0], shape, colour)
+
+
+def load_toy_model(path: str) -> VideoBackbone:
+    """The model at ``path`` (relative to the repository unless absolute)."""
+    return load_backbone(ROOT / path if not Path(path).is_absolute() else path, ModelOptions())
+
+
+def sampler(backbone: VideoBackbone, steps: int, cfg: float) -> Callable[..., np.ndarray]:
+    """``sample(noise, prompt, adapters=())``: decoded frames ``(f, h, w, 3)`` in [0, 1], as numpy."""
+    def sample(noise: VideoLatents, prompt: str, adapters=()) -> np.ndarray:
+        return decode(backbone, generate(backbone, noise, prompt, steps=steps, cfg=cfg, adapters=adapters)).numpy()
+
+    return sample
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, list[evaluate.Transfer]], dict[str, float]]:
-    backbone = load_backbone(ROOT / args.model if not Path(args.model).is_absolute() else args.model, ModelOptions())
+    backbone = load_toy_model(args.model)
     scores: dict[str, list[evaluate.Transfer]] = defaultdict(list)
     train_seconds: dict[str, list[float]] = defaultdict(list)
     methods = [METHODS[name] for name in args.methods]
+    generated = sampler(backbone, args.sampling_steps, args.cfg)
 
-    def generated(noise, prompt, adapters=()):
-        latents = generate(backbone, noise, prompt, steps=args.sampling_steps, cfg=args.cfg, adapters=adapters)
-        return decode(backbone, latents).numpy()
-
-    for index, clip in enumerate(references(args.references)):
-        shape, colour = evaluate.target_for(clip, index)
-        target = f"a {colour} {shape} moving"
-        reference, _ = encode_reference(backbone, world.to_image_tensor(clip))
+    for case in cases(backbone, args.references):
+        index, clip, reference, shape, colour, target = (case.index, case.clip, case.reference, case.shape,
+                                                         case.colour, case.target)
         inverted = invert_reference(backbone, reference, args.inversion_steps)
         for seed in range(args.seeds):
             for strategy in NO_TRAINING_NOISE:
@@ -72,9 +105,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[evaluate.Transfer]], d
                 scores[f"no training · {strategy}"].append(evaluate.score_transfer(clip, frames, shape, colour))
             for method in methods:
                 started = time.time()
-                adapter = train_adapter(backbone, reference, clip.caption, ObjectiveSpec(**method.objective),
-                                        method.kind, steps=args.steps, lr=ADAPTER_KINDS[method.kind].default_lr,
-                                        seed=seed).adapter
+                adapter = train_adapter(backbone, reference, clip.caption, method.spec(), method.kind,
+                                        steps=args.steps, lr=ADAPTER_KINDS[method.kind].default_lr, seed=seed,
+                                        options=method.train_options()).adapter
                 train_seconds[method.name].append(time.time() - started)
                 for strategy in dict.fromkeys((method.noise, "random")):
                     frames = generated(make_noise(inverted, strategy, seed), target, [(adapter, 1.0)])

@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> DemoResult:
     videos, bars = [], Bars()
     result = transfer(backbone, reference.frames, reference.caption, [args.target], TransferSettings(
         width=model.WIDTH, height=model.HEIGHT, objective=method.spec(), kind=method.kind, steps=args.steps,
-        lr=args.lr, seed=args.seed, inversion_steps=args.inversion_steps, noise=args.noise or method.noise,
-        noise_seeds=(args.seed,), sampling_steps=args.sampling_steps, cfg=args.cfg),
+        lr=args.lr, seed=args.seed, train_options=method.train_options(), inversion_steps=args.inversion_steps,
+        noise=args.noise or method.noise, noise_seeds=(args.seed,), sampling_steps=args.sampling_steps, cfg=args.cfg),
         stage=bars, on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
         on_video=lambda target, seed, frames: videos.append(frames), input_name="--clip")
     fitted, frames = result.reference, videos[0]

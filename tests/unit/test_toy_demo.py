@@ -11,8 +11,10 @@ from motion_core.adapters import ADAPTER_KINDS
 from motion_core.errors import InputError
 from motion_core.noise import STRATEGIES
 from motion_core.objectives import ObjectiveSpec
+from motion_core.sampling import TimestepDistribution
 from motion_core.toy import demo, examples, model, train_model, world
 from motion_core.toy.methods import METHODS
+from motion_core.train import TrainOptions
 from motion_core.video import load_video
 
 
@@ -38,6 +40,15 @@ def test_the_methods_are_the_published_combinations():
     for name in ("motiondirector", "motion-inversion"):
         spec = METHODS[name].spec()
         assert (spec.base_loss, spec.sma_global_weight, spec.sma_local_weight) == ("motion_director", 0, 0)
+
+
+def test_only_motion_inversion_trains_at_high_noise_as_the_toy_measurements_chose():
+    """The papers draw t uniformly; on the toy model only Motion Inversion's embeddings gained from t >= 0.6
+    (BENCHMARKS.md, "Memorisation and transfer from fresh noise"), so only its default differs."""
+    timesteps = {name: method.train_options().timesteps for name, method in METHODS.items()}
+    assert timesteps.pop("motion-inversion") == TimestepDistribution(0.6, 1.0)
+    assert all(distribution.uniform for distribution in timesteps.values())
+    assert TrainOptions().timesteps.uniform, "the library's default stays the released code's uniform draw"
 
 
 # --- bundled clips ---------------------------------------------------------------------------------
