@@ -30,18 +30,21 @@ from motion_core.toy import evaluate, model, tracker, world  # noqa: E402
 from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = {"unet3d": ("toy_model", "The toy text-to-video model"),
+            "animatediff": ("toy_model_animatediff", "The toy AnimateDiff model")}
+"""The BENCHMARKS.md section each model family's figures go to."""
 
 
 def percent(flags) -> str:
     return f"{100 * np.mean(flags):.1f} %"
 
 
-def caption_section(backbone, seeds: int, steps: int, cfg: float) -> str:
-    results = evaluate.caption_following(backbone, range(seeds), steps=steps, cfg=cfg,
+def caption_section(backbone, seeds: int, steps: int, cfg: float, motions=world.MOTIONS) -> str:
+    results = evaluate.caption_following(backbone, range(seeds), motions=motions, steps=steps, cfg=cfg,
                                          progress=lambda done, total: print(f"{done}/{total}", file=sys.stderr))
     rows = [["all", len(results), percent([r.colour_right for r in results]), percent([r.shape_right for r in results]),
              percent([r.motion_right for r in results])]]
-    for motion in world.MOTIONS:
+    for motion in motions:
         part = [r for r in results if r.motion == motion]
         rows.append([motion, len(part), percent([r.colour_right for r in part]), percent([r.shape_right for r in part]),
                      percent([r.motion_right for r in part])])
@@ -49,7 +52,9 @@ def caption_section(backbone, seeds: int, steps: int, cfg: float) -> str:
         part = [r for r in results if r.shape == shape]
         rows.append([f"shape {shape}", len(part), percent([r.colour_right for r in part]),
                      percent([r.shape_right for r in part]), percent([r.motion_right for r in part])])
-    return (f"**Caption following** — every caption \"a <colour> <shape> <motion>\" × {seeds} seed(s), "
+    which = ("every caption" if tuple(motions) == world.MOTIONS
+             else f"the {len(results) // seeds} captions of the motions {', '.join(motions)},")
+    return (f"**Caption following** — {which} \"a <colour> <shape> <motion>\" × {seeds} seed(s), "
             f"DDIM {steps} steps, cfg {cfg}, from fresh noise; measured by `motion_core.toy.tracker` "
             "(motion word: `tracker.motion_word`, which names random paths \"unclear\" 88 % of the time).\n\n"
             + table(["captions", "clips", "colour right", "shape right", "motion word right"], rows))
@@ -91,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--clips", type=int, default=24, help="held-out clips for the VAE / inversion figures")
+    parser.add_argument("--motions", default=",".join(world.MOTIONS),
+                        help="comma-separated motions whose captions are generated (default: all %(default)s)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
+    motions = tuple(name.strip() for name in args.motions.split(","))
+    if unknown := [name for name in motions if name not in world.MOTIONS]:
+        parser.error(f"--motions: {', '.join(unknown)} not among {', '.join(world.MOTIONS)}")
     folder = Path(args.model) if Path(args.model).is_absolute() else ROOT / args.model
     backbone = load_backbone(folder, ModelOptions())
     training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
@@ -100,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Model: `{args.model}` — {training_history(training)}; UNet {sum(p.numel() for p in backbone.unet.parameters()) / 1e6:.2f} M, "
         f"text encoder {sum(p.numel() for p in backbone.text_encoder.parameters()) / 1e6:.2f} M, "
         f"VAE {sum(p.numel() for p in backbone.vae.parameters()) / 1e6:.2f} M parameters.",
-        caption_section(backbone, args.seeds, args.steps, args.cfg),
+        caption_section(backbone, args.seeds, args.steps, args.cfg, motions),
         reconstruction_section(backbone, args.clips, args.steps, args.cfg),
     ])
     print(body)
     if args.write:
-        write_section("toy_model", "The toy text-to-video model", body)
+        name, title = SECTIONS[backbone.family]
+        write_section(name, title, body)
     return 0
 
 

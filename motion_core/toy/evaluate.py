@@ -114,3 +114,65 @@ def target_for(reference: world.Clip, index: int) -> tuple[str, str]:
     shapes = [s for s in world.SHAPES if s != reference.shape]
     colours = [c for c in world.COLOURS if c != reference.colour]
     return shapes[index % len(shapes)], colours[index % len(colours)]
+
+
+# --- do caption words reach the model? ----------------------------------------------------------------
+
+WORD_PAIRS = {
+    "motion word (left / right)": ("a red circle moving left", "a red circle moving right"),
+    "motion phrase (moving up / zooming in)": ("a red circle moving up", "a red circle zooming in"),
+    "colour (red / blue)": ("a red circle moving left", "a blue circle moving left"),
+    "shape (circle / star)": ("a red circle moving left", "a red star moving left"),
+}
+"""Caption pairs that differ in one kind of word, for :func:`word_signal`."""
+
+
+def word_signal(backbone: VideoBackbone, pairs: dict[str, tuple[str, str]] = WORD_PAIRS, t: int = 800,
+                seed: int = 0) -> dict[str, tuple[float, float]]:
+    """How far two captions' difference carries into the model, per pair: ``(text, features)``, the
+    relative difference ``|a - b| / |a|`` of the text encoder's outputs and the mean one of the
+    spatial transformers' outputs (``find_appearance_sites``: where the text enters the UNet) on the
+    same noisy input (8 frames of fresh noise at timestep ``t``). A word the model ignores gives ~0."""
+    scale = backbone.latent_scale()
+    x = fresh_noise(torch.empty(1, backbone.denoiser_module.config.in_channels, model.FRAMES, model.HEIGHT // scale,
+                                model.WIDTH // scale), seed).to(backbone.device, backbone.dtype)
+    outputs: dict[str, list[torch.Tensor]] = {}
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: outputs.setdefault(name, []).append(
+        (o[0] if isinstance(o, tuple) else o.sample).float())) for name, module in
+        backbone.find_appearance_sites(backbone.denoiser_module)]
+    signal = {}
+    try:
+        for label, captions in pairs.items():
+            outputs.clear()
+            text = backbone.encode_prompt(list(captions)).float()
+            with torch.no_grad():
+                for k in range(2):
+                    backbone.call_denoiser(backbone.denoiser_module, x, torch.tensor([t]), text[k:k + 1])
+            features = np.mean([((a - b).norm() / a.norm()).item() for a, b in outputs.values()])
+            signal[label] = (((text[0] - text[1]).norm() / text[0].norm()).item(), float(features))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return signal
+
+
+def motion_phrase_errors(backbone: VideoBackbone, clips: Sequence[world.Clip], t: int,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """Noise-prediction MSE on ``clips`` at timestep ``t`` with each clip's caption, with its motion phrase
+    swapped for the opposite one of :data:`world.MOTIONS` (six places on) and with it left out: equal
+    errors mean the model does not use the motion words."""
+    latents = torch.cat([backbone.encode_video(world.to_image_tensor(clip)) for clip in clips])
+    half = len(world.MOTIONS) // 2
+    opposite = {m: world.MOTIONS[(i + half) % len(world.MOTIONS)] for i, m in enumerate(world.MOTIONS)}
+    captions = ([clip.caption for clip in clips],
+                [world.caption(clip.shape, clip.colour, opposite[clip.motion]) for clip in clips],
+                [f"a {clip.colour} {clip.shape}" for clip in clips])
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(latents)
+    steps = torch.full((len(clips),), t)
+    noisy = backbone.sampling.noised(latents, noise, steps)
+    errors = []
+    for texts in captions:
+        with torch.no_grad():
+            predicted = backbone.call_denoiser(backbone.denoiser_module, noisy, steps, backbone.encode_prompt(texts))
+        errors.append((predicted.float() - noise).pow(2).mean().item())
+    return tuple(errors)

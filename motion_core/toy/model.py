@@ -147,12 +147,15 @@ def load_parts(folder: str | Path) -> dict:
     }
 
 
-def save_model(parts: dict, folder: str | Path) -> Path:
-    """Write ``parts`` as a ModelScope-layout diffusers folder (safetensors weights)."""
-    from ..backbones.unet3d import save_folder
+def save_model(parts: dict, folder: str | Path, pipeline_class: str | None = None) -> Path:
+    """Write ``parts`` as a ModelScope-layout diffusers folder (safetensors weights); ``pipeline_class``
+    is the pipeline its ``model_index.json`` names (default ModelScope's; the toy AnimateDiff model
+    names ``AnimateDiffPipeline``)."""
+    from ..backbones.unet3d import PIPELINE_CLASS, save_folder
 
     folder = save_folder(folder, **{name: parts[name] for name in ("unet", "vae", "text_encoder", "tokenizer",
-                                                                   "scheduler")})
+                                                                   "scheduler")},
+                         pipeline_class=pipeline_class or PIPELINE_CLASS)
     for part in ("unet", "vae"):
         # A part loaded from a folder (``--init-from``) carries the path it came from; a shipped model
         # should not name a folder on the machine that trained it.

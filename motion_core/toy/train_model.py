@@ -52,17 +52,20 @@ HELD_OUT_SEEDS = 10**9
 CAPTION_DROP = {"no_motion": 0.1, "empty": 0.1}
 
 
-def training_caption(clip: world.Clip, draw: float) -> str:
-    """The caption a training clip is shown with, for a uniform ``draw`` in [0, 1)."""
-    if draw < CAPTION_DROP["empty"]:
+def training_caption(clip: world.Clip, draw: float, drop: dict[str, float] = CAPTION_DROP) -> str:
+    """The caption a training clip is shown with, for a uniform ``draw`` in [0, 1): empty with
+    probability ``drop["empty"]``, without its motion phrase with probability ``drop["no_motion"]``."""
+    if draw < drop["empty"]:
         return ""
-    if draw < CAPTION_DROP["empty"] + CAPTION_DROP["no_motion"]:
+    if draw < drop["empty"] + drop["no_motion"]:
         return f"a {clip.colour} {clip.shape}"
     return clip.caption
 
 
-def clip_batch(rng: np.random.Generator, count: int, single_frames: bool = False) -> tuple[torch.Tensor, list[str]]:
-    """``count`` fresh training clips: pixels ``(count, 3, FRAMES, H, W)`` in [-1, 1] and their captions.
+def clip_batch(rng: np.random.Generator, count: int, single_frames: bool = False,
+               caption_drop: dict[str, float] = CAPTION_DROP) -> tuple[torch.Tensor, list[str]]:
+    """``count`` fresh training clips: pixels ``(count, 3, FRAMES, H, W)`` in [-1, 1] and their captions
+    (dropped as :func:`training_caption` says with ``caption_drop``).
 
     With ``single_frames``, one random frame of each clip: ``(count, 3, 1, H, W)``.
     """
@@ -72,7 +75,7 @@ def clip_batch(rng: np.random.Generator, count: int, single_frames: bool = False
     if single_frames:
         frames = frames[np.arange(count), rng.integers(model.FRAMES, size=count)][:, None]
     pixels = torch.from_numpy(frames).permute(0, 4, 1, 2, 3) * 2 - 1
-    return pixels, [training_caption(clip, float(rng.random())) for clip in clips]
+    return pixels, [training_caption(clip, float(rng.random()), caption_drop) for clip in clips]
 
 
 def _frames_of(pixels: torch.Tensor) -> torch.Tensor:
@@ -152,23 +155,36 @@ def loss_weights(abar: torch.Tensor, min_snr: float) -> torch.Tensor:
 def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int = 8, lr: float = 8e-4,
                    ema_decay: float = 0.995, log_every: int = 100,
                    checkpoint=None, checkpoint_every: int = 0, video_share: float = 0.5,
-                   min_snr: float = 0.0) -> dict:
-    """Noise-prediction training of the UNet and text encoder (VAE frozen); returns the EMA parts.
+                   min_snr: float = 0.0, trained: dict | None = None, call=None,
+                   caption_drop: dict[str, float] = CAPTION_DROP, timesteps=None, stage: str = "unet") -> dict:
+    """Noise-prediction training (VAE frozen); returns the parts with the trained ones replaced by their EMA.
 
-    ``checkpoint(ema_parts, step)`` is called every ``checkpoint_every`` steps (0 = never);
-    ``video_share`` is the share of video steps (:func:`is_image_step`), ``min_snr`` the γ of
-    :func:`loss_weights` (0 = plain MSE).
+    ``trained`` maps part names to the parameters of that part to train (default: every parameter of
+    the UNet and the text encoder); the other parameters of those parts stay frozen, and the EMA copy
+    is of the whole part. ``call(unet, x_t (b, c, f, h, w), t (b,), text (b, tokens, dim))`` runs the
+    denoiser (default: ``UNet3DBackbone.call_denoiser``). ``checkpoint(ema_parts, step)`` is called
+    every ``checkpoint_every`` steps (0 = never); ``video_share`` is the share of video steps
+    (:func:`is_image_step`), ``min_snr`` the γ of :func:`loss_weights` (0 = plain MSE),
+    ``caption_drop`` the caption drop rates (:func:`training_caption`), ``timesteps`` a
+    :class:`~motion_core.sampling.TimestepDistribution` (default: uniform), ``stage`` the name the
+    progress lines carry.
     """
-    from diffusers import DDPMScheduler
+    from ..backbones.unet3d import UNet3DBackbone
+    from ..sampling import DiscreteDiffusion, TimestepDistribution
 
+    call = call or UNet3DBackbone.call_denoiser
     unet, text_encoder, tokenizer, vae = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["vae"]
-    alphas = DDPMScheduler.from_config(dict(parts["scheduler"].config)).alphas_cumprod.float()
-    trained = [unet, text_encoder]
-    for module in trained:
-        module.train().requires_grad_(True)
-    averages = [copy.deepcopy(module).eval().requires_grad_(False) for module in trained]
-    averaged_parts = {**parts, "unet": averages[0], "text_encoder": averages[1]}  # updated in place below
-    params = [p for module in trained for p in module.parameters()]
+    sampling = DiscreteDiffusion(dict(parts["scheduler"].config))
+    alphas, timesteps = sampling.alphas_cumprod, timesteps or TimestepDistribution()
+    if trained is None:
+        trained = {"unet": list(unet.parameters()), "text_encoder": list(text_encoder.parameters())}
+    params = [p for part in trained.values() for p in part]
+    for name, part_params in trained.items():
+        parts[name].train().requires_grad_(False)
+        for parameter in part_params:
+            parameter.requires_grad_(True)
+    averages = {name: copy.deepcopy(parts[name]).eval().requires_grad_(False) for name in trained}
+    averaged_parts = {**parts, **averages}  # updated in place below
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
     started, running = time.time(), None
@@ -176,17 +192,18 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
         for group in optimiser.param_groups:
             group["lr"] = lr * _lr_factor(step, steps, 100)
         images = is_image_step(step, video_share)
-        pixels, captions = clip_batch(rng, batch * model.FRAMES if images else batch, single_frames=images)
+        pixels, captions = clip_batch(rng, batch * model.FRAMES if images else batch, single_frames=images,
+                                      caption_drop=caption_drop)
         with torch.no_grad():
             latents = vae.encode(_frames_of(pixels)).latent_dist.mode() * vae.config.scaling_factor
         latents = latents.unflatten(0, pixels.shape[0:1] + pixels.shape[2:3]).permute(0, 2, 1, 3, 4)
         tokens = tokenizer(captions, padding="max_length", max_length=model.MAX_TOKENS, truncation=True,
                            return_tensors="pt").input_ids
-        t = torch.randint(0, len(alphas), (latents.shape[0],), generator=generator)
+        t = sampling.draw_timesteps(latents.shape[0], generator, timesteps)
         noise = torch.randn(latents.shape, generator=generator)
         abar = alphas[t].reshape(-1, 1, 1, 1, 1)
         noisy = abar.sqrt() * latents + (1 - abar).sqrt() * noise
-        predicted = unet(noisy, t, encoder_hidden_states=text_encoder(tokens)[0]).sample
+        predicted = call(unet, noisy, t, text_encoder(tokens)[0])
         weights = loss_weights(alphas[t], min_snr)
         loss = ((predicted - noise).pow(2).mean(dim=(1, 2, 3, 4)) * weights).mean()
         if not torch.isfinite(loss):
@@ -196,24 +213,28 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
         decay = min(ema_decay, (1 + step) / (10 + step))  # a short warm-up: early averages follow the weights
-        for average, module in zip(averages, trained):
-            _ema_update(average, module, decay)
+        for name, average in averages.items():
+            _ema_update(average, parts[name], decay)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if (step + 1) % log_every == 0 or step + 1 == steps:
-            _log("unet", step + 1, steps, running, started)
+            _log(stage, step + 1, steps, running, started)
         if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             checkpoint(averaged_parts, step + 1)
+    for name in trained:
+        parts[name].eval().requires_grad_(False)
     return averaged_parts
 
 
-def save_atomically(parts: dict, out: Path, record: dict, overwrite: bool = False) -> Path:
-    """Write the model folder next to ``out`` and move it into place only when complete."""
+def save_atomically(parts: dict, out: Path, record: dict, overwrite: bool = False,
+                    pipeline_class: str | None = None) -> Path:
+    """Write the model folder next to ``out`` and move it into place only when complete
+    (``pipeline_class``: what its ``model_index.json`` names; default ModelScope's)."""
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        model.save_model(parts, staging / "model")
+        model.save_model(parts, staging / "model", pipeline_class)
         (staging / "model" / "training.json").write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -223,9 +244,25 @@ def save_atomically(parts: dict, out: Path, record: dict, overwrite: bool = Fals
     return out
 
 
+def add_output_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """The options every toy training script takes: ``--out``, ``--checkpoint-every``, ``--overwrite``."""
+    parser.add_argument("--out", default=default_out, help="the diffusers folder to write (default: %(default)s)")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="also write <out>-step<N> every N steps, to evaluate while training (0 = never)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+
+
+def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """``--out``, refused (exit 2) when it exists and ``--overwrite`` was not given."""
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        parser.error(f"{out} exists; choose another --out or pass --overwrite")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m motion_core.toy.train_model", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="models/toy-t2v", help="the diffusers folder to write (default: %(default)s)")
+    add_output_arguments(parser, "models/toy-t2v")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-from", metavar="DIR",
                         help="continue from this model folder (written by this script): no VAE stage, its VAE kept")
@@ -239,13 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the UNet steps that are video steps, the rest image steps (default: %(default)s)")
     parser.add_argument("--min-snr", type=float, default=0.0, metavar="GAMMA",
                         help="min-SNR loss weighting with this gamma, e.g. 5 (default: 0 = off)")
-    parser.add_argument("--checkpoint-every", type=int, default=0,
-                        help="also write <out>-step<N> every N steps, to evaluate while training (0 = never)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        parser.error(f"{out} exists; choose another --out or pass --overwrite")
+    out = output_folder(parser, args)
     if args.init_from and args.vae_steps:
         parser.error("--vae-steps and --init-from exclude each other: a continued model keeps its VAE")
     if args.init_from and not (Path(args.init_from) / "unet").is_dir():
