@@ -29,6 +29,7 @@ API_FOLDER = FOLDER / "api"
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 COLUMN_WIDTH, NODE_WIDTH, ROW_GAP = 370, 330, 50
 TOY_MODEL, TOY_CLIP, TOY_FPS = "toy-t2v", "red_square_wander.mp4", 8.0
+TOY_ANIMATEDIFF = "toy-animatediff"
 
 
 @dataclass
@@ -53,22 +54,22 @@ class Workflow:
 
 # -- the graphs -------------------------------------------------------------------------------------
 
-def reference_and_model() -> list[Node]:
+def reference_and_model(model: str = TOY_MODEL) -> list[Node]:
     """Load the clip and the model, encode the clip: nodes 1-3."""
     return [
         Node(1, "MTX_LoadReferenceVideo", 0, {"video": TOY_CLIP, "frame_load_cap": 8}),
-        Node(2, "MTX_LoadVideoModel", 0, {"model_name": TOY_MODEL}),
+        Node(2, "MTX_LoadVideoModel", 0, {"model_name": model}),
         Node(3, "MTX_EncodeReference", 1, links={"model": (2, 0), "frames": (1, 0)}),
     ]
 
 
-def train(kind: str, objective: dict, lr: float, caption: str) -> list[Node]:
+def train(kind: str, objective: dict, lr: float, caption: str, lora: dict | None = None) -> list[Node]:
     """The objective (node 4) and the training node (5); a kind's options node is 12."""
     nodes = [Node(4, "MTX_MotionObjective", 0, objective),
              Node(5, "MTX_TrainMotionAdapter", 1,
                   {"prompt": caption, "parameterisation": kind, "steps": 300, "lr": lr, "seed": 0},
                   {"model": (2, 0), "latents": (3, 0), "objective": (4, 0)})]
-    options = {"lora": Node(12, "MTX_LoRAOptions", 0, {"rank": 8, "alpha": 8.0}),
+    options = {"lora": Node(12, "MTX_LoRAOptions", 0, {"rank": 8, "alpha": 8.0, **(lora or {})}),
                "motion_embeddings": Node(12, "MTX_MotionEmbeddingOptions", 0, {"frame_slots": 8})}.get(kind)
     if options is not None:
         nodes[1].links["adapter_options"] = (12, 0)
@@ -163,6 +164,27 @@ WORKFLOWS = [
         + train("motion_embeddings", {"base_loss": "motion_director", "sma_global_weight": 0.0,
                                       "sma_local_weight": 0.0}, 2e-2, "a red square moving")
         + invert_generate_save((5, 0), "blend", "a blue circle moving", "motion_inversion"),
+    ),
+    Workflow(
+        "animatediff_motion_lora",
+        "# AnimateDiff: train a motion LoRA, generate, export it for AnimateDiff-Evolved\n\nTrains a LoRA on "
+        "the motion modules' attention of an AnimateDiff model (MotionDirector's loss; `feed_forward` off in "
+        "*LoRA Options*, so the export carries everything), generates the target prompt with it, and writes it "
+        "to `models/animatediff_motion_lora/` with *Export Motion LoRA*, where AnimateDiff-Evolved's "
+        "motion-LoRA loader finds it.\n\n"
+        "Change: the target prompt in *Generate Video*; `filename_prefix` in *Export Motion LoRA*; `rank` in "
+        "*LoRA Options*.\n\n"
+        "**Try it on the toy AnimateDiff model** (bundled): copy the pack's `models/toy-animatediff` folder into "
+        "`ComfyUI/models/diffusers/` and `assets/toy/red_square_wander.mp4` into `ComfyUI/input/`, then Queue.\n\n"
+        "**For a real model**: in *Load Video Model* choose `checkpoints/<your SD1.5 checkpoint>` and a "
+        "`motion_module` from `models/animatediff_models` (mm_sd_v15_v2, v3_sd15_mm), load 16 frames at "
+        "512×512 (*Load Reference Video* `custom_width`/`custom_height`), training `steps` 400, inversion and "
+        "generation `steps` 50.",
+        reference_and_model(TOY_ANIMATEDIFF)
+        + train("lora", {"base_loss": "motion_director", "sma_global_weight": 0.0, "sma_local_weight": 0.0},
+                5e-4, "a red square moving", lora={"feed_forward": False})
+        + invert_generate_save((5, 0), "blend", "a blue circle moving", "animatediff_lora")
+        + [Node(13, "MTX_ExportMotionLoRA", 2, {"filename_prefix": "toy_red_square_motion"}, {"adapter": (5, 0)})],
     ),
 ]
 

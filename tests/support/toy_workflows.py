@@ -15,7 +15,7 @@ from support.comfy_host import REPO_ROOT, ComfyHost
 
 WORKFLOWS = REPO_ROOT / "workflows"
 RUN_ORDER = ["motion_transfer_vmc_sma", "train_and_save_adapter", "load_adapter_and_generate",
-             "motion_transfer_motiondirector", "motion_transfer_motion_inversion"]
+             "motion_transfer_motiondirector", "motion_transfer_motion_inversion", "animatediff_motion_lora"]
 """Every API workflow; the saved-adapter one after the one that saves it."""
 SAVED_ADAPTER = "toy_red_square_00001.safetensors"
 """What train_and_save_adapter writes first, and load_adapter_and_generate loads."""
@@ -40,8 +40,9 @@ def with_few_steps(graph: dict) -> dict:
 
 
 def provide_toy_files(host: ComfyHost) -> None:
-    """What the workflows' notes tell a user to copy: the toy model and a toy clip."""
-    model = host.models_dir / "diffusers" / "toy-t2v"
-    if not model.exists():
-        shutil.copytree(REPO_ROOT / "models" / "toy-t2v", model)
+    """What the workflows' notes tell a user to copy: the toy models and a toy clip."""
+    for name in ("toy-t2v", "toy-animatediff"):
+        model = host.models_dir / "diffusers" / name
+        if not model.exists():
+            shutil.copytree(REPO_ROOT / "models" / name, model)
     shutil.copy(REPO_ROOT / "assets" / "toy" / "red_square_wander.mp4", host.input_dir)
