@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()) + "\n")
     print(body)
     if args.write:
-        write_section("toy_transfer", "Motion transfer on the toy model", body)
+        name = Path(args.model).name
+        suffix = "" if name == "toy-t2v" else f"_{name}"
+        write_section(f"toy_transfer{suffix}", f"Motion transfer on the toy model ({name})", body)
     return 0
 
 
