@@ -2,7 +2,7 @@
 
 ComfyUI can only make room for a model, or evict one for another workflow, when it was loaded
 through a ``ModelPatcher`` registered by ``comfy.model_management.load_models_gpu`` (read in
-ComfyUI 0.3.75 and 0.33; ``../shared/ANIMATEDIFF.md`` §4). A diffusers model cannot be a patcher's
+ComfyUI 0.3.75 and 0.33). A diffusers model cannot be a patcher's
 model (the patcher assigns ``model.device``, a read-only property there), so the patcher wraps
 :class:`VideoModelWeights`, a plain container of the backbone's :meth:`weight_modules`.
 

@@ -1,6 +1,6 @@
 """Motion LoRAs in AnimateDiff-Evolved's format: export a temporal LoRA trained here, import one made elsewhere.
 
-The format (what ADE reads; ``../shared/ANIMATEDIFF.md`` §2): safetensors with, for every adapted
+The format (what ADE reads, from its loader's source): safetensors with, for every adapted
 attention projection of a motion module, a pair
 
     ``<block>.motion_modules.<j>.temporal_transformer.transformer_blocks.<k>.attention_blocks.<0|1>

@@ -1,4 +1,4 @@
-"""Wan 2.1 / 2.2 text-to-video: a flow-matching DiT with full 3-D self-attention (``../shared/DIT.md``).
+"""Wan 2.1 / 2.2 text-to-video: a flow-matching DiT with full 3-D self-attention (docs/METHODS.md §8).
 
 What loads, safetensors only, offline:
 
