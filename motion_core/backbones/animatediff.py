@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .base import ModelOptions, Parts, describe_contents, module_dtype
+from .base import ModelOptions, Parts, describe_contents, module_dtype, part_class
 from .latent_unet import LatentUNetBackbone, check_tokenizer, set_attention
 from .single_files import read_state_dict, tensor_names
 from .sites import MotionSite, unet_motion_sites
@@ -59,17 +59,9 @@ def is_sd15_checkpoint(names) -> bool:
     return any(n.startswith(UNET_PREFIX) for n in names) and any(n.startswith(TEXT_PREFIX) for n in names)
 
 
-def _model_index(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "model_index.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _unet_kind(folder: Path) -> str | None:
     """"sd15" (a Stable Diffusion folder), "animatediff" (motion modules inside) or None."""
-    unet = _model_index(folder).get("unet")
-    return PIPELINE_UNETS.get(unet[1]) if isinstance(unet, list) and len(unet) == 2 else None
+    return PIPELINE_UNETS.get(part_class(folder, "unet"))
 
 
 # --- motion modules -----------------------------------------------------------------------------------

@@ -90,6 +90,16 @@ def describe_contents(path: Path) -> str:
     return f"it holds {shown}"
 
 
+def part_class(folder: Path, part: str) -> str | None:
+    """The class a diffusers folder's ``model_index.json`` names for ``part`` (``"unet"``, ``"transformer"``…),
+    or None (no such file, not JSON, no such part): how the families recognise their folders cheaply."""
+    try:
+        entry = json.loads((Path(folder) / "model_index.json").read_text()).get(part)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+
+
 FAMILIES: dict[str, type[VideoBackbone]] = {}
 """Every model family by :attr:`VideoBackbone.family` (filled as each family's module is imported)."""
 

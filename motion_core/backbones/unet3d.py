@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InputError
-from .base import ModelOptions, describe_contents, module_dtype
+from .base import ModelOptions, describe_contents, module_dtype, part_class
 from .latent_unet import LatentUNetBackbone, set_attention
 from .sites import MotionSite, unet_motion_sites
 
@@ -69,15 +69,6 @@ def read_model_index(folder: str | Path, input_name: str = "model") -> dict:
     return index
 
 
-def _unet_class(folder: Path) -> str | None:
-    """The unet class a folder's model_index.json names, or None (no file, not JSON, no unet)."""
-    try:
-        unet = json.loads((folder / "model_index.json").read_text()).get("unet")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return unet[1] if isinstance(unet, list) and len(unet) == 2 else None
-
-
 def load_unet3d(folder: str | Path, options: ModelOptions = ModelOptions(),
                 input_name: str = "model") -> UNet3DBackbone:
     """Load a UNet3D text-to-video folder in the dtype and on the device ``options`` ask for."""
@@ -118,7 +109,7 @@ class UNet3DBackbone(LatentUNetBackbone):
 
     @classmethod
     def recognises(cls, path: Path, parts=None) -> bool:
-        return Path(path).is_dir() and _unet_class(Path(path)) == "UNet3DConditionModel"
+        return Path(path).is_dir() and part_class(Path(path), "unet") == "UNet3DConditionModel"
 
     @classmethod
     def check_files(cls, path: Path, input_name: str = "model", parts=None) -> None:

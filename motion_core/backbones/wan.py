@@ -30,7 +30,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..sampling import FlowMatching
-from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype, on_device_while
+from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype, on_device_while, part_class
 from .sites import MotionSite
 from .wan_files import WAN_CONFIGS  # noqa: F401  (re-exported: the shipped configs)
 from .wan_files import (WanFileConfigs, check_text_encoder_file, check_vae_file, load_text_encoder, load_transformer,
@@ -50,18 +50,6 @@ FILE_PARTS = {
 TEXT_TOKENS = 512
 """Prompt length Wan's text encoder is run at (its pipeline's ``max_sequence_length``)."""
 TIME_COMPRESSION = 4
-
-
-def _index(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "model_index.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _transformer_class(folder: Path) -> str | None:
-    transformer = _index(folder).get("transformer")
-    return transformer[1] if isinstance(transformer, list) and len(transformer) == 2 else None
 
 
 class TransformersTokenizer:
@@ -121,7 +109,7 @@ class WanBackbone(VideoBackbone):
     def recognises(cls, path: Path, parts: Parts | None = None) -> bool:
         path = Path(path)
         if path.is_dir():
-            return _transformer_class(path) == "WanTransformer3DModel"
+            return part_class(path, "transformer") == "WanTransformer3DModel"
         if path.is_file() and path.suffix == ".safetensors":
             try:
                 return transformer_prefix(safetensors_header(path, "model")) is not None
