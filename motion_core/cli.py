@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "transformer file --model")
     what.add_argument("--text-encoder", help="UMT5-XXL text encoder file with its tokenizer (ComfyUI's "
                                              "models/text_encoders: umt5_xxl_fp16.safetensors) for a Wan --model file")
-    what.add_argument("--video", required=True, help="the reference clip (mp4, webm, mkv, mov, gif, webp)")
-    what.add_argument("--prompt", default="a video", help="training prompt: describe the motion, not the look")
+    what.add_argument("--video", action="append", required=True,
+                      help="the reference clip (mp4, webm, mkv, mov, gif, webp); repeat for more clips of the same "
+                           "motion, trained on together (one clip per step; the first is inverted)")
+    what.add_argument("--prompt", action="append",
+                      help="training prompt: describe the motion, not the look (default 'a video'); one for every "
+                           "--video, or one per --video in their order")
     what.add_argument("--target", action="append", required=True,
                       help="a prompt for a new video (repeat for several)")
     what.add_argument("--out", required=True, help="folder for the videos and the adapter")
@@ -256,6 +260,17 @@ class TransferResult:
     loss: list[float]
 
 
+def training_prompts(videos: list[str], prompts: list[str] | None) -> list[str]:
+    """One training prompt per ``--video``: the one given for all, or one each (default "a video")."""
+    prompts = prompts or ["a video"]
+    if len(prompts) == 1:
+        return prompts * len(videos)
+    if len(prompts) != len(videos):
+        raise InputError("--prompt", f"{len(prompts)} prompts for {len(videos)} videos; give one --prompt for all of "
+                                     "them or one per --video, in the same order")
+    return prompts
+
+
 def transfer(args: argparse.Namespace) -> TransferResult:
     """Run the pipeline (:func:`motion_core.pipeline.transfer`) for parsed ``transfer`` arguments (see
     :func:`build_parser`), writing numbered files into ``--out``."""
@@ -273,6 +288,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     if args.adapter and options_given:
         raise InputError("--adapter", "an adapter file is used as it was trained; drop the training options")
     timesteps, weighting = timestep_distribution(args), loss_weighting(args)  # refused before anything is loaded
+    prompts = training_prompts(args.video, args.prompt)
     out = Path(args.out)
     options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
                            vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
@@ -281,7 +297,8 @@ def transfer(args: argparse.Namespace) -> TransferResult:
         backbone = load_backbone(args.model, options, input_name="--model", parts=parts)
     except InputError as err:
         raise err.renamed(PART_FLAGS) from None
-    clip = load_video(args.video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
+    clip, *more = [load_video(video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
+                   for video in args.video]
     adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter") if args.adapter else None
     settings = TransferSettings(
         width=args.width, height=args.height, objective=spec, kind=args.parameterisation,
@@ -301,9 +318,13 @@ def transfer(args: argparse.Namespace) -> TransferResult:
         written.videos.append(write_numbered_file(out, f"{slug(target)}_seed{seed}", ".mp4",
                                                   lambda path: write_video(frames, path, clip.fps), "--out"))
 
-    result = run_transfer(backbone, clip.frames, args.prompt, args.target, settings, adapter=adapter,
-                          on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
-                          on_adapter=save_adapter, on_video=save_video, stage=bars, input_name="--video")
+    try:
+        result = run_transfer(backbone, clip.frames, prompts[0], args.target, settings, adapter=adapter,
+                              on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
+                              on_adapter=save_adapter, on_video=save_video, stage=bars, input_name="--video",
+                              more_clips=[(other.frames, text) for other, text in zip(more, prompts[1:])])
+    except InputError as err:
+        raise err.renamed({"more_references": "--video", "prompt": "--prompt"}) from None
     written.loss = [terms["total"] for terms in result.history]
     return written
 

@@ -32,7 +32,7 @@ from .noise import initial_noise
 from .objectives import ObjectiveSpec
 from .progress import Progress
 from .sample import guided
-from .train import Callback, TrainOptions, TrainResult, train
+from .train import Callback, TrainOptions, TrainResult, check_same_shape, train
 from .video import fit_frames
 
 AdapterStack = Sequence[AdapterUse | tuple[MotionAdapter, float]]
@@ -105,8 +105,13 @@ def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention",
 def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
                   objective: ObjectiveSpec | dict | None = None, kind: str = "temporal_attention", *,
                   steps: int = 400, lr: float | None = None, seed: int = 0, options: TrainOptions = TrainOptions(),
-                  adapter_options: dict | None = None, callback: Callback | None = None) -> TrainResult:
+                  adapter_options: dict | None = None, callback: Callback | None = None,
+                  more_references: Sequence[tuple[VideoLatents, str]] = ()) -> TrainResult:
     """Train a new adapter of ``kind`` (with ``adapter_options``) on the reference clip.
+
+    ``more_references``: further clips of the same motion, each with its own prompt, trained on
+    alongside the reference (one clip per step, see :func:`motion_core.train.train`); they must
+    have the reference's frames and size.
 
     ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
     terms; ``lr`` (None or 0) to the kind's published rate (:attr:`MotionAdapter.default_lr`). The
@@ -114,15 +119,18 @@ def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
     stays on the device meanwhile. The adapter records the clip's pixel size too.
     """
     x0 = latent_samples(reference, backbone, False, "latents")
+    clips = [x0, *(latent_samples(latents, backbone, False, "more_references") for latents, _ in more_references)]
+    check_same_shape(clips, "more_references")
+    prompts = [prompt, *(text for _, text in more_references)]
     spec = objective if objective is not None else ObjectiveSpec()
-    text = backbone.encode_prompt([prompt])
+    texts = [backbone.encode_prompt([text]) for text in prompts]
     adapter = new_adapter(backbone, kind, tuple(x0.shape[2:]), seed, **dict(adapter_options or {}))
     lr = lr or adapter.default_lr
     scale = backbone.latent_scale()
     size = {"width": str(x0.shape[4] * scale), "height": str(x0.shape[3] * scale)}
     with backbone.hold(backbone.denoiser_module):
-        return train(backbone.denoiser(), adapter, x0, text, spec, steps=steps, lr=lr, seed=seed, options=options,
-                     callback=callback, prompt=prompt, metadata=size)
+        return train(backbone.denoiser(), adapter, clips, texts, spec, steps=steps, lr=lr, seed=seed,
+                     options=options, callback=callback, prompt=prompts, metadata=size)
 
 
 def options_for(kind: str, adapter_options: dict | None, input_name: str = "adapter_options") -> dict | None:
@@ -302,7 +310,7 @@ def transfer(backbone: VideoBackbone, frames: torch.Tensor, prompt: str, targets
              settings: TransferSettings = TransferSettings(), *, adapter: MotionAdapter | None = None,
              on_train_step: Callback | None = None, on_adapter: Callable[[MotionAdapter], None] | None = None,
              on_video: Callable[[str, int, torch.Tensor], None] | None = None, stage: Stage = _silent,
-             input_name: str = "frames") -> TransferResult:
+             input_name: str = "frames", more_clips: Sequence[tuple[torch.Tensor, str]] = ()) -> TransferResult:
     """The whole motion transfer for one clip: encode, train (unless ``adapter`` is given), invert,
     then for every target and noise seed: initial noise, generate, decode.
 
@@ -317,8 +325,13 @@ def transfer(backbone: VideoBackbone, frames: torch.Tensor, prompt: str, targets
             as soon as it is decoded (to write it), so that videos are not all kept in memory.
         stage: progress of each long loop (see :data:`Stage`).
         input_name: what a bad clip is called in messages.
+        more_clips: more clips of the motion, ``(frames, prompt)`` each, trained on with the first
+            (:func:`train_adapter`'s ``more_references``), encoded at the first clip's size; only
+            the first is inverted.
     """
     reference, fitted = encode_reference(backbone, frames, settings.width, settings.height, input_name)
+    more_references = [(encode_reference(backbone, clip, fitted.shape[2], fitted.shape[1], input_name)[0], text)
+                        for clip, text in more_clips]
     history: list[dict[str, float]] = []
     if adapter is None:
         with stage("train", settings.steps) as progress:
@@ -330,7 +343,7 @@ def transfer(backbone: VideoBackbone, frames: torch.Tensor, prompt: str, targets
             result = train_adapter(backbone, reference, prompt, settings.objective, settings.kind,
                                    steps=settings.steps, lr=settings.lr, seed=settings.seed,
                                    options=settings.train_options, adapter_options=settings.adapter_options,
-                                   callback=callback)
+                                   callback=callback, more_references=more_references)
         adapter, history = result.adapter, result.history
         if on_adapter is not None:
             on_adapter(adapter)

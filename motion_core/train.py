@@ -1,4 +1,4 @@
-"""One-shot training of a motion adapter on one clip, for any backbone and any objective.
+"""One-shot training of a motion adapter on one clip (or a few), for any backbone and any objective.
 
 VMC's recipe (docs/METHODS.md §1) is the default: AdamW (lr 1e-4, betas (0.9, 0.999), weight decay
 1e-2, eps 1e-8), constant learning rate, batch = the clip, grad-norm clip 1.0, a timestep drawn by
@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -116,11 +116,18 @@ class TrainResult(NamedTuple):
     history: list[dict[str, float]]
 
 
-def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, text: torch.Tensor,
-          objective: ObjectiveSpec | Mapping[str, Any], *, steps: int = 400, lr: float = 1e-4, seed: int = 0,
-          options: TrainOptions = TrainOptions(), callback: Callback | None = None, prompt: str = "",
+def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor | Sequence[torch.Tensor],
+          text: torch.Tensor | Sequence[torch.Tensor], objective: ObjectiveSpec | Mapping[str, Any], *,
+          steps: int = 400, lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
+          callback: Callback | None = None, prompt: str | Sequence[str] = "",
           metadata: Mapping[str, str] | None = None) -> TrainResult:
-    """Train a copy of ``adapter`` on one clip; the arguments are not changed.
+    """Train a copy of ``adapter`` on one clip, or on several; the arguments are not changed.
+
+    Several clips (MotionDirector's multi-video mode: one motion shown by several clips, each with
+    its own prompt) are given as sequences of latents and of prompt embeddings, one per clip. Each
+    step trains on one clip, the clips taken in a fresh random order every round (:class:`ClipOrder`):
+    every clip counts equally, and a step costs what it costs with one clip, in time and in memory
+    (a batch of all clips would multiply the memory by their number).
 
     Each step the objective trains :meth:`~MotionAdapter.objective_parameters`; an adapter with a
     second path (:meth:`~MotionAdapter.auxiliary_loss`, e.g. MotionDirector's spatial LoRA) trains
@@ -130,15 +137,17 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
         denoiser: the backbone's :class:`~motion_core.backbones.Denoiser` (``backbone.denoiser()``);
             its module is the shared base (frozen; it is only read).
         adapter: the starting adapter (e.g. ``TemporalAttentionAdapter.for_unet(unet, fingerprint)``).
-        latents: clean latents ``x0`` ``(b, c, f, h, w)``, as the backbone's VAE scales them.
-        text: prompt embeddings ``(b or 1, tokens, dim)``.
+        latents: clean latents ``x0`` ``(b, c, f, h, w)``, as the backbone's VAE scales them; or one
+            such tensor per clip, all of the same frames, height and width.
+        text: prompt embeddings ``(b or 1, tokens, dim)``; or one per clip.
         objective: an :class:`ObjectiveSpec` or its dict form.
         steps, lr, seed: optimiser steps, AdamW learning rate, seed of the timesteps, noise,
             MotionDirector anchor frames, the adapter's second path and dropout (same seed, same
             device → the same adapter).
         options: :class:`TrainOptions`.
         callback: called after every step; whatever it raises cancels training and propagates.
-        prompt, metadata: recorded in the adapter's metadata (with the training settings).
+        prompt, metadata: recorded in the adapter's metadata (with the training settings); ``prompt``
+            one per clip (the first is recorded as ``prompt``, all of them under ``references``).
 
     Raises:
         InputError: for invalid inputs, and naming ``lr`` if the loss or gradient becomes NaN/inf.
@@ -146,16 +155,19 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
     spec = objective if isinstance(objective, ObjectiveSpec) else ObjectiveSpec.from_dict(dict(objective))
     spec.validate()
     options.validate()
-    _check_inputs(latents, text, steps, lr)
-    spec.check_frames(latents.shape[2])
+    clips, texts, prompts = _clips(latents, text, prompt)
+    for clip, clip_text in zip(clips, texts):
+        _check_inputs(clip, clip_text, steps, lr)
+        spec.check_frames(clip.shape[2])
+    check_same_shape(clips)
     loss_fn = build_objective(spec)
     unet, sampling, call = denoiser.module, denoiser.sampling, denoiser.call
     device = next(unet.parameters()).device
     autocast_dtype = options.autocast_dtype(device, module_dtype(unet))
     with torch.inference_mode(False), torch.enable_grad():
-        x0 = latents.detach().clone().to(device, torch.float32)
-        text = text.detach().clone().to(device)
-        text = text.expand(x0.shape[0], *text.shape[1:]) if text.shape[0] == 1 else text
+        clips = [clip.detach().clone().to(device, torch.float32) for clip in clips]
+        texts = [t.detach().clone().to(device) for t in texts]
+        texts = [t.expand(x0.shape[0], *t.shape[1:]) if t.shape[0] == 1 else t for x0, t in zip(clips, texts)]
         trained = adapter.copy().to(device)
         view = make_view(unet, for_training=True).train()
         if options.gradient_checkpointing:
@@ -169,6 +181,7 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
         noise_generator = torch.Generator().manual_seed(_stream_seed(seed, "noise"))
         anchor_generator = torch.Generator().manual_seed(_stream_seed(seed, "anchor"))
         auxiliary_generator = torch.Generator().manual_seed(_stream_seed(seed, "auxiliary"))
+        order = ClipOrder(len(clips), _stream_seed(seed, "clips"))
         history: list[dict[str, float]] = []
 
         def autocast():
@@ -183,6 +196,8 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
             with torch.random.fork_rng(devices=rng_devices):
                 torch.manual_seed(_stream_seed(seed, "dropout"))
                 for step in range(1, steps + 1):
+                    clip = order.next()
+                    x0, text = clips[clip], texts[clip]
                     t = sampling.draw_timesteps(x0.shape[0], noise_generator, options.timesteps)
                     weight = options.loss_weighting.weights(sampling, t)
                     eps = torch.randn(x0.shape, generator=noise_generator).to(device)
@@ -201,7 +216,7 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
                     backward(result.total, objective_parameters)
                     groups = [objective_parameters]
 
-                    def predict(x, t=t):
+                    def predict(x, t=t, text=text):
                         with autocast():
                             return call(view, x, t.to(device), text)
 
@@ -230,13 +245,67 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor, tex
         finally:
             attachment.detach()
             del view
+        x0 = clips[0]
         trained.metadata.update({
-            "objective": spec.to_json(), "prompt": prompt, "steps": str(steps), "lr": repr(float(lr)),
+            "objective": spec.to_json(), "prompt": prompts[0], "steps": str(steps), "lr": repr(float(lr)),
             "seed": str(seed), "frames": str(x0.shape[2]), "latent_height": str(x0.shape[3]),
             "latent_width": str(x0.shape[4]), "precision": str(autocast_dtype or torch.float32).removeprefix("torch."),
-            "pack_version": __version__, **_sampling_metadata(options), **dict(metadata or {}),
+            "pack_version": __version__, **_sampling_metadata(options), **_references_metadata(prompts),
+            **dict(metadata or {}),
         })
         return TrainResult(trained.requires_grad_(False), history)
+
+
+class ClipOrder:
+    """Which clip each training step takes: every clip once per round, in a fresh random order each
+    round (drawn from ``seed``). With one clip nothing is drawn, so one-clip training is unchanged."""
+
+    def __init__(self, count: int, seed: int):
+        self.count, self.generator, self.queue = count, torch.Generator().manual_seed(seed), []
+
+    def next(self) -> int:
+        if self.count == 1:
+            return 0
+        if not self.queue:
+            self.queue = torch.randperm(self.count, generator=self.generator).tolist()
+        return self.queue.pop(0)
+
+
+def _clips(latents, text, prompt) -> tuple[list, list, list[str]]:
+    """The clips, their prompt embeddings and their prompts as three lists of one length (a single
+    clip given as a tensor is a list of one; one prompt may be shared by every clip)."""
+    clips = [latents] if isinstance(latents, torch.Tensor) else list(latents)
+    texts = [text] if isinstance(text, torch.Tensor) else list(text)
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not clips:
+        raise InputError("latents", "no clip to train on; give at least one reference clip")
+    texts = texts * len(clips) if len(texts) == 1 else texts
+    prompts = prompts * len(clips) if len(prompts) == 1 else prompts
+    for given in (len(texts), len(prompts)):
+        if given != len(clips):
+            raise InputError("prompt", f"{given} prompts for {len(clips)} clips; give one prompt per clip")
+    return clips, texts, prompts
+
+
+def check_same_shape(clips: Sequence[torch.Tensor], input_name: str = "latents") -> None:
+    """Every clip ``(b, c, f, h, w)`` must have the first one's frames, height and width: an adapter
+    is built for one latent size (Motion Inversion's embeddings span the frames and positions)."""
+    first = tuple(clips[0].shape[2:])
+    for number, clip in enumerate(clips[1:], start=2):
+        if tuple(clip.shape[2:]) != first:
+            raise InputError(input_name, f"clip {number} has latents of {_frames_and_size(clip.shape[2:])} but the "
+                                        f"first has {_frames_and_size(first)}; encode every reference clip at "
+                                        "the same width, height and number of frames")
+
+
+def _frames_and_size(shape) -> str:
+    frames, height, width = shape
+    return f"{frames} frames of {height}×{width}"
+
+
+def _references_metadata(prompts: list[str]) -> dict[str, str]:
+    """``references``: the prompt of each clip, as JSON, when there was more than one clip."""
+    return {"references": json.dumps([{"prompt": prompt} for prompt in prompts])} if len(prompts) > 1 else {}
 
 
 def _sampling_metadata(options: TrainOptions) -> dict[str, str]:

@@ -6,7 +6,7 @@ from ..motion_core.pipeline import options_for, train_adapter
 from ..motion_core.sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution
 from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
 from ._comfy import CATEGORY, Progress, io, node_id, use_model
-from .types import Adapter, AdapterOptions, Latents, Objective, VideoModel
+from .types import Adapter, AdapterOptions, Latents, Objective, References, VideoModel
 
 DEFAULT_PROMPT = "a video"
 
@@ -78,6 +78,11 @@ class TrainMotionAdapter(io.ComfyNode):
                 io.Float.Input("min_snr_gamma", default=5.0, min=0.01, max=1000.0, step=0.5, optional=True,
                                tooltip="The cap of min_snr (5 in the paper): smaller means nearly clean steps "
                                        "count even less."),
+                References.Input("more_references", optional=True,
+                                 tooltip="More clips of the same motion, each with its own prompt, from Add "
+                                         "Training Clip (MotionDirector's multi-video training): each step "
+                                         "trains on one clip, every clip equally often. The same motion shown "
+                                         "by different subjects keeps their looks out of the adapter."),
             ],
             outputs=[
                 Adapter.Output("adapter", display_name="adapter",
@@ -92,7 +97,8 @@ class TrainMotionAdapter(io.ComfyNode):
     @classmethod
     def execute(cls, model, latents, prompt, parameterisation, steps, lr, seed, precision,
                 gradient_checkpointing, objective=None, adapter_options=None, timestep_low=0.0, timestep_high=1.0,
-                timestep_shift=1.0, loss_weighting=LOSS_WEIGHTINGS[0], min_snr_gamma=5.0) -> io.NodeOutput:
+                timestep_shift=1.0, loss_weighting=LOSS_WEIGHTINGS[0], min_snr_gamma=5.0,
+                more_references=()) -> io.NodeOutput:
         progress = Progress(steps, node=cls.hidden.unique_id if cls.hidden else None)
 
         def callback(step: int, total: int, terms: dict[str, float]) -> None:
@@ -106,8 +112,38 @@ class TrainMotionAdapter(io.ComfyNode):
                                loss_weighting=LossWeighting(loss_weighting, min_snr_gamma))
         result = train_adapter(model, latents, prompt, spec, parameterisation, steps=steps, lr=lr, seed=seed,
                                options=options, adapter_options=options_for(parameterisation, adapter_options),
-                               callback=callback)
+                               callback=callback, more_references=more_references or ())
         return io.NodeOutput(result.adapter, loss_series(result.history))
 
 
-NODES = [TrainMotionAdapter]
+class AddTrainingClip(io.ComfyNode):
+    """Collect one more clip of the motion, with its prompt, for Train Motion Adapter."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=node_id("AddTrainingClip"),
+            display_name="Add Training Clip",
+            category=CATEGORY,
+            description="One more clip of the same motion for Train Motion Adapter's more_references, with its "
+                        "own prompt. Chain several: each adds its clip to the ones it receives. Encode every clip "
+                        "at the reference's width, height and frame count.",
+            inputs=[
+                Latents.Input("latents", tooltip="The clip, from Encode Reference (same size and frames as the "
+                                                 "reference)."),
+                io.String.Input("prompt", default=DEFAULT_PROMPT, multiline=True,
+                                tooltip="This clip's prompt: its subject and the motion, e.g. 'a horse is "
+                                        "running' beside 'a dog is running'."),
+                References.Input("references", optional=True,
+                                 tooltip="Clips collected so far, from another Add Training Clip."),
+            ],
+            outputs=[References.Output("references", display_name="references",
+                                       tooltip="The clips so far, for Train Motion Adapter's more_references.")],
+        )
+
+    @classmethod
+    def execute(cls, latents, prompt, references=()) -> io.NodeOutput:
+        return io.NodeOutput((*(references or ()), (latents, prompt)))
+
+
+NODES = [TrainMotionAdapter, AddTrainingClip]

@@ -11,6 +11,10 @@ VideoModel = custom_type("VIDEO_MODEL")
 Latents = custom_type("LATENTS")
 """Video latents of one model (``motion_core.pipeline.VideoLatents``): clean or noise."""
 
+References = custom_type("REFERENCES")
+"""More clips of the motion to train on, each with its own prompt: a tuple of ``(VideoLatents, prompt)``
+pairs, from Add Training Clip (chainable); never changed once made."""
+
 Adapter = custom_type("ADAPTER")
 """A trained motion (``motion_core.adapters.MotionAdapter``), or a stack of them with strengths and settings
 (a tuple of ``motion_core.adapters.AdapterUse``, from Combine Motion Adapters); never changed once made."""

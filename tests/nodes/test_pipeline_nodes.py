@@ -153,6 +153,36 @@ def test_the_timestep_and_loss_weighting_inputs_are_used_and_recorded(nodes, mod
     assert len(loss["loss"]) == STEPS
 
 
+def test_added_training_clips_are_chained_and_trained_on_with_their_prompts(nodes, model, reference):
+    import json
+
+    frames = torch.rand(FRAMES, SIZE + 3, SIZE + 5, 3, generator=torch.Generator().manual_seed(1))
+    (second, _), (third, _) = (run(nodes.model.EncodeReference, model, f, 0, 0) for f in (frames, frames.flip(1)))
+    (chain,) = run(nodes.training.AddTrainingClip, second, "a circle is moving")
+    (chain,) = run(nodes.training.AddTrainingClip, third, "a star is moving", chain)
+    assert [prompt for _, prompt in chain] == ["a circle is moving", "a star is moving"]
+    alone, _ = train(nodes, model, reference, seed=5)
+    together, loss = train(nodes, model, reference, seed=5, more_references=chain)
+    assert [r["prompt"] for r in json.loads(together.metadata["references"])] == [
+        "a shape is moving", "a circle is moving", "a star is moving"]
+    tensors = alone.to_tensors()
+    assert not all(torch.equal(tensors[name], tensor) for name, tensor in together.to_tensors().items())
+    assert len(loss["loss"]) == STEPS
+
+
+def test_an_added_clip_of_another_size_or_model_is_refused_by_input_name(nodes, model, reference):
+    frames = torch.rand(FRAMES - 2, SIZE + 3, SIZE + 5, 3, generator=torch.Generator().manual_seed(1))
+    (shorter, _) = run(nodes.model.EncodeReference, model, frames, 0, 0)
+    (chain,) = run(nodes.training.AddTrainingClip, shorter, "a circle is moving")
+    with pytest.raises(ValueError, match=r"^more_references: clip 2 has latents of 6 frames of 8×10 but the first "
+                                         r"has 8 frames of 8×10"):
+        train(nodes, model, reference, more_references=chain)
+    (inverted,) = run(nodes.generation.InvertVideo, model, reference, STEPS, "", 1.0)
+    (chain,) = run(nodes.training.AddTrainingClip, inverted, "noise")
+    with pytest.raises(ValueError, match=r"^more_references: expected clean latents but got noise"):
+        train(nodes, model, reference, more_references=chain)
+
+
 @pytest.mark.parametrize("inputs, message", [
     ({"timestep_low": 0.8, "timestep_high": 0.2}, r"^timestep_low: \[0.8, 0.2\] is not a timestep range"),
     ({"timestep_shift": 0.0}, r"^timestep_shift: 0.0 is not valid; use a number > 0"),

@@ -83,6 +83,30 @@ def test_a_saved_adapter_is_used_instead_of_training(inputs, two_targets_two_see
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x_seed0_00001.mp4"]
 
 
+def test_repeated_videos_train_one_adapter_on_every_clip_each_with_its_prompt(inputs, tmp_path):
+    import json
+
+    model, clip = inputs
+    other = write_index_clip(tmp_path / "other.mp4", 10, fps=8, size=(32, 24), picture=lambda i: moving_square(9 - i))
+    args = [sys.executable, "-m", "motion_core", "transfer", "--model", str(model), "--video", str(clip), "--video",
+            str(other), "--prompt", "a square moves right", "--prompt", "a square moves left", "--target", "x",
+            "--out", str(tmp_path / "out"), *QUICK]
+    result = run(args)
+    assert result.returncode == 0, result.stderr
+    metadata = load_adapter(tmp_path / "out" / "adapter_00001.safetensors").metadata
+    assert [r["prompt"] for r in json.loads(metadata["references"])] == ["a square moves right", "a square moves left"]
+    assert (tmp_path / "out" / "x_seed0_00001.mp4").is_file()
+
+
+def test_a_prompt_count_that_matches_neither_one_nor_every_video_exits_2_before_loading(inputs, tmp_path):
+    model, clip = inputs
+    result = run(command(model, clip, tmp_path / "out", "--video", str(clip), "--prompt", "b", "--prompt", "c",
+                         "--target", "x", *QUICK))
+    assert result.returncode == 2
+    assert "error: --prompt: 3 prompts for 2 videos; give one --prompt for all of them or one per --video" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("kind, flags, options", [
     ("lora", ["--lora-rank", "4", "--spatial-lora"], {"rank": 4, "spatial": True}),
     ("motion_embeddings", ["--frame-slots", "16", "--debias", "camera"], {"frame_slots": 16}),

@@ -2,6 +2,7 @@
 learns, that it is reproducible, that the shared model is never changed, and how it stops."""
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -41,7 +42,8 @@ def fit(setup, adapter=None, call=None, **kwargs):
     unet, x0, text, denoiser = setup
     denoiser = dataclasses.replace(denoiser, call=call) if call else denoiser
     kwargs = {"steps": 3, "lr": 1e-3, "seed": 0, **kwargs}
-    return train(denoiser, adapter or fresh(unet), x0, text, kwargs.pop("objective", SPEC), **kwargs)
+    return train(denoiser, adapter or fresh(unet), kwargs.pop("latents", x0), kwargs.pop("text", text),
+                 kwargs.pop("objective", SPEC), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +287,66 @@ def test_loss_weighting_is_recorded_and_none_trains_exactly_as_the_default(setup
     min_snr, x0 = (fit(setup, options=TrainOptions(loss_weighting=LossWeighting(kind, 3.0))) for kind in ("min_snr", "x0"))
     assert json.loads(min_snr.adapter.metadata["loss_weighting"]) == {"kind": "min_snr", "gamma": 3.0}
     assert json.loads(x0.adapter.metadata["loss_weighting"]) == {"kind": "x0"}
+
+
+# --- several clips (MotionDirector's multi-video training) -----------------------------------------
+
+def clip_texts(count):
+    """One distinct prompt embedding per clip, so that a denoiser call shows which clip it was given."""
+    return [torch.full((1, 7, TINY_TEXT_DIM), float(number)) for number in range(count)]
+
+
+def recording_call(denoiser, seen):
+    """The denoiser's call, noting the clip (the constant of its prompt embedding) of every call."""
+    def call(module, x, t, text):
+        seen.append(int(text[0, 0, 0]))
+        return denoiser.call(module, x, t, text)
+    return call
+
+
+def test_each_step_trains_one_clip_and_every_round_takes_each_clip_once(setup):
+    _, x0, _, denoiser = setup
+    clips = [x0, x0.flip(-1), x0.flip(-2)]
+    seen = []
+    fit(setup, call=recording_call(denoiser, seen), steps=9, latents=clips, text=clip_texts(3))
+    assert len(seen) == 9  # VMC + SMA: one denoiser call per step
+    rounds = [sorted(seen[i:i + 3]) for i in range(0, 9, 3)]
+    assert rounds == [[0, 1, 2]] * 3
+    assert len({tuple(seen[i:i + 3]) for i in range(0, 9, 3)}) > 1, "the order should be drawn afresh each round"
+
+
+def fit_clips(setup, clips, texts, **kwargs):
+    unet, _, _, denoiser = setup
+    return train(denoiser, fresh(unet), clips, texts, SPEC, steps=4, lr=1e-3, seed=0, **kwargs)
+
+
+def test_one_clip_in_a_list_trains_exactly_as_one_clip(setup):
+    _, x0, text, _ = setup
+    assert same_tensors(fit_clips(setup, [x0], [text]).adapter, fit_clips(setup, x0, text).adapter)
+
+
+def test_the_second_clip_is_trained_on(setup):
+    _, x0, text, _ = setup
+    both = fit_clips(setup, [x0, x0.flip(-1)], [text, text]).adapter
+    assert not same_tensors(both, fit_clips(setup, x0, text).adapter)
+    assert not same_tensors(both, fit_clips(setup, x0.flip(-1), text).adapter)
+
+
+def test_every_clips_prompt_is_recorded(setup):
+    _, x0, text, _ = setup
+    result = fit_clips(setup, [x0, x0.flip(-1)], [text, text], prompt=["a blob moves right", "a blob moves left"])
+    metadata = result.adapter.metadata
+    assert metadata["prompt"] == "a blob moves right"
+    assert json.loads(metadata["references"]) == [{"prompt": "a blob moves right"}, {"prompt": "a blob moves left"}]
+    assert "references" not in fit_clips(setup, x0, text, prompt="one").adapter.metadata
+
+
+def test_clips_of_another_size_or_a_prompt_count_that_does_not_match_are_refused(setup):
+    _, x0, text, _ = setup
+    with pytest.raises(InputError, match=r"latents: clip 2 has latents of 4 frames of 16×16 but the first has 8 "
+                                         r"frames of 16×16; encode every reference clip at the same width"):
+        fit_clips(setup, [x0, x0[:, :, :4]], [text, text])
+    with pytest.raises(InputError, match="prompt: 3 prompts for 2 clips; give one prompt per clip"):
+        fit_clips(setup, [x0, x0], [text] * 3)
+    with pytest.raises(InputError, match="latents: no clip to train on"):
+        fit_clips(setup, [], [text])
