@@ -297,8 +297,13 @@ def transfer(args: argparse.Namespace) -> TransferResult:
         backbone = load_backbone(args.model, options, input_name="--model", parts=parts)
     except InputError as err:
         raise err.renamed(PART_FLAGS) from None
-    clip, *more = [load_video(video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
-                   for video in args.video]
+    # A model trained at one frame rate (Wan: 16 fps) gets the clips at that rate; --frames counts those frames
+    selection = FrameSelection(args.frames, args.skip, args.every, force_rate=backbone.frame_rate or 0.0)
+    clip, *more = [load_video(video, selection, input_name="--video") for video in args.video]
+    for video, loaded in zip(args.video, [clip, *more]):
+        if backbone.frame_rate and abs(loaded.source.fps - backbone.frame_rate) > 1e-3 * backbone.frame_rate:
+            print(f"note: {Path(video).name} resampled from {loaded.source.fps:g} to {backbone.frame_rate:g} fps, "
+                  "the model's rate", file=sys.stderr)
     adapter = load_adapter(args.adapter, backbone.fingerprint, input_name="--adapter") if args.adapter else None
     settings = TransferSettings(
         width=args.width, height=args.height, objective=spec, kind=args.parameterisation,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from .progress import Progress
+from .progress import LatentPreview, Progress
 from .sample import EpsFn, ddim_scheduler, run_scheduler
 
 
 def invert(eps: EpsFn, x0: torch.Tensor, scheduler_config: dict, steps: int = 50,
-           progress: Progress | None = None) -> torch.Tensor:
+           progress: Progress | None = None, preview: LatentPreview | None = None) -> torch.Tensor:
     """Latents ``(b, c, f, h, w)`` -> the inverted noise ``x_T`` of the same shape (``steps`` predictions)."""
-    return run_scheduler(ddim_scheduler(scheduler_config, inverse=True), eps, x0, steps, progress)
+    return run_scheduler(ddim_scheduler(scheduler_config, inverse=True), eps, x0, steps, progress, preview)

@@ -30,10 +30,10 @@ from .backbones.base import VideoBackbone
 from .errors import InputError
 from .noise import initial_noise
 from .objectives import ObjectiveSpec
-from .progress import Progress
+from .progress import LatentPreview, Progress
 from .sample import guided
 from .train import Callback, TrainOptions, TrainResult, check_same_shape, train
-from .video import fit_frames
+from .video import fit_frames, resampled_indices
 
 AdapterStack = Sequence[AdapterUse | tuple[MotionAdapter, float]]
 """Adapters applied together, each with its strength (1.0 = as trained, 0 = off) and, as an
@@ -69,17 +69,45 @@ def latent_samples(latents: VideoLatents, backbone: VideoBackbone, noise: bool, 
 
 
 def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int = 0, height: int = 0,
-                     input_name: str = "frames") -> tuple[VideoLatents, torch.Tensor]:
+                     input_name: str = "frames", fps: float | None = None) -> tuple[VideoLatents, torch.Tensor]:
     """IMAGE frames ``(f, h, w, 3)`` -> (clean latents, the frames as encoded).
 
-    Frames whose size the model cannot take are resized (cover + centre crop) to ``width`` x
-    ``height``, 0 meaning the frames' size rounded down to the model's multiple. A model that takes
-    ``1 + k·frame_multiple`` frames (Wan: 4k+1) gets the longest such start of the clip
-    (:func:`frame_count_fitted`); the frames returned are the ones encoded.
+    A clip whose rate ``fps`` is known is first resampled to the model's :attr:`~VideoBackbone.frame_rate`
+    where it has one (Wan: 16 fps; :func:`fit_frame_rate`). Frames whose size the model cannot take
+    are resized (cover + centre crop) to ``width`` x ``height``, 0 meaning the frames' size rounded
+    down to the model's multiple. A model that takes ``1 + k·frame_multiple`` frames (Wan: 4k+1) gets
+    the longest such start of the clip (:func:`frame_count_fitted`); the frames returned are the
+    ones encoded (:func:`describe_fitting` says what was done).
     """
+    frames = fit_frame_rate(frames, fps, backbone.frame_rate) if frames.ndim == 4 else frames
     frames = frames[:frame_count_fitted(frames.shape[0], backbone.frame_multiple)] if frames.ndim == 4 else frames
     fitted = fit_frames(frames, backbone.pixel_multiple(), width, height, input_name)
     return VideoLatents(backbone.encode_video(fitted, input_name), backbone.fingerprint), fitted
+
+
+def fit_frame_rate(frames: torch.Tensor, fps: float | None, rate: float | None) -> torch.Tensor:
+    """IMAGE frames ``(f, h, w, 3)`` at ``fps`` as the model's ``rate`` shows them (the frame on screen
+    at each ``k / rate`` s, as the loader's ``force_rate``); unchanged when either rate is unknown or
+    they agree to 0.1 %."""
+    return frames[resampled_indices(frames.shape[0], fps, rate)] if _changes_rate(fps, rate) else frames
+
+
+def _changes_rate(fps: float | None, rate: float | None) -> bool:
+    return bool(fps and rate and abs(fps - rate) > 1e-3 * rate)
+
+
+def describe_fitting(backbone: VideoBackbone, given: int, fps: float | None, encoded: int) -> str | None:
+    """What :func:`encode_reference` did to a clip of ``given`` frames at ``fps`` to encode ``encoded``
+    frames, in words (None when it took every frame as it was)."""
+    notes, rate = [], backbone.frame_rate
+    resampled = len(resampled_indices(given, fps, rate)) if _changes_rate(fps, rate) else given
+    if _changes_rate(fps, rate):
+        notes.append(f"resampled {given} frames at {fps:g} fps to {resampled} at {backbone.frame_rate:g} fps, the "
+                     "model's rate")
+    if encoded != resampled:
+        notes.append(f"encoded the first {encoded} of {resampled} frames: this model takes 1 + "
+                     f"{backbone.frame_multiple}k frames")
+    return "; ".join(notes) or None
 
 
 def frame_count_fitted(count: int, multiple: int) -> int:
@@ -102,16 +130,51 @@ def new_adapter(backbone: VideoBackbone, kind: str = "temporal_attention",
     return ADAPTER_KINDS[kind].for_unet(backbone.denoiser_module, backbone.fingerprint, latent_shape, seed, **options)
 
 
+@dataclass(frozen=True)
+class TrainingPreview:
+    """A small sample of the adapter as trained so far, every ``every`` steps of :func:`train_adapter`.
+
+    The same fresh Gaussian noise (``seed``) each time, the first clip's prompt, ``steps`` sampler
+    steps at ``cfg``; decoded, then ``frames`` frames evenly spread over the clip go to
+    ``show(frames (n, H, W, 3) float32 in [0, 1], step)``. Fresh noise, not the inverted clip: the
+    preview shows what the adapter itself has learnt. Cost: ``steps`` guided denoiser calls and one
+    decode per preview, against about three denoiser calls' worth per training step
+    (``benchmarks/previews.py``).
+    """
+
+    every: int
+    show: Callable[[torch.Tensor, int], None]
+    steps: int = 8
+    cfg: float = 7.5
+    frames: int = 4
+    seed: int = 0
+
+    def sampler(self, backbone: VideoBackbone, shape: tuple[int, ...], prompt: str) -> Callable[[nn.Module, int], None]:
+        """``preview(module, step)`` for :func:`motion_core.train.train`, for latents of ``shape``."""
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(self.seed))
+        cond, uncond = backbone.encode_prompt([prompt]), backbone.encode_prompt([""])
+
+        def preview(module: nn.Module, step: int) -> None:
+            denoise = guided(partial(backbone.call_denoiser, module), cond, uncond, self.cfg)
+            latents = backbone.sampling.sample(denoise, noise.to(backbone.device, backbone.dtype), self.steps)
+            frames = backbone.decode_latents(latents)
+            chosen = torch.linspace(0, frames.shape[0] - 1, min(self.frames, frames.shape[0])).round().long()
+            self.show(frames[chosen], step)
+
+        return preview
+
+
 def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
                   objective: ObjectiveSpec | dict | None = None, kind: str = "temporal_attention", *,
                   steps: int = 400, lr: float | None = None, seed: int = 0, options: TrainOptions = TrainOptions(),
                   adapter_options: dict | None = None, callback: Callback | None = None,
-                  more_references: Sequence[tuple[VideoLatents, str]] = ()) -> TrainResult:
+                  more_references: Sequence[tuple[VideoLatents, str]] = (),
+                  preview: TrainingPreview | None = None) -> TrainResult:
     """Train a new adapter of ``kind`` (with ``adapter_options``) on the reference clip.
 
     ``more_references``: further clips of the same motion, each with its own prompt, trained on
     alongside the reference (one clip per step, see :func:`motion_core.train.train`); they must
-    have the reference's frames and size.
+    have the reference's frames and size. ``preview``: samples of the adapter while it trains.
 
     ``objective`` defaults to :class:`ObjectiveSpec`'s defaults: VMC's residual loss with the SMA
     terms; ``lr`` (None or 0) to the kind's published rate (:attr:`MotionAdapter.default_lr`). The
@@ -130,7 +193,9 @@ def train_adapter(backbone: VideoBackbone, reference: VideoLatents, prompt: str,
     size = {"width": str(x0.shape[4] * scale), "height": str(x0.shape[3] * scale)}
     with backbone.hold(backbone.denoiser_module):
         return train(backbone.denoiser(), adapter, clips, texts, spec, steps=steps, lr=lr, seed=seed,
-                     options=options, callback=callback, prompt=prompts, metadata=size)
+                     options=options, callback=callback, prompt=prompts, metadata=size,
+                     preview_every=preview.every if preview else 0,
+                     preview=preview.sampler(backbone, tuple(x0.shape), prompt) if preview else None)
 
 
 def options_for(kind: str, adapter_options: dict | None, input_name: str = "adapter_options") -> dict | None:
@@ -212,14 +277,16 @@ def adapted_denoiser(backbone: VideoBackbone, adapters: AdapterStack = ()) -> It
 
 
 def invert_reference(backbone: VideoBackbone, reference: VideoLatents, steps: int = 50, prompt: str = "",
-                     adapters: AdapterStack = (), progress: Progress | None = None) -> VideoLatents:
+                     adapters: AdapterStack = (), progress: Progress | None = None,
+                     preview: LatentPreview | None = None) -> VideoLatents:
     """Invert clean latents to the noise that makes them (empty prompt, no guidance by default), with
-    the family's inverse sampler (DDIM inversion for discrete diffusion)."""
+    the family's inverse sampler (DDIM inversion for discrete diffusion); ``preview`` sees each
+    step's clean-latent estimate."""
     x0 = latent_samples(reference, backbone, False, "latents")
     text = backbone.encode_prompt([prompt])
     with torch.no_grad(), adapted_denoiser(backbone, adapters) as module:
         x_T = backbone.sampling.invert(guided(partial(backbone.call_denoiser, module), text),
-                                       x0.to(backbone.device, backbone.dtype), steps, progress)
+                                       x0.to(backbone.device, backbone.dtype), steps, progress, preview)
     return VideoLatents(x_T, backbone.fingerprint, noise=True)
 
 
@@ -233,9 +300,9 @@ def make_noise(inverted: VideoLatents, strategy: str = "direct", seed: int = 0,
 
 def generate(backbone: VideoBackbone, noise: VideoLatents, prompt: str, negative_prompt: str = "",
              steps: int = 50, cfg: float = 9.0, adapters: AdapterStack = (),
-             progress: Progress | None = None) -> VideoLatents:
+             progress: Progress | None = None, preview: LatentPreview | None = None) -> VideoLatents:
     """Sampling with classifier-free guidance from ``noise`` (the family's sampler: DDIM for discrete
-    diffusion): clean latents of the new video."""
+    diffusion): clean latents of the new video; ``preview`` sees each step's clean-latent estimate."""
     x_T = latent_samples(noise, backbone, True, "noise")
     if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not 0 <= cfg <= 100:
         raise InputError("cfg", f"{cfg!r} is not valid; use a guidance scale from 0 to 100 (1 = no guidance)")
@@ -243,7 +310,7 @@ def generate(backbone: VideoBackbone, noise: VideoLatents, prompt: str, negative
     uncond = backbone.encode_prompt([negative_prompt]) if cfg != 1 else None
     with torch.no_grad(), adapted_denoiser(backbone, adapters) as module:
         x0 = backbone.sampling.sample(guided(partial(backbone.call_denoiser, module), cond, uncond, cfg),
-                                      x_T.to(backbone.device, backbone.dtype), steps, progress)
+                                      x_T.to(backbone.device, backbone.dtype), steps, progress, preview)
     return VideoLatents(x0, backbone.fingerprint)
 
 

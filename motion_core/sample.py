@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from .errors import InputError
-from .progress import Progress
+from .progress import LatentPreview, Progress
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -39,15 +39,20 @@ def check_steps(steps: int, input_name: str = "steps") -> None:
         raise InputError(input_name, f"{steps!r} is not valid; use a whole number from 1 to 1000 (e.g. 30-75)")
 
 
-def run_scheduler(scheduler, eps: EpsFn, x: torch.Tensor, steps: int, progress: Progress | None = None) -> torch.Tensor:
+def run_scheduler(scheduler, eps: EpsFn, x: torch.Tensor, steps: int, progress: Progress | None = None,
+                  preview: LatentPreview | None = None) -> torch.Tensor:
     """Step ``x`` through ``scheduler``'s ``steps`` timesteps: one noise prediction per step.
 
-    ``progress(done, steps)`` is called after each step and may raise to cancel.
+    After each step ``preview(x0_hat)`` sees the step's clean-latent estimate (the scheduler's
+    ``pred_original_sample``), then ``progress(done, steps)``, which may raise to cancel.
     """
     check_steps(steps)
     scheduler.set_timesteps(steps)
     for done, t in enumerate(scheduler.timesteps, start=1):
-        x = scheduler.step(eps(x, t), t, x).prev_sample
+        step = scheduler.step(eps(x, t), t, x)
+        x = step.prev_sample
+        if preview is not None:
+            preview(step.pred_original_sample)
         if progress is not None:
             progress(done, steps)
     return x
@@ -74,6 +79,6 @@ def guided(predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 
 
 def sample(eps: EpsFn, x_T: torch.Tensor, scheduler_config: dict, steps: int = 50,
-           progress: Progress | None = None) -> torch.Tensor:
+           progress: Progress | None = None, preview: LatentPreview | None = None) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) from ``x_T`` to clean latents, ``steps`` noise predictions."""
-    return run_scheduler(ddim_scheduler(scheduler_config), eps, x_T, steps, progress)
+    return run_scheduler(ddim_scheduler(scheduler_config), eps, x_T, steps, progress, preview)

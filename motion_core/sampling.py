@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InputError
-from .progress import Progress
+from .progress import LatentPreview, Progress
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``denoise(x (b, c, f, h, w), t) -> prediction`` in the family's parameterisation (guidance included)."""
@@ -196,14 +196,16 @@ class Sampling(ABC):
         dividing by ``signal_t`` (finite at every t); differentiable."""
 
     @abstractmethod
-    def sample(self, denoise: DenoiseFn, x_T: torch.Tensor, steps: int,
-               progress: Progress | None = None) -> torch.Tensor:
-        """Deterministic sampling from noise ``x_T`` to clean latents with ``steps`` denoiser calls."""
+    def sample(self, denoise: DenoiseFn, x_T: torch.Tensor, steps: int, progress: Progress | None = None,
+               preview: LatentPreview | None = None) -> torch.Tensor:
+        """Deterministic sampling from noise ``x_T`` to clean latents with ``steps`` denoiser calls;
+        ``preview`` sees each step's clean-latent estimate."""
 
     @abstractmethod
-    def invert(self, denoise: DenoiseFn, x0: torch.Tensor, steps: int,
-               progress: Progress | None = None) -> torch.Tensor:
-        """The sampler run backwards: the noise that :meth:`sample` turns (about) back into ``x0``."""
+    def invert(self, denoise: DenoiseFn, x0: torch.Tensor, steps: int, progress: Progress | None = None,
+               preview: LatentPreview | None = None) -> torch.Tensor:
+        """The sampler run backwards: the noise that :meth:`sample` turns (about) back into ``x0``;
+        ``preview`` sees each step's clean-latent estimate."""
 
     def snr(self, t: torch.Tensor) -> torch.Tensor:
         """The signal-to-noise ratio ``SNR_t = signal_t² / noise_t²`` (fp32, shaped like ``t``)."""
@@ -280,15 +282,15 @@ class DiscreteDiffusion(Sampling):
             return epsilon_signal(prediction, x_t, abar)
         return abar.sqrt() * self.x0_from(prediction, x_t, t)
 
-    def sample(self, denoise, x_T, steps, progress=None):
+    def sample(self, denoise, x_T, steps, progress=None, preview=None):
         from .sample import sample
 
-        return sample(denoise, x_T, self.scheduler_config, steps, progress)
+        return sample(denoise, x_T, self.scheduler_config, steps, progress, preview)
 
-    def invert(self, denoise, x0, steps, progress=None):
+    def invert(self, denoise, x0, steps, progress=None, preview=None):
         from .invert import invert
 
-        return invert(denoise, x0, self.scheduler_config, steps, progress)
+        return invert(denoise, x0, self.scheduler_config, steps, progress, preview)
 
 
 def flow_shift(fraction: torch.Tensor, shift: float) -> torch.Tensor:
@@ -351,17 +353,20 @@ class FlowMatching(Sampling):
         check_steps(steps)
         return flow_shift(torch.arange(steps, -1, -1, dtype=torch.float64) / steps, self.shift)
 
-    def _euler(self, denoise, x, sigmas, progress):
+    def _euler(self, denoise, x, sigmas, progress, preview):
         steps = len(sigmas) - 1
         for done, (here, there) in enumerate(zip(sigmas[:-1], sigmas[1:]), start=1):
             t = torch.full((x.shape[0],), float(here) * self.TIMESTEP_SCALE, device=x.device)
-            x = x + float(there - here) * denoise(x, t).to(x.dtype)
+            velocity = denoise(x, t).to(x.dtype)
+            if preview is not None:
+                preview(x - float(here) * velocity)  # x0_hat = x_σ − σ·v
+            x = x + float(there - here) * velocity
             if progress is not None:
                 progress(done, steps)
         return x
 
-    def sample(self, denoise, x_T, steps, progress=None):
-        return self._euler(denoise, x_T, self.grid(steps), progress)
+    def sample(self, denoise, x_T, steps, progress=None, preview=None):
+        return self._euler(denoise, x_T, self.grid(steps), progress, preview)
 
-    def invert(self, denoise, x0, steps, progress=None):
-        return self._euler(denoise, x0, self.grid(steps).flip(0), progress)
+    def invert(self, denoise, x0, steps, progress=None, preview=None):
+        return self._euler(denoise, x0, self.grid(steps).flip(0), progress, preview)

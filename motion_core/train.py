@@ -120,7 +120,8 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor | Se
           text: torch.Tensor | Sequence[torch.Tensor], objective: ObjectiveSpec | Mapping[str, Any], *,
           steps: int = 400, lr: float = 1e-4, seed: int = 0, options: TrainOptions = TrainOptions(),
           callback: Callback | None = None, prompt: str | Sequence[str] = "",
-          metadata: Mapping[str, str] | None = None) -> TrainResult:
+          metadata: Mapping[str, str] | None = None, preview_every: int = 0,
+          preview: Callable[[nn.Module, int], None] | None = None) -> TrainResult:
     """Train a copy of ``adapter`` on one clip, or on several; the arguments are not changed.
 
     Several clips (MotionDirector's multi-video mode: one motion shown by several clips, each with
@@ -146,6 +147,10 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor | Se
             device → the same adapter).
         options: :class:`TrainOptions`.
         callback: called after every step; whatever it raises cancels training and propagates.
+        preview_every, preview: every ``preview_every`` steps (0: never), before the callback,
+            ``preview(module, step)`` gets the denoiser with the adapter as trained so far, in eval
+            mode and without gradients, to sample from (e.g. :class:`motion_core.pipeline.TrainingPreview`);
+            it draws from no training stream, so the adapter is the same with or without it.
         prompt, metadata: recorded in the adapter's metadata (with the training settings); ``prompt``
             one per clip (the first is recorded as ``prompt``, all of them under ``references``).
 
@@ -160,6 +165,9 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor | Se
         _check_inputs(clip, clip_text, steps, lr)
         spec.check_frames(clip.shape[2])
     check_same_shape(clips)
+    if isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 0:
+        raise InputError("preview_every", f"{preview_every!r} is not valid; use a whole number of steps (0 = no "
+                                          "previews)")
     loss_fn = build_objective(spec)
     unet, sampling, call = denoiser.module, denoiser.sampling, denoiser.call
     device = next(unet.parameters()).device
@@ -240,6 +248,11 @@ def train(denoiser: Denoiser, adapter: MotionAdapter, latents: torch.Tensor | Se
                     else:
                         optimizer.step()
                     history.append(terms)
+                    if preview is not None and preview_every and step % preview_every == 0:
+                        view.eval()
+                        with torch.no_grad():
+                            preview(view, step)
+                        view.train()
                     if callback is not None:
                         callback(step, steps, terms)
         finally:

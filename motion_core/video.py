@@ -209,6 +209,15 @@ def _expected_count(info: SourceInfo, selection: FrameSelection) -> int | None:
     return min(count, selection.frame_load_cap) if selection.frame_load_cap else count
 
 
+def resampled_indices(count: int, fps: float, rate: float) -> list[int]:
+    """Which of ``count`` frames shown at ``fps`` are on screen at each time ``k / rate`` while the
+    clip lasts: the rule of ``force_rate`` (:func:`_resample`) for frames already in memory, with every
+    frame shown for ``1 / fps``."""
+    source, target = Fraction(fps).limit_denominator(1000), Fraction(rate).limit_denominator(1000)
+    slots = math.ceil(count * target / source)
+    return [min(count - 1, math.floor(k * source / target)) for k in range(slots)]
+
+
 def _resample(frames: Iterable[_Decoded], rate: Fraction) -> Iterator[_Decoded]:
     """Yield the frame on screen at each time ``k / rate`` (k = 0, 1, ...), holding one frame back.
 

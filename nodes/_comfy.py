@@ -66,20 +66,47 @@ def list_input_files(extensions: frozenset[str]) -> list[str]:
 
 
 class Progress:
-    """Node progress bar that also honours ComfyUI's cancel button.
+    """Node progress bar that also honours ComfyUI's cancel button, and shows previews on the node.
 
     Pass an instance as a ``progress(done, total)`` callback to a motion_core loop: each call moves
     the bar and raises ComfyUI's interrupt exception if the user cancelled. With the node's
-    ``unique_id``, :meth:`text` shows a line of text on the node (e.g. the loss).
+    ``unique_id``, :meth:`text` shows a line of text on the node (e.g. the loss). A sampler's
+    ``preview`` callback may be :meth:`latents` (the latent preview ComfyUI's samplers show, by the
+    server's ``--preview-method``); :meth:`frames` shows decoded frames. A preview goes out with
+    the next move of the bar, as core samplers send theirs.
     """
 
-    def __init__(self, total: int | None = None, node: str | None = None):
+    def __init__(self, total: int | None = None, node: str | None = None, latent_format: str | None = None):
         self._bar = comfy.utils.ProgressBar(total or 1, node_id=node)
         self._node = node
+        self._previewer, self._video_latents = _latent_previewer(latent_format)
+        self._preview = None
 
     def __call__(self, done: int, total: int | None = None) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
-        self._bar.update_absolute(done, max(total or 0, done, 1))
+        preview, self._preview = self._preview, None
+        self._bar.update_absolute(done, max(total or 0, done, 1), preview)
+
+    @property
+    def shows_latents(self) -> bool:
+        """Whether :meth:`latents` draws anything (the server's preview method and the model's latents)."""
+        return self._previewer is not None
+
+    def latents(self, x0: torch.Tensor) -> None:
+        """Preview the clean-latent estimate ``(b, c, f, h, w)`` of a sampler step: its first frame."""
+        if self._previewer is not None:
+            first = x0[:1, :, :1] if self._video_latents else x0[:1, :, 0]
+            self._preview = self._previewer.decode_latent_to_preview_image("JPEG", first.float())
+
+    def frames(self, frames: torch.Tensor) -> None:
+        """Preview IMAGE frames ``(n, H, W, 3)`` in [0, 1] as one strip, side by side."""
+        import latent_preview
+        from PIL import Image
+
+        strip = torch.cat(list(frames.float().clamp(0, 1)), dim=1).mul(255).round().to(torch.uint8).numpy()
+        # The server fits a preview into max_size², enlarging small ones: never past the strip's own size
+        largest = min(2 * latent_preview.MAX_PREVIEW_RESOLUTION, max(strip.shape[:2]))
+        self._preview = ("JPEG", Image.fromarray(strip), largest)
 
     def text(self, message: str) -> None:
         """Show ``message`` on the node (in a running ComfyUI server; elsewhere nothing happens)."""
@@ -87,6 +114,21 @@ class Progress:
         server = getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
         if self._node is not None and server is not None:
             server.send_progress_text(message, self._node)
+
+
+def _latent_previewer(latent_format: str | None):
+    """ComfyUI's latent previewer for a family's latent format (see ``VideoBackbone.latent_format``) under
+    the server's ``--preview-method`` (None when previews are off or the format is unknown), and
+    whether it takes video latents ``(b, c, f, h, w)`` rather than one frame ``(b, c, h, w)``."""
+    import comfy.latent_formats
+    import latent_preview
+
+    format_class = getattr(comfy.latent_formats, latent_format or "", None)
+    if format_class is None:
+        return None, False
+    latent_space = format_class()
+    previewer = latent_preview.get_previewer(comfy.model_management.get_torch_device(), latent_space)
+    return previewer, getattr(latent_space, "latent_dimensions", 2) == 3
 
 
 def input_problem(check: Callable[[], object]) -> bool | str:

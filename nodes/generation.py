@@ -44,8 +44,9 @@ class InvertVideo(io.ComfyNode):
     @classmethod
     def execute(cls, model, latents, steps, prompt, adapter_strength, adapter=None) -> io.NodeOutput:
         use_model(model, "invert", latents.samples.shape)
-        inverted = invert_reference(model, latents, steps, prompt, scaled_stack(adapter, adapter_strength),
-                                    Progress(steps))
+        progress = Progress(steps, latent_format=model.latent_format)
+        inverted = invert_reference(model, latents, steps, prompt, scaled_stack(adapter, adapter_strength), progress,
+                                    progress.latents if progress.shows_latents else None)
         return io.NodeOutput(inverted)
 
 
@@ -123,7 +124,9 @@ class GenerateVideo(io.ComfyNode):
                 debias=DEBIAS_MODES[0]) -> io.NodeOutput:
         adapters = scaled_stack(adapter, adapter_strength, debias=debias)
         use_model(model, "sample", noise.samples.shape)
-        latents = generate(model, noise, prompt, negative_prompt, steps, cfg, adapters, Progress(steps))
+        progress = Progress(steps, latent_format=model.latent_format)
+        latents = generate(model, noise, prompt, negative_prompt, steps, cfg, adapters, progress,
+                           progress.latents if progress.shows_latents else None)
         return io.NodeOutput(latents)
 
 

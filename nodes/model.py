@@ -4,14 +4,14 @@ import os
 
 from ..motion_core.backbones import check_model, load_backbone
 from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOptions
-from ..motion_core.pipeline import decode, encode_reference
+from ..motion_core.pipeline import decode, describe_fitting, encode_reference
 from ..motion_core.video import MAX_SIDE
 from ..motion_core.errors import InputError
 from ._comfy import (CATEGORY, CHECKPOINTS, Progress, compute_device, file_fingerprint, input_problem, io,
                      list_motion_modules, list_text_encoder_files, list_vae_files, list_video_models,
                      load_video_model, motion_module_path, node_id, sd1_tokenizer_folder, text_encoder_path, ui,
                      use_model, vae_path, video_model_path)
-from .types import Latents, VideoModel
+from .types import Latents, VideoInfo, VideoModel
 
 
 NONE = "none"
@@ -132,7 +132,9 @@ class EncodeReference(io.ComfyNode):
             display_name="Encode Reference",
             category=CATEGORY,
             description="Turns the reference frames into the model's latents, resizing (cover and centre crop) to "
-                        "a size the model takes. Every frame given is used: set the frame count on the loader.",
+                        "a size the model takes. Every frame given is used (set the frame count on the loader), "
+                        "except that Wan takes 1 + 4k frames and, with video_info, gets the clip resampled to "
+                        "its 16 fps; the node says when it did either.",
             inputs=[
                 VideoModel.Input("model", tooltip="From Load Video Model."),
                 io.Image.Input("frames", tooltip="Reference frames (at least 2), e.g. from Load Reference Video."),
@@ -141,6 +143,11 @@ class EncodeReference(io.ComfyNode):
                                      "takes. ZeroScope v2 576w was trained at 576x320."),
                 io.Int.Input("height", default=0, min=0, max=MAX_SIDE, step=8,
                              tooltip="Height to encode at; 0 as for the width."),
+                VideoInfo.Input("video_info", optional=True,
+                                tooltip="From Load Reference Video: the clip's frame rate. A model trained at "
+                                        "one rate (Wan: 16 fps) then gets the clip resampled to it, as the "
+                                        "loader's force_rate would; without it the frames are taken as they "
+                                        "are."),
             ],
             outputs=[
                 Latents.Output("latents", display_name="latents",
@@ -151,16 +158,14 @@ class EncodeReference(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, frames, width, height) -> io.NodeOutput:
+    def execute(cls, model, frames, width, height, video_info=None) -> io.NodeOutput:
         scale = model.latent_scale()
         use_model(model, "encode", (1, 4, frames.shape[0], (height or frames.shape[1]) // scale,
                                     (width or frames.shape[2]) // scale))
-        latents, fitted = encode_reference(model, frames, width, height)
-        if fitted.shape[0] == frames.shape[0]:
-            return io.NodeOutput(latents, fitted)
-        note = (f"encoded the first {fitted.shape[0]} of {frames.shape[0]} frames: this model takes "
-                f"1 + {model.frame_multiple}k frames")
-        return io.NodeOutput(latents, fitted, ui=ui.PreviewText(note))
+        fps = (video_info or {}).get("loaded_fps")
+        latents, fitted = encode_reference(model, frames, width, height, fps=fps)
+        note = describe_fitting(model, frames.shape[0], fps, fitted.shape[0])
+        return io.NodeOutput(latents, fitted, ui=ui.PreviewText(note) if note else None)
 
 
 class DecodeVideo(io.ComfyNode):

@@ -2,7 +2,7 @@
 
 from ..motion_core.adapters import ADAPTER_KINDS
 from ..motion_core.objectives import ObjectiveSpec
-from ..motion_core.pipeline import options_for, train_adapter
+from ..motion_core.pipeline import TrainingPreview, options_for, train_adapter
 from ..motion_core.sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution
 from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
 from ._comfy import CATEGORY, Progress, io, node_id, use_model
@@ -83,6 +83,10 @@ class TrainMotionAdapter(io.ComfyNode):
                                          "Training Clip (MotionDirector's multi-video training): each step "
                                          "trains on one clip, every clip equally often. The same motion shown "
                                          "by different subjects keeps their looks out of the adapter."),
+                io.Int.Input("preview_every", default=0, min=0, max=100_000, optional=True,
+                             tooltip="Every this many steps, show on the node a few frames sampled (8 steps, "
+                                     "fresh noise, the prompt) with the adapter as trained so far. 0: no "
+                                     "previews. Each preview costs about three training steps' time."),
             ],
             outputs=[
                 Adapter.Output("adapter", display_name="adapter",
@@ -98,7 +102,7 @@ class TrainMotionAdapter(io.ComfyNode):
     def execute(cls, model, latents, prompt, parameterisation, steps, lr, seed, precision,
                 gradient_checkpointing, objective=None, adapter_options=None, timestep_low=0.0, timestep_high=1.0,
                 timestep_shift=1.0, loss_weighting=LOSS_WEIGHTINGS[0], min_snr_gamma=5.0,
-                more_references=()) -> io.NodeOutput:
+                more_references=(), preview_every=0) -> io.NodeOutput:
         progress = Progress(steps, node=cls.hidden.unique_id if cls.hidden else None)
 
         def callback(step: int, total: int, terms: dict[str, float]) -> None:
@@ -112,7 +116,9 @@ class TrainMotionAdapter(io.ComfyNode):
                                loss_weighting=LossWeighting(loss_weighting, min_snr_gamma))
         result = train_adapter(model, latents, prompt, spec, parameterisation, steps=steps, lr=lr, seed=seed,
                                options=options, adapter_options=options_for(parameterisation, adapter_options),
-                               callback=callback, more_references=more_references or ())
+                               callback=callback, more_references=more_references or (),
+                               preview=TrainingPreview(preview_every, lambda frames, step: progress.frames(frames))
+                               if preview_every else None)
         return io.NodeOutput(result.adapter, loss_series(result.history))
 
 
@@ -134,7 +140,7 @@ class AddTrainingClip(io.ComfyNode):
                 io.String.Input("prompt", default=DEFAULT_PROMPT, multiline=True,
                                 tooltip="This clip's prompt: its subject and the motion, e.g. 'a horse is "
                                         "running' beside 'a dog is running'."),
-                References.Input("references", optional=True,
+                References.Input("previous", optional=True,
                                  tooltip="Clips collected so far, from another Add Training Clip."),
             ],
             outputs=[References.Output("references", display_name="references",
@@ -142,8 +148,8 @@ class AddTrainingClip(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, latents, prompt, references=()) -> io.NodeOutput:
-        return io.NodeOutput((*(references or ()), (latents, prompt)))
+    def execute(cls, latents, prompt, previous=()) -> io.NodeOutput:
+        return io.NodeOutput((*(previous or ()), (latents, prompt)))
 
 
 NODES = [TrainMotionAdapter, AddTrainingClip]

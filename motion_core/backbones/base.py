@@ -172,7 +172,7 @@ class VideoBackbone(ABC):
     - where motion lives: :meth:`owns`, :meth:`find_motion_sites` (with their layout),
       :meth:`find_appearance_sites`;
     - frames and sizes: :meth:`latent_frames`, :attr:`frame_multiple`, :meth:`pixel_multiple`,
-      :meth:`latent_scale`; text and video: :meth:`encode_prompt`, :meth:`encode_video`,
+      :meth:`latent_scale`, :attr:`latent_format`; text and video: :meth:`encode_prompt`, :meth:`encode_video`,
       :meth:`decode_latents`; memory: :meth:`hold`, :meth:`weight_modules`, :attr:`offloads`.
 
     The denoiser is shared by every graph branch and ComfyUI's cache: nothing may change it.
@@ -187,6 +187,13 @@ class VideoBackbone(ABC):
     checkpoint_blocks: ClassVar[tuple[str, ...]] = ()
     frame_multiple: ClassVar[int] = 1
     """Pixel frame counts the model takes are ``1 + frame_multiple·k`` (Wan: 4) or any (1)."""
+    frame_rate: ClassVar[float | None] = None
+    """The frame rate the model was trained at (Wan: 16), to which reference clips are resampled when
+    their rate is known; None: any rate (the clip's frames are taken as they are)."""
+    latent_format: ClassVar[str | None] = None
+    """The family's latent space by the name of ComfyUI's latent format that describes it (``SD15``,
+    ``Wan21``), whose preview factors turn latents into rough colours while sampling; None: no
+    latent previews."""
 
     denoiser_module: torch.nn.Module
     sampling: Sampling

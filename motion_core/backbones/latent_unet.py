@@ -47,6 +47,7 @@ class LatentUNetBackbone(VideoBackbone):
     """
 
     checkpoint_blocks = ("down_blocks", "mid_block", "up_blocks")
+    latent_format = "SD15"  # ModelScope/ZeroScope and AnimateDiff both use SD's VAE, 0.18215-scaled
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, options: ModelOptions):
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer

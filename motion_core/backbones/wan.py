@@ -88,6 +88,8 @@ class WanBackbone(VideoBackbone):
     parts = FILE_PARTS
     checkpoint_blocks = ("blocks",)
     frame_multiple = TIME_COMPRESSION
+    frame_rate = 16.0  # Wan 2.1 and 2.2 A14B were trained on 16 fps video (TI2V-5B: 24)
+    latent_format = "Wan21"  # normalised by the VAE's per-channel mean and std, as ComfyUI's Wan21 format
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler_config: dict, options: ModelOptions):
         self.transformer, self.vae, self.text_encoder, self.tokenizer = transformer, vae, text_encoder, tokenizer

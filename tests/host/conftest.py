@@ -8,7 +8,8 @@ from support.toy_workflows import provide_toy_files
 
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
-    host = start_host(tmp_path_factory.mktemp("comfy_host"))
+    # Latent previews on, as ComfyUI's launchers and desktop app start it (the server's default is none)
+    host = start_host(tmp_path_factory.mktemp("comfy_host"), extra_arguments=("--preview-method", "auto"))
     yield host
     host.stop()
 

@@ -92,6 +92,26 @@ def test_the_full_graph_runs_with_progress_on_the_websocket(prepared):
 
 
 @pytest.mark.host_smoke  # ComfyUI >= 0.33 interrupts with a BaseException
+def test_training_previews_and_latent_previews_show_on_the_nodes_that_make_them(prepared):
+    """Train Motion Adapter sends a strip of sampled frames every ``preview_every`` steps; Invert Video
+    and Generate Video send a latent preview per step, as core samplers do (the server runs with
+    ``--preview-method auto``)."""
+    import io
+
+    graph = transfer_graph(train_steps=4, prefix="previews")
+    graph["5"]["inputs"]["preview_every"] = 2
+    graph["6"]["inputs"]["steps"] = 3  # not the cached inversion of another test
+    run = prepared.run(graph, timeout=600)
+    assert run.status == "success", run.error
+    shown = {}
+    for node, image in run.previews:
+        shown.setdefault(node, []).append(Image.open(io.BytesIO(image)))
+    assert len(shown["5"]) == 2, "a preview at steps 2 and 4"
+    assert all(picture.size == (4 * SIZE, SIZE) for picture in shown["5"]), "four frames side by side"
+    assert len(shown["6"]) == 3 and len(shown["8"]) == 4, "one latent preview per sampler step"
+    assert all(picture.width == picture.height for picture in shown["8"]), "a frame of the square clip"
+
+
 def test_cancel_during_training_ends_the_run_cleanly_and_saves_nothing(prepared):
     comfy = prepared
     sent = []

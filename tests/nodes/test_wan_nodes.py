@@ -27,6 +27,7 @@ def models_dir(pack, tmp_path_factory):
     shutil.copy(written["files"]["text_encoder"], root / "vae" / "a-text-encoder.safetensors")
     shutil.copy(written["files"]["vae"], root / "text_encoders" / "a-vae.safetensors")
     testing.write_tiny_text_to_video_folder(root / "diffusers" / "tiny-t2v")
+    testing.write_tiny_wan_folder(root / "diffusers" / "tiny-wan")
     for name in ("diffusers", "diffusion_models", "vae", "text_encoders"):
         folder_paths.add_model_folder_path(name, str(root / name), is_default=True)
     return written
@@ -44,6 +45,23 @@ def test_the_loader_lists_diffusion_models_vaes_and_text_encoders(loader):
     assert inputs["text_encoder_name"].options[0] == "none"
     assert "tiny-umt5.safetensors" in inputs["text_encoder_name"].options
     assert list(inputs)[-3:] == ["motion_module", "vae_name", "text_encoder_name"]  # appended: saved graphs load
+
+
+def test_encode_reference_resamples_a_clip_of_known_rate_to_16_fps_and_says_so(pack, loader):
+    """With Load Reference Video's video_info, a 24 fps clip reaches Wan at 16 fps (then 4k+1 frames);
+    without it the frames are taken as they are."""
+    with torch.inference_mode():
+        (model,) = loader.execute("tiny-wan", "fp32", "none", "sdpa", 8).args
+        frames = torch.rand(20, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+        encode = pack.nodes.model.EncodeReference
+        resampled = encode.execute(model, frames, 0, 0, {"loaded_fps": 24.0})
+        plain = encode.execute(model, frames, 0, 0)
+    assert torch.equal(resampled.args[1], frames[[int(1.5 * k) for k in range(13)]])
+    assert list(resampled.ui.as_dict()["text"]) == [("resampled 20 frames at 24 fps to 14 at 16 fps, the model's rate; "
+                                                     "encoded the first 13 of 14 frames: this model takes 1 + 4k "
+                                                     "frames")]
+    assert torch.equal(plain.args[1], frames[:17])
+    assert list(plain.ui.as_dict()["text"]) == ["encoded the first 17 of 20 frames: this model takes 1 + 4k frames"]
 
 
 def test_the_loader_says_what_a_wan_file_needs(loader):

@@ -83,6 +83,9 @@ class Run:
     history: dict = field(default_factory=dict)
     texts: list[tuple[str, str]] = field(default_factory=list)
     """``(node id, text)`` of the progress texts nodes showed (binary TEXT events)."""
+    previews: list[tuple[str, bytes]] = field(default_factory=list)
+    """``(node id, image file bytes)`` of the preview images sent while the node ran (binary
+    PREVIEW_IMAGE events carry no node id: the frontend shows them on the executing node)."""
 
     def of_type(self, kind: str) -> list[dict]:
         return [m["data"] for m in self.messages if m.get("type") == kind]
@@ -153,21 +156,25 @@ class ComfyHost:
         ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={client_id}", timeout=timeout)
         try:
             prompt_id = self.queue(prompt, client_id)
-            run = Run(prompt_id, "running")
+            run, executing = Run(prompt_id, "running"), None
             deadline = time.monotonic() + timeout
             while run.status == "running":
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"prompt {prompt_id} still running after {timeout}s\n{self.log_tail()}")
                 raw = ws.recv()
                 if isinstance(raw, bytes):  # binary events: previews, or a node's progress text
-                    text = _progress_text(raw)
+                    text, image = _progress_text(raw), _preview_image(raw)
                     if text is not None:
                         run.texts.append(text)
+                    if image is not None:
+                        run.previews.append((executing, image))
                     continue
                 message = json.loads(raw)
                 data = message.get("data", {})
                 if data.get("prompt_id") not in (None, prompt_id):
                     continue
+                if message.get("type") == "executing":
+                    executing = data.get("node")
                 run.messages.append(message)
                 if on_message:
                     on_message(message, self)
@@ -203,6 +210,21 @@ class ComfyHost:
 
 BINARY_TEXT_EVENT = 3
 """ComfyUI's ``BinaryEventTypes.TEXT`` (``protocol.py``): a node's progress text."""
+
+
+PREVIEW_IMAGE_EVENTS = (1, 4)
+"""ComfyUI's ``BinaryEventTypes.PREVIEW_IMAGE`` (image type, then the image) and
+``PREVIEW_IMAGE_WITH_METADATA`` (metadata length, JSON metadata, then the image)."""
+
+
+def _preview_image(raw: bytes) -> bytes | None:
+    """The image file of a binary preview event, else None."""
+    if len(raw) < 8 or struct.unpack(">I", raw[:4])[0] not in PREVIEW_IMAGE_EVENTS:
+        return None
+    if struct.unpack(">I", raw[:4])[0] == 1:
+        return raw[8:]
+    (length,) = struct.unpack(">I", raw[4:8])
+    return raw[8 + length :]
 
 
 def _progress_text(raw: bytes) -> tuple[str, str] | None:

@@ -55,6 +55,19 @@ def test_encode_reference_keeps_the_longest_start_of_the_clip_wan_takes(backbone
     assert pipeline.frame_count_fitted(16, 1) == 16
 
 
+def test_a_clip_of_known_rate_is_resampled_to_wans_16_fps_before_the_frame_rule(backbone):
+    frames = moving_square_frames(20, 32, 32)  # 20 frames at 24 fps: 5/6 s, 14 slots of 1/16 s
+    _, encoded = pipeline.encode_reference(backbone, frames, 0, 0, fps=24.0)
+    chosen = [int(1.5 * k) for k in range(13)]  # the frame on screen at k/16 s; then 4k+1 = 13 of the 14
+    assert torch.equal(encoded, frames[chosen])
+    assert pipeline.describe_fitting(backbone, 20, 24.0, 13) == (
+        "resampled 20 frames at 24 fps to 14 at 16 fps, the model's rate; encoded the first 13 of 14 frames: this "
+        "model takes 1 + 4k frames")
+    same, _ = pipeline.encode_reference(backbone, frames[:17], 0, 0, fps=16.0)
+    assert same.samples.shape[2] == backbone.latent_frames(17)
+    assert pipeline.describe_fitting(backbone, 17, 16.0, 17) is None
+
+
 def test_a_whole_transfer_runs_on_wan(backbone):
     latents, _ = pipeline.encode_reference(backbone, moving_square_frames(17, 32, 32), 0, 0)
     assert latents.samples.shape == (1, 16, 5, 4, 4)

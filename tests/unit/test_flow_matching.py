@@ -70,6 +70,17 @@ def test_euler_sampling_and_inversion_follow_straight_paths_exactly(tensors):
     torch.testing.assert_close(grid, flow_shift(torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64), 5.0))
 
 
+@torch.no_grad()
+def test_the_latent_preview_of_euler_sampling_is_x0_hat_of_each_step(tensors):
+    """Each step's preview is x_σ − σ·v; on straight paths every estimate is x0 already."""
+    x0, eps, _ = tensors
+    estimates = []
+    FlowMatching(shift=5.0).sample(straight_path_denoiser(x0), eps.clone(), 5, preview=estimates.append)
+    assert len(estimates) == 5
+    for estimate in estimates:
+        torch.testing.assert_close(estimate, x0, atol=1e-5, rtol=0)
+
+
 def test_bad_values_are_refused():
     with pytest.raises(InputError, match="flow shift 0 is not valid"):
         FlowMatching(shift=0)

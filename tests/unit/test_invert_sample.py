@@ -107,6 +107,25 @@ def test_progress_reports_and_cancels(backbone, latents):
     assert seen == [(1, 10), (2, 10), (3, 10)]
 
 
+@torch.no_grad()
+def test_a_latent_preview_sees_each_steps_clean_estimate_before_its_progress(backbone, latents):
+    """``preview(x0_hat)`` after each step, then ``progress``: DDIM's x0 estimate of that step, which
+    comes close to the sample by the last step (that step ends at abar_0, not 1, so not onto it)."""
+    empty = backbone.encode_prompt([""])
+    events = []
+    for run in (backbone.sampling.sample, backbone.sampling.invert):
+        events.clear()
+        run(guided(Counting(backbone), empty), latents, 4, lambda done, total: events.append(done),
+                     lambda x0: events.append(x0.clone()))
+        assert [e if isinstance(e, int) else "x0" for e in events] == ["x0", 1, "x0", 2, "x0", 3, "x0", 4]
+        assert all(e.shape == latents.shape for e in events if not isinstance(e, int))
+    sampled = backbone.sampling.sample(guided(Counting(backbone), empty), latents, 4)
+    estimates = []
+    backbone.sampling.sample(guided(Counting(backbone), empty), latents, 4, preview=estimates.append)
+    distances = [float((estimate - sampled).abs().max()) for estimate in estimates]
+    assert distances[-1] < 0.1 * distances[0], distances
+
+
 def test_bad_step_count_is_named(backbone, latents):
     with pytest.raises(InputError, match="^steps: 0 is not valid"):
         backbone.sampling.sample(lambda x, t: x, latents, 0)

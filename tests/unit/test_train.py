@@ -350,3 +350,23 @@ def test_clips_of_another_size_or_a_prompt_count_that_does_not_match_are_refused
         fit_clips(setup, [x0, x0], [text] * 3)
     with pytest.raises(InputError, match="latents: no clip to train on"):
         fit_clips(setup, [], [text])
+
+
+# --- previews while training ----------------------------------------------------------------------
+
+def test_previews_come_every_n_steps_in_eval_mode_without_gradients_and_change_nothing(setup):
+    seen = []
+
+    def preview(module, step):
+        seen.append((step, module.training, torch.is_grad_enabled()))
+
+    with_previews = fit(setup, steps=7, preview_every=3, preview=preview)
+    assert seen == [(3, False, False), (6, False, False)]
+    plain = fit(setup, steps=7)
+    assert same_tensors(with_previews.adapter, plain.adapter) and with_previews.history == plain.history
+
+
+@pytest.mark.parametrize("every", [-1, 1.5, True])
+def test_a_preview_interval_that_is_not_a_whole_number_of_steps_is_refused(setup, every):
+    with pytest.raises(InputError, match="preview_every: .* is not valid; use a whole number of steps"):
+        fit(setup, preview_every=every, preview=lambda module, step: None)

@@ -9,7 +9,7 @@ import torch
 
 from motion_core.errors import InputError
 from motion_core.paths import resolve_inside
-from motion_core.video import FrameSelection, load_video, plan_resize, webp_rate
+from motion_core.video import FrameSelection, load_video, plan_resize, resampled_indices, webp_rate
 from support.clips import CONTAINERS, decode_reference, frame_index, index_colour, write_index_clip
 
 FPS = 8
@@ -77,6 +77,15 @@ def test_selection_matches_independent_decode(clips, kind, selection):
     clip = load_video(clips[kind], selection)
     assert indices_of(clip.frames) == expected_indices(clips[kind], selection)
     assert [frame_index(clip.frames[i].numpy()) for i in range(len(clip.source_indices))] == clip.source_indices
+
+
+@pytest.mark.parametrize("rate", [4, 12, 20])
+def test_frames_in_memory_are_resampled_as_the_loader_resamples_the_file(clips, rate):
+    """``resampled_indices`` (Encode Reference's resampling of IMAGE frames at a known rate) picks the
+    frames ``force_rate`` picks from the file, for a constant-rate clip."""
+    whole = load_video(clips["mkv-ffv1"])
+    forced = load_video(clips["mkv-ffv1"], FrameSelection(force_rate=rate))
+    assert resampled_indices(whole.frames.shape[0], whole.fps, rate) == forced.source_indices
 
 
 def test_gif_selection_follows_its_centisecond_timestamps(clips):
