@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -99,10 +99,18 @@ def enlarge(frames: torch.Tensor, factor: int) -> torch.Tensor:
     return frames.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
 
 
-def summary(reference: tracker.Track, generated: tracker.Track, target: str) -> str:
-    """One line: motion fidelity, and the generated object's colour and shape against the target's words."""
+def fidelity_text(reference: tracker.Track, generated: tracker.Track) -> str:
     fidelity = tracker.motion_fidelity(reference, generated)
-    parts = ["motion fidelity " + ("n/a (no moving object tracked)" if math.isnan(fidelity) else f"{fidelity:+.3f}")]
+    return "n/a (no moving object tracked)" if math.isnan(fidelity) else f"{fidelity:+.3f}"
+
+
+def summary(reference: tracker.Track, generated: tracker.Track, target: str,
+            without_adapter: tracker.Track | None = None) -> str:
+    """One line: motion fidelity (and that of the same noise sampled without the adapter: what the
+    adapter itself adds), and the generated object's colour and shape against the target's words."""
+    parts = [f"motion fidelity {fidelity_text(reference, generated)}" + (
+        "" if without_adapter is None else
+        f" (the same noise without the adapter: {fidelity_text(reference, without_adapter)})")]
     for what, wanted, got in zip(("colour", "shape"), target_words(target), (generated.colour, generated.shape)):
         verdict = "" if wanted is None else (" (as the target)" if got == wanted else f" (target: {wanted})")
         parts.append(f"{what} {got or 'none found'}{verdict}")
@@ -144,15 +152,21 @@ def run(args: argparse.Namespace) -> DemoResult:
           f"target {args.target!r}; method {method.name}", file=sys.stderr)
 
     videos, bars = [], Bars()
-    result = transfer(backbone, reference.frames, reference.caption, [args.target], TransferSettings(
+    settings = TransferSettings(
         width=model.WIDTH, height=model.HEIGHT, objective=method.spec(), kind=method.kind, steps=args.steps,
         lr=args.lr, seed=args.seed, train_options=method.train_options(), inversion_steps=args.inversion_steps,
-        noise=args.noise or method.noise, noise_seeds=(args.seed,), sampling_steps=args.sampling_steps, cfg=args.cfg),
-        stage=bars, on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
-        on_video=lambda target, seed, frames: videos.append(frames), input_name="--clip")
+        noise=args.noise or method.noise, noise_seeds=(args.seed,), sampling_steps=args.sampling_steps, cfg=args.cfg)
+    result = transfer(backbone, reference.frames, reference.caption, [args.target], settings, stage=bars,
+                      on_train_step=lambda step, steps, terms: bars.note(f"loss {terms['total']:.4f}"),
+                      on_video=lambda target, seed, frames: videos.append(frames), input_name="--clip")
+    # The same noise strategy and seed at adapter strength 0: what the noise alone does
+    transfer(backbone, reference.frames, reference.caption, [args.target], replace(settings, strength=0.0),
+             adapter=result.adapter, stage=bars, on_video=lambda target, seed, frames: videos.append(frames),
+             input_name="--clip")
     fitted, frames = result.reference, videos[0]
 
     reference_track, generated_track = tracker.track(fitted.numpy()), tracker.track(frames.numpy())
+    without_adapter = tracker.track(videos[1].numpy())
     picture = side_by_side(fitted.numpy(), frames.numpy(), reference_track, generated_track)
     name = slug(args.target)
     files = [
@@ -163,7 +177,7 @@ def run(args: argparse.Namespace) -> DemoResult:
         write_numbered_file(args.out, f"{name}_comparison", ".png",
                             lambda path: picture.save(path, format="PNG"), "--out"),
     ]
-    return DemoResult(files, summary(reference_track, generated_track, args.target))
+    return DemoResult(files, summary(reference_track, generated_track, args.target, without_adapter))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,8 @@ class Track:
         colour: the nearest name in ``world.COLOURS`` to the object's mean colour ("" if never found).
         shape: the name in ``world.SHAPES`` whose outline fits the object best ("" if never found).
         width, height: the frame size in pixels, to compare tracks of different resolutions.
+        rgb: the object's mean colour ``(3,)`` in ``[0, 1]`` (None if never found), for distances
+            finer than the nearest name.
     """
 
     centres: np.ndarray
@@ -41,6 +43,7 @@ class Track:
     shape: str
     width: int
     height: int
+    rgb: np.ndarray | None = None
 
 
 def _neighbourhood(image: np.ndarray, reduce, fill) -> np.ndarray:
@@ -129,7 +132,8 @@ def track(frames: np.ndarray, shape_frames: int = 8) -> Track:
     indices = np.flatnonzero(found)
     chosen = indices[np.unique(np.linspace(0, len(indices) - 1, min(shape_frames, len(indices))).round().astype(int))]
     fits = np.mean([_shape_fit(weights[i], centres[i], sizes[i]) for i in chosen], axis=0)
-    return Track(centres, sizes, found, _nearest_colour(rgb_sum / rgb_count), world.SHAPES[int(np.argmax(fits))], w, h)
+    rgb = rgb_sum / rgb_count
+    return Track(centres, sizes, found, _nearest_colour(rgb), world.SHAPES[int(np.argmax(fits))], w, h, rgb)
 
 
 def _displacements(track: Track, include_size: bool) -> np.ndarray:

@@ -136,6 +136,7 @@ def test_the_demo_writes_video_gif_and_comparison_and_never_overwrites(trained_b
     for name in names:
         assert f"wrote {tmp_path / name}" in printed
     assert "motion fidelity" in printed and "colour" in printed and "shape" in printed
+    assert "(the same noise without the adapter: " in printed, "what the adapter itself adds"
 
     video = load_video(tmp_path / names[0])
     assert video.frames.shape == (model.FRAMES, model.HEIGHT, model.WIDTH, 3) and video.fps == examples.FPS
