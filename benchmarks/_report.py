@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: machine description and the BENCHMARKS.md they write.
+"""Shared by the benchmark scripts: machine description, intervals, and the BENCHMARKS.md they write.
 
 Each script writes its own section to ``benchmarks/results/<name>.md``; BENCHMARKS.md at the
 repository root is rebuilt from all sections, so running one benchmark never erases another's
@@ -14,6 +14,28 @@ from motion_core.files import replace_file  # the scripts put the repository on 
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def interval(values, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the mean (``BOOTSTRAP_RESAMPLES`` resamples, fixed seed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    means = rng.choice(np.asarray(values, float), size=(BOOTSTRAP_RESAMPLES, len(values)), replace=True).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def mean_and_interval(values, spread: bool = True) -> str:
+    """``mean ± sd [95 % interval]`` of ``values`` (NaN left out; without the sd for differences)."""
+    import numpy as np
+
+    values = np.asarray(values, float)
+    values = values[~np.isnan(values)]
+    low, high = interval(values)
+    sd = f" ± {values.std(ddof=1):.2f}" if spread and len(values) > 1 else ""
+    return f"{values.mean():+.2f}{sd} [{low:+.2f}, {high:+.2f}]"
 
 
 def machine() -> str:

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import publish, table  # noqa: E402
+from benchmarks._report import BOOTSTRAP_RESAMPLES, mean_and_interval, publish, table  # noqa: E402
 from benchmarks.toy_transfer import cases, load_toy_model, sampler  # noqa: E402
 from motion_core.adapters import ADAPTER_KINDS, AdapterUse  # noqa: E402
 from motion_core.cli import OBJECTIVE_PRESETS  # noqa: E402
@@ -44,15 +44,6 @@ from motion_core.train import TrainOptions  # noqa: E402
 
 NO_ADAPTER = "none"
 LOG = "benchmarks/results/toy_memorisation.jsonl"
-BOOTSTRAP_RESAMPLES = 10_000
-
-
-def interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of the mean (``BOOTSTRAP_RESAMPLES`` resamples, fixed seed)."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(BOOTSTRAP_RESAMPLES, len(values)), replace=True).mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def config_label(record: dict) -> str:
@@ -140,13 +131,6 @@ def transfer(record: dict) -> float:
     return record["transfer"]["fidelity"]
 
 
-def stats(values: np.ndarray, sd: bool = True) -> str:
-    """``mean ± sd [95 % interval]`` (without the sd for differences)."""
-    low, high = interval(values)
-    spread = f" ± {values.std(ddof=1):.2f}" if sd and len(values) > 1 else ""
-    return f"{values.mean():+.2f}{spread} [{low:+.2f}, {high:+.2f}]"
-
-
 def paired(group: list[dict], other: list[dict], score) -> np.ndarray:
     """``score`` of each record of ``group`` minus that of ``other``'s record of the same reference and
     seed (the same noise), for the cases both have."""
@@ -170,7 +154,7 @@ def summarise(records: list[dict]) -> list[list]:
 
     def versus_baseline(group: list[dict], score) -> str:
         differences = paired(group, baseline, score)
-        return stats(differences, sd=False) if group[0]["method"] != NO_ADAPTER and len(differences) else "–"
+        return mean_and_interval(differences, spread=False) if group[0]["method"] != NO_ADAPTER and len(differences) else "–"
 
     def percent(flags) -> str:
         return f"{100 * np.mean(flags):.0f} %"
@@ -182,8 +166,8 @@ def summarise(records: list[dict]) -> list[list]:
         loss = (f"{np.mean([r['loss'][0] for r in trained]):.4f} → {np.mean([r['loss'][1] for r in trained]):.4f}"
                 if trained else "–")
         seconds = f"{np.mean([r['train_seconds'] for r in trained]):.0f}" if trained else "–"
-        rows.append([label, len(group), stats(np.array([memorisation(r) for r in group])),
-                     versus_baseline(group, memorisation), stats(np.array([transfer(r) for r in group])),
+        rows.append([label, len(group), mean_and_interval(np.array([memorisation(r) for r in group])),
+                     versus_baseline(group, memorisation), mean_and_interval(np.array([transfer(r) for r in group])),
                      versus_baseline(group, transfer), percent([t["target_colour"] for t in transferred]),
                      percent([t["target_shape"] for t in transferred]),
                      percent([t["leaked"] for t in transferred]), loss, seconds])
@@ -204,8 +188,8 @@ def timestep_comparisons(records: list[dict]) -> list[str]:
             continue
         own, other = paired(group, uniform, memorisation), paired(group, uniform, transfer)
         lines.append(f"- {label} minus the same with t uniform, on the {len(own)} (reference, seed) both have: "
-                     f"memorisation {stats(own, sd=False)} ({int((own > 0).sum())} of {len(own)} higher), "
-                     f"transfer {stats(other, sd=False)}.")
+                     f"memorisation {mean_and_interval(own, spread=False)} ({int((own > 0).sum())} of {len(own)} higher), "
+                     f"transfer {mean_and_interval(other, spread=False)}.")
     return lines
 
 

@@ -29,8 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import publish, table  # noqa: E402
-from benchmarks.toy_memorisation import interval  # noqa: E402
+from benchmarks._report import mean_and_interval, publish, table  # noqa: E402
 from benchmarks.toy_transfer import load_toy_model, references, sampler  # noqa: E402
 from motion_core.adapters import AdapterUse  # noqa: E402
 from motion_core.pipeline import (VideoLatents, encode_reference, invert_reference, make_noise,  # noqa: E402
@@ -105,19 +104,10 @@ def run(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def summary(scores: dict, seconds: dict, args: argparse.Namespace) -> str:
-    def finite(values) -> np.ndarray:
-        values = np.asarray(values, float)
-        return values[~np.isnan(values)]
-
     def difference(values) -> str:
-        values = finite(values)
-        low, high = interval(values)
-        return f"{values.mean():+.2f} [{low:+.2f}, {high:+.2f}]"
+        return mean_and_interval(values, spread=False)
 
-    def cell(values) -> str:
-        spread = f" ± {finite(values).std(ddof=1):.2f}" if len(finite(values)) > 1 else ""
-        mean, bounds = difference(values).split(" ", 1)
-        return f"{mean}{spread} {bounds}"
+    cell = mean_and_interval
 
     rows = []
     for label, group in scores.items():

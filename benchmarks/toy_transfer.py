@@ -12,8 +12,10 @@ scored by the tracker (``motion_core.toy.evaluate.score_transfer``):
 - appearance: the target's colour / shape seen; leakage: the reference's colour or shape seen.
 
 Rows: no training with each initial-noise strategy (``random`` is the no-reference baseline); each
-method of ``motion_core.toy.methods`` with its own noise strategy, and again from fresh random noise
-— the second isolates what the adapter alone carries, without the inverted noise's help.
+method of ``motion_core.toy.methods`` from fresh random noise (what the adapter alone carries, without
+the inverted noise's help), from the blend of inverted and fresh noise (p 0.5) and from the inverted
+noise itself (``direct``), each read against the no-training row of the same noise, reference and
+seed (the paired difference, with its 95 % bootstrap interval).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import table, write_section  # noqa: E402
+from benchmarks._report import mean_and_interval, table, write_section  # noqa: E402
 from motion_core.backbones.base import ModelOptions, VideoBackbone  # noqa: E402
 from motion_core.backbones import load_backbone  # noqa: E402
 from motion_core.pipeline import (VideoLatents, decode, encode_reference, generate, invert_reference,  # noqa: E402
@@ -42,6 +44,8 @@ from motion_core.adapters import ADAPTER_KINDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_TRAINING_NOISE = ("random", "direct", "blend", "low_frequency", "blend_low_frequency", "freeinit")
+METHOD_NOISE = ("random", "blend", "direct")
+"""The noises every method samples from: fresh, half inverted (p 0.5), inverted."""
 
 
 def references(count: int) -> list[world.Clip]:
@@ -88,9 +92,13 @@ def sampler(backbone: VideoBackbone, steps: int, cfg: float) -> Callable[..., np
     return sample
 
 
-def run(args: argparse.Namespace) -> tuple[dict[str, list[evaluate.Transfer]], dict[str, float]]:
+Scores = dict[str, dict[tuple[int, int], evaluate.Transfer]]
+"""Row label -> (reference index, seed) -> the scored transfer."""
+
+
+def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
     backbone = load_toy_model(args.model)
-    scores: dict[str, list[evaluate.Transfer]] = defaultdict(list)
+    scores: Scores = defaultdict(dict)
     train_seconds: dict[str, list[float]] = defaultdict(list)
     methods = [METHODS[name] for name in args.methods]
     generated = sampler(backbone, args.sampling_steps, args.cfg)
@@ -102,29 +110,36 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[evaluate.Transfer]], d
         for seed in range(args.seeds):
             for strategy in NO_TRAINING_NOISE:
                 frames = generated(make_noise(inverted, strategy, seed), target)
-                scores[f"no training · {strategy}"].append(evaluate.score_transfer(clip, frames, shape, colour))
+                scores[f"no training · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
             for method in methods:
                 started = time.time()
                 adapter = train_adapter(backbone, reference, clip.caption, method.spec(), method.kind,
                                         steps=args.steps, lr=ADAPTER_KINDS[method.kind].default_lr, seed=seed,
                                         options=method.train_options()).adapter
                 train_seconds[method.name].append(time.time() - started)
-                for strategy in dict.fromkeys((method.noise, "random")):
+                for strategy in dict.fromkeys((method.noise, *METHOD_NOISE)):
                     frames = generated(make_noise(inverted, strategy, seed), target, [(adapter, 1.0)])
-                    scores[f"{method.name} · {strategy}"].append(evaluate.score_transfer(clip, frames, shape, colour))
+                    scores[f"{method.name} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
+                                                                                                  colour)
             print(f"reference {index + 1}/{args.references}, seed {seed + 1}/{args.seeds} done", file=sys.stderr,
                   flush=True)
     return scores, {name: float(np.mean(seconds)) for name, seconds in train_seconds.items()}
 
 
-def summarise(scores: dict[str, list[evaluate.Transfer]]) -> list[list]:
+def summarise(scores: Scores) -> list[list]:
+    """One row per label: n, fidelity (mean ± sd [95 % interval]), the paired difference from the
+    no-training row of the same noise, appearance, leakage, object found."""
     rows = []
     for name, results in scores.items():
-        fidelity = np.array([r.fidelity for r in results])
+        fidelity = np.array([r.fidelity for r in results.values()])
+        baseline = scores.get(f"no training · {name.split(' · ')[1]}", {})
+        paired = [r.fidelity - baseline[key].fidelity for key, r in results.items() if key in baseline]
+        versus = "–" if name.startswith("no training") or not paired else mean_and_interval(paired, spread=False)
         percent = lambda flags: f"{100 * np.mean(flags):.0f} %"  # noqa: E731
-        rows.append([name, f"{fidelity.mean():.2f} ± {fidelity.std():.2f}", f"{np.median(fidelity):.2f}",
-                     percent([r.target_colour for r in results]), percent([r.target_shape for r in results]),
-                     percent([r.leaked for r in results]), percent([r.found for r in results])])
+        rows.append([name, len(results), mean_and_interval(fidelity), versus, f"{np.median(fidelity):+.2f}",
+                     percent([r.target_colour for r in results.values()]),
+                     percent([r.target_shape for r in results.values()]),
+                     percent([r.leaked for r in results.values()]), percent([r.found for r in results.values()])])
     return rows
 
 
@@ -142,14 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scores, seconds = run(args)
     rows = summarise(scores)
-    header = ["method · initial noise", "motion fidelity (mean ± sd)", "median", "target colour", "target shape",
-              "leakage", "object found"]
+    header = ["method · initial noise", "n", "motion fidelity (mean ± sd [95 % interval])",
+              "− no training, same noise", "median", "target colour", "target shape", "leakage", "object found"]
     body = (f"{args.references} held-out random-path references × {args.seeds} seeds = "
             f"{args.references * args.seeds} transfers per row; target prompt of another shape and colour "
             f"(\"a blue circle moving\"); {model.FRAMES} frames × {model.WIDTH}×{model.HEIGHT}; adapters trained "
-            f"{args.steps} steps at each kind's default lr; inversion {args.inversion_steps} steps, sampling "
+            f"{args.steps} steps at each kind's default lr and each method's training timesteps; inversion "
+            f"{args.inversion_steps} steps, sampling "
             f"{args.sampling_steps} steps, cfg {args.cfg}. Fidelity: cosine of per-frame displacements "
-            "(`tracker.motion_fidelity`; lost or static objects count 0).\n\n" + table(header, rows)
+            "(`tracker.motion_fidelity`; lost or static objects count 0); intervals: percentile bootstrap of the "
+            "mean; \"− no training\": the paired difference from the no-training clip of the same noise, "
+            "reference and seed.\n\n" + table(header, rows)
             + "\n\nTraining time per adapter (s): "
             + ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()) + "\n")
     print(body)
