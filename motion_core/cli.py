@@ -35,7 +35,8 @@ OBJECTIVE_PRESETS = {
 ADAPTER_FLAGS = {
     "lora": {"lora_rank": "rank", "lora_alpha": "alpha", "lora_dropout": "dropout", "spatial_lora": "spatial",
              "spatial_skip": "spatial_skip_probability"},
-    "motion_embeddings": {"embedding_blocks": "blocks", "frame_slots": "frame_slots", "value_weight": "value_weight"},
+    "motion_embeddings": {"embedding_blocks": "blocks", "frame_slots": "frame_slots", "value_weight": "value_weight",
+                          "value_stride": "value_stride"},
 }
 """Command-line flags of each parameterisation, by the adapter option they set."""
 
@@ -119,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     embeddings.add_argument("--embedding-blocks", choices=BLOCK_SETS, help="widest (default) or all down/up blocks")
     embeddings.add_argument("--frame-slots", type=int, help="frame slots (default 32)")
     embeddings.add_argument("--value-weight", type=float, help="weight of the value embedding (default 1)")
+    embeddings.add_argument("--value-stride", type=int, help="value embedding grid this many times coarser than the "
+                                                             "attention's (default 0: auto, 4 on Wan, 1 elsewhere)")
 
     generation = transfer.add_argument_group("generation")
     generation.add_argument("--inversion-steps", type=int, default=50)

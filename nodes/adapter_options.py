@@ -68,8 +68,9 @@ class MotionEmbeddingOptions(io.ComfyNode):
             display_name="Motion Embedding Options",
             category=CATEGORY,
             description="Options for Train Motion Adapter with parameterisation 'motion_embeddings' (Motion "
-                        "Inversion): query-key and value embeddings added inside temporal attention. Motion "
-                        "Inversion trains at lr 2e-2. Debiasing is chosen in Generate Video.",
+                        "Inversion): query-key and value embeddings added inside temporal attention (on Wan: "
+                        "inside each block's 3-D self-attention, per frame and position). Motion Inversion "
+                        "trains at lr 2e-2. Debiasing is chosen in Generate Video.",
             inputs=[
                 io.Combo.Input("blocks", options=list(BLOCK_SETS), default=defaults["blocks"],
                                tooltip="widest: the widest down/up blocks (ZeroScope: the five 1280-channel ones; "
@@ -79,15 +80,19 @@ class MotionEmbeddingOptions(io.ComfyNode):
                              tooltip="Frame slots of the embeddings (32): at least the clip's frame count."),
                 io.Float.Input("value_weight", default=defaults["value_weight"], min=-10.0, max=10.0, step=0.05,
                                tooltip="gamma: weight of the value embedding (1 as published)."),
+                io.Int.Input("value_stride", default=defaults["value_stride"], min=0, max=64, optional=True,
+                             tooltip="How much coarser than the attention's grid the value embedding is. 0: "
+                                     "auto: 1 (as published) in temporal attention, 4 in Wan's 3-D attention "
+                                     "(Wan 1.3B at 832x480x33: 155 M numbers; at 1, 2.3 G)."),
             ],
             outputs=[AdapterOptions.Output("adapter_options", display_name="adapter_options",
                                            tooltip="For Train Motion Adapter.")],
         )
 
     @classmethod
-    def execute(cls, blocks, frame_slots, value_weight) -> io.NodeOutput:
+    def execute(cls, blocks, frame_slots, value_weight, value_stride=0) -> io.NodeOutput:
         options = MotionEmbeddingAdapter.check_options({"blocks": blocks, "frame_slots": frame_slots,
-                                                        "value_weight": value_weight})
+                                                        "value_weight": value_weight, "value_stride": value_stride})
         return io.NodeOutput(_options(MotionEmbeddingAdapter.kind, **options))
 
 

@@ -21,6 +21,16 @@ generating, as Motion Inversion's inference) and ``hybrid`` use the frame differ
 
 Beyond the released code: generation at another frame count resamples the trained frame slots
 (linear, end slots kept), at another resolution resamples E_v's grid (bilinear) — then debiasing.
+
+On a DiT's full 3-D self-attention (``joint`` sites, Wan; the pack's analogue, not a published
+method): every block's ``attn1`` gets one ``E_qk`` ``(1, F_max, C)`` and one ``E_v``
+``(h_v·w_v, F_max, C)``; each token (frame-major: index = f·h·w + y·w + x) receives its frame's
+``E_qk`` on the query/key input and its frame's and position's ``E_v`` on the value input, so
+``Q = Wq(X + E_qk)``, ``K = Wk(X + E_qk)``, ``V = Wv(X + γ·E_v)`` as above, with the attention's
+own q/k norms and 3-D RoPE applied after the projections as usual. The token grid is fine (Wan at
+832×480: 52×30), so ``E_v`` lives on a grid ``value_stride`` times coarser (option; 0 = auto: 4
+on joint sites, 1 — the released form — on temporal attention) and is resized bilinearly to the
+token grid.
 """
 
 from __future__ import annotations
@@ -43,11 +53,18 @@ QUERY_KEY_SUFFIX = ".query_key"
 VALUE_SUFFIX = ".value"
 
 
+JOINT_VALUE_STRIDE = 4
+"""``value_stride`` 0 (auto) on joint sites: E_v on a grid 4× coarser than the tokens' (Wan 832×480:
+13×8 instead of 52×30), ~16× fewer numbers; on temporal attention auto is 1, as released."""
+
+
 def embedding_blocks(unet: nn.Module, blocks: str = "widest") -> list[MotionSite]:
-    """The motion sites that get embeddings: the widest down/up ones, or all down/up ones."""
+    """The motion sites that get embeddings: the widest down/up ones, or all down/up ones (a DiT's
+    blocks are all equally wide: every block either way)."""
     if blocks not in BLOCK_SETS:
         raise InputError("blocks", f"{blocks!r} is not valid; use one of {', '.join(BLOCK_SETS)}")
-    candidates = [t for t in motion_sites(unet) if t.block.startswith(("down_blocks.", "up_blocks."))]
+    candidates = [t for t in motion_sites(unet)
+                  if t.layout == "joint" or t.block.startswith(("down_blocks.", "up_blocks."))]
     if blocks == "widest" and candidates:
         widest = max(t.channels for t in candidates)
         candidates = [t for t in candidates if t.channels == widest]
@@ -85,14 +102,32 @@ def debias_values(embedding: torch.Tensor, mode: str) -> torch.Tensor | None:
     raise InputError("debias", f"{mode!r} is not valid; use one of {', '.join(DEBIAS_MODES)}")
 
 
+def value_stride(site: MotionSite, stride: int) -> int:
+    """The grid stride of ``E_v`` at ``site`` for the option ``stride`` (0 = auto: 4 joint, 1 frames)."""
+    return stride or (JOINT_VALUE_STRIDE if site.layout == "joint" else 1)
+
+
+def value_grid(site: MotionSite, latent_height: int, latent_width: int, stride: int) -> tuple[int, int]:
+    """``(h_v, w_v)``: the site's token grid at that latent size, ``stride`` times coarser (rounded up)."""
+    h, w = site.grid(latent_height, latent_width)
+    stride = value_stride(site, stride)
+    return -(-h // stride), -(-w // stride)
+
+
 class _Grid:
-    """The latent grid ``(h, w)`` of the current call of one temporal transformer (set by a pre-hook)."""
+    """The latent grid ``(h, w)`` of the current call of one temporal transformer (set by a pre-hook),
+    and for a DiT its latent frames too (``frames``; set from the whole denoiser's input)."""
 
     hw: tuple[int, int] | None = None
+    frames: int | None = None
+
+    def __init__(self, patch: int = 1):
+        self.patch = patch
 
     def hook(self, module, args, kwargs):
         hidden_states = args[0] if args else kwargs["hidden_states"]
-        self.hw = tuple(hidden_states.shape[-2:])
+        self.frames = hidden_states.shape[-3] if hidden_states.ndim == 5 else None
+        self.hw = tuple(size // self.patch for size in hidden_states.shape[-2:])
 
 
 class _Term:
@@ -157,6 +192,35 @@ class MotionEmbeddingProcessor:
         return out / attn.rescale_output_factor
 
 
+class _JointEmbeddings:
+    """One attachment's embeddings at one DiT block's ``attn1``, added by two forward pre-hooks: the
+    attention's input gets ``E_qk`` (so its q, k and v projections all see ``X + E_qk``), and its
+    ``to_v`` gets ``γ·E_v − E_qk`` on top, so that ``V = Wv(X + γ·E_v)``. Tokens ``(b, f·h·w, C)``
+    are frame-major; the grid comes from the denoiser's input (:class:`_Grid`)."""
+
+    def __init__(self, term: _Term):
+        self.term = term
+
+    def tokens(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(E_qk, γ·E_v)`` laid out as the attention's tokens ``(1, f·h·w, C)`` (E_v None if dropped)."""
+        grid = self.term.grid
+        (h, w), frames = grid.hw, grid.frames
+        query_key, value = self.term.additions(frames)
+        per_token = rearrange(query_key.expand(h * w, -1, -1), "(h w) f c -> 1 (f h w) c", h=h, w=w)
+        return per_token, None if value is None else rearrange(value, "(h w) f c -> 1 (f h w) c", h=h, w=w)
+
+    def attention_input(self, module, args, kwargs):
+        query_key, _ = self.tokens()
+        if args:
+            return (args[0] + query_key.to(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + query_key.to(kwargs["hidden_states"])}
+
+    def value_input(self, module, args):
+        query_key, value = self.tokens()
+        offset = -query_key if value is None else value - query_key
+        return (args[0] + offset.to(args[0]), *args[1:])
+
+
 class MotionEmbeddingAdapter(MotionAdapter):
     """Motion Inversion's ``E_qk`` / ``E_v`` for the chosen temporal transformers of a UNet3D.
 
@@ -166,13 +230,18 @@ class MotionEmbeddingAdapter(MotionAdapter):
     and which grid were trained). ZeroScope at 576×320, widest blocks: 5 × (1, 32, 1280) and
     10 × (180, 32, 1280).
 
-    Options: ``blocks`` (``widest`` | ``all``), ``frame_slots`` (32), ``value_weight`` γ (1.0).
+    On a DiT (``joint`` sites): ``"blocks.<i>.query_key"`` ``(1, F_max, C)`` and
+    ``"blocks.<i>.attn1.value"`` ``(h_v·w_v, F_max, C)`` for every block.
+
+    Options: ``blocks`` (``widest`` | ``all``), ``frame_slots`` (32), ``value_weight`` γ (1.0),
+    ``value_stride`` (0 = auto: 1 on temporal attention, 4 on a DiT's joint attention).
     Setting ``debias``: ``object`` (default), ``none`` (as trained; what training uses), ``hybrid``,
     ``camera``.
     """
 
     kind = "motion_embeddings"
-    OPTIONS = {"blocks": "widest", "frame_slots": 32, "value_weight": 1.0}
+    LAYOUTS = ("frames", "joint")
+    OPTIONS = {"blocks": "widest", "frame_slots": 32, "value_weight": 1.0, "value_stride": 0}
     SETTINGS = {"debias": DEBIAS_MODES}
     default_lr = 2e-2
 
@@ -186,7 +255,10 @@ class MotionEmbeddingAdapter(MotionAdapter):
         options = super().check_options(options)
         if options["blocks"] not in BLOCK_SETS:
             raise InputError("blocks", f"{options['blocks']!r} is not valid; use one of {', '.join(BLOCK_SETS)}")
-        slots, weight = options["frame_slots"], options["value_weight"]
+        slots, weight, stride = options["frame_slots"], options["value_weight"], options["value_stride"]
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
+            raise InputError("value_stride", f"{stride!r} is not valid; use a whole number >= 1, or 0 for auto (4 on "
+                                             "a DiT, 1 on temporal attention)")
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise InputError("frame_slots", f"{slots!r} is not valid; use a whole number >= 1 (Motion Inversion: 32)")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
@@ -209,12 +281,13 @@ class MotionEmbeddingAdapter(MotionAdapter):
         if not transformers:
             raise InputError("model", f"{type(unet).__name__} has no temporal transformers in its down/up blocks; "
                                       "motion embeddings need a ModelScope/ZeroScope-family UNet3D")
-        slots, embeddings = options["frame_slots"], {}
+        slots, stride, embeddings = options["frame_slots"], options["value_stride"], {}
         for transformer in transformers:
-            embeddings[transformer.name + QUERY_KEY_SUFFIX] = torch.zeros(1, slots, transformer.inner_dim)
+            width_in = transformer.inner_dim if transformer.layout == "frames" else transformer.channels
+            embeddings[transformer.name + QUERY_KEY_SUFFIX] = torch.zeros(1, slots, width_in)
             for name, _ in transformer.attentions:
-                tokens = transformer.tokens(height, width)
-                embeddings[name + VALUE_SUFFIX] = torch.zeros(tokens, slots, transformer.inner_dim)
+                h_v, w_v = value_grid(transformer, height, width, stride)
+                embeddings[name + VALUE_SUFFIX] = torch.zeros(h_v * w_v, slots, width_in)
         metadata = {**options_metadata(backbone, options), "frames": str(frames), "latent_height": str(height),
                     "latent_width": str(width)}
         return cls(embeddings, metadata)
@@ -228,29 +301,44 @@ class MotionEmbeddingAdapter(MotionAdapter):
 
     def _attach_to(self, view: nn.Module, attachment: Attachment) -> None:
         frames, height, width = self.trained_size()
-        weight = self.options["value_weight"]
+        weight, stride = self.options["value_weight"], self.options["value_stride"]
         tensors = dict(zip(self.names, self.embeddings))
         by_name = {t.name: t for t in motion_sites(view)}
+        joint_grid = None  # one per attachment: a DiT's tokens get their frames and grid from the denoiser's input
         for name in self.names:
             if not name.endswith(QUERY_KEY_SUFFIX):
                 continue
             transformer = by_name.get(name[: -len(QUERY_KEY_SUFFIX)])
             query_key = tensors[name]
-            if transformer is None or transformer.inner_dim != query_key.shape[-1]:
-                raise InputError("adapter", f"this model has no temporal transformer {name[:-len(QUERY_KEY_SUFFIX)]} "
-                                            f"of width {query_key.shape[-1]}; the embeddings were made for "
+            joint = transformer is not None and transformer.layout == "joint"
+            if transformer is None or (transformer.channels if joint else transformer.inner_dim) != query_key.shape[-1]:
+                raise InputError("adapter", f"this model has no motion site {name[:-len(QUERY_KEY_SUFFIX)]} of width "
+                                            f"{query_key.shape[-1]}; the embeddings were made for "
                                             f"{self.backbone or 'another model'}")
-            grid = _Grid()
-            attachment.add_hook(transformer.module.register_forward_pre_hook(grid.hook, with_kwargs=True))
+            if joint:
+                if joint_grid is None:
+                    joint_grid = _Grid(transformer.patch)
+                    attachment.add_hook(view.register_forward_pre_hook(joint_grid.hook, with_kwargs=True))
+                grid = joint_grid
+            else:
+                grid = _Grid()
+                attachment.add_hook(transformer.module.register_forward_pre_hook(grid.hook, with_kwargs=True))
             device = next(transformer.module.parameters()).device
             for attention_name, attention in transformer.attentions:
                 value = tensors.get(attention_name + VALUE_SUFFIX)
-                tokens = transformer.tokens(height, width)
-                if value is not None and value.shape[0] != tokens:
-                    raise InputError("adapter", f"{attention_name} has a {tokens}-pixel grid at the training size "
-                                                f"but the embedding {value.shape[0]}; the file is inconsistent")
-                term = _Term(on_device(query_key, device), on_device(value, device) if value is not None else None, attachment,
-                             grid, frames, transformer.grid(height, width), weight)
+                trained_grid = value_grid(transformer, height, width, stride)
+                if value is not None and value.shape[0] != trained_grid[0] * trained_grid[1]:
+                    raise InputError("adapter", f"{attention_name} has a {trained_grid[0] * trained_grid[1]}-token "
+                                                f"grid at the training size but the embedding {value.shape[0]}; the "
+                                                "file is inconsistent")
+                term = _Term(on_device(query_key, device), on_device(value, device) if value is not None else None,
+                             attachment, grid, frames, trained_grid, weight)
+                if joint:
+                    embeddings = _JointEmbeddings(term)
+                    attachment.add_hook(attention.register_forward_pre_hook(embeddings.attention_input,
+                                                                            with_kwargs=True))
+                    attachment.add_hook(attention.to_v.register_forward_pre_hook(embeddings.value_input))
+                    continue
                 previous = attention.processor
                 terms = previous.terms if isinstance(previous, MotionEmbeddingProcessor) else ()
                 attachment.set_processor(attention, MotionEmbeddingProcessor(terms + (term,)))
@@ -275,7 +363,7 @@ class MotionEmbeddingAdapter(MotionAdapter):
             if tensor.shape[1] != slots or (is_query_key and tensor.shape[0] != 1):
                 raise InputError("adapter", f"embedding {key!r} has shape {tuple(tensor.shape)}; expected "
                                             f"({'1' if is_query_key else 'pixels'}, {slots}, channels)")
-            if not is_query_key and key.split(".transformer_blocks.")[0] not in query_keys:
+            if not is_query_key and not any(key.startswith(site + ".") for site in query_keys):
                 raise InputError("adapter", f"value embedding {key!r} has no query-key embedding; the file is incomplete")
         if not query_keys:
             raise InputError("adapter", "the file holds no motion embeddings")

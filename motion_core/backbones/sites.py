@@ -51,6 +51,8 @@ class MotionSite:
             block's ``attn1``).
         feed_forwards: ``(name, FeedForward)`` of each transformer block's feed-forward, in order (one per
             block; the attentions are split evenly among them). MotionDirector's LoRA adapts these too.
+        patch: the spatial patch size tokens are made of (a DiT's ``patch_size``; Wan: 2): the token
+            grid is the latent grid divided by it. 1 for UNets (one token per latent pixel).
     """
 
     name: str
@@ -64,6 +66,7 @@ class MotionSite:
     heads: int
     attentions: tuple[tuple[str, nn.Module], ...]
     feed_forwards: tuple[tuple[str, nn.Module], ...] = ()
+    patch: int = 1
 
     def blocks(self) -> list[tuple[tuple[tuple[str, nn.Module], ...], tuple[str, nn.Module] | None]]:
         """``(attentions, feed_forward)`` of each transformer block of the site, in order."""
@@ -77,9 +80,10 @@ class MotionSite:
 
         Latent size = pixel size / the VAE's scale factor (8 for ModelScope/ZeroScope); each level
         is one stride-2 ``Downsample2D`` (3×3 kernel, padding 1): ``ceil(n / 2)``. E.g. 576×320
-        pixels → 72×40 latents → 72×40, 36×20, 18×10, 9×5 at levels 0..3.
+        pixels → 72×40 latents → 72×40, 36×20, 18×10, 9×5 at levels 0..3. A DiT's grid is the latent
+        grid over its :attr:`patch` (Wan at 832×480: 104×60 latents → 52×30 tokens).
         """
-        h, w = latent_height, latent_width
+        h, w = latent_height // self.patch, latent_width // self.patch
         for _ in range(self.level):
             h, w = -(-h // 2), -(-w // 2)
         return h, w

@@ -236,7 +236,7 @@ class WanBackbone(VideoBackbone):
             name, attention = f"blocks.{i}", block.attn1
             sites.append(MotionSite(name, block, cls.family, "joint", name, 0, attention.to_q.in_features,
                                     attention.inner_dim, attention.heads, ((f"{name}.attn1", attention),),
-                                    ((f"{name}.ffn", block.ffn),)))
+                                    ((f"{name}.ffn", block.ffn),), patch=module.config.patch_size[1]))
         return sites
 
     # --- frames, sizes, text and video ------------------------------------------------------------

@@ -125,12 +125,12 @@ def test_tensors_and_metadata_rebuild_the_same_adapter(pair):
     assert torch.equal(run(one, inputs), run(two, inputs))
 
 
-REFUSALS = [(kind, layout) for kind in sorted(KIND_OPTIONS) for layout in LAYOUTS
-            if layout not in ADAPTER_KINDS[kind].LAYOUTS]
-
-
-@pytest.mark.parametrize("kind, layout", REFUSALS)
-def test_a_layout_the_kind_cannot_use_is_refused_naming_kind_and_family(kind, layout, monkeypatch):
+@pytest.mark.parametrize("kind", sorted(KIND_OPTIONS))
+def test_a_layout_the_kind_cannot_use_is_refused_naming_kind_and_family(kind, monkeypatch):
+    """Every kind now takes every layout; a kind that declares fewer (as a new one may) is refused by
+    name on a model whose sites have another layout."""
+    layout = "joint"
+    monkeypatch.setattr(ADAPTER_KINDS[kind], "LAYOUTS", ("frames",))
     unet = DENOISERS["unet3d"]
     sites, family = motion_sites(unet), family_of(unet)
     changed = [dataclasses.replace(site, layout=layout) for site in sites]

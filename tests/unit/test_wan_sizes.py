@@ -44,3 +44,18 @@ def test_sites_and_where_each_parameterisation_attaches(published):
     with torch.device("meta"):
         deltas = ADAPTER_KINDS["temporal_attention"].for_unet(transformer)
     assert sum(t.numel() for t in deltas.to_tensors().values()) == qkv
+
+
+LATENTS_832x480x33 = {"t2v-1.3b": (9, 60, 104), "t2v-14b": (9, 60, 104), "ti2v-5b": (9, 30, 52)}
+"""Latent frames, height, width of an 832×480, 33-frame clip: the Wan 2.1 VAE compresses 8× in space,
+the Wan 2.2 VAE of TI2V-5B 16×; both 4× in time."""
+
+
+def test_motion_embeddings_get_one_pair_per_block_with_a_coarse_value_grid(published):
+    name, transformer = published
+    blocks, width, _, _ = EXPECTED[name]
+    frames, height, width_latent = LATENTS_832x480x33[name]
+    with torch.device("meta"):
+        adapter = ADAPTER_KINDS["motion_embeddings"].for_unet(transformer, "", (frames, height, width_latent))
+    value_tokens = -(-(height // 2) // 4) * -(-(width_latent // 2) // 4)  # patch 2, then value_stride 4
+    assert sum(t.numel() for t in adapter.to_tensors().values()) == blocks * 32 * width * (1 + value_tokens)
