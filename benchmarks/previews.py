@@ -5,8 +5,9 @@ Training: the toy model's clip, VMC + SMA (the default objective), ``--steps`` s
 row the same seed and clip; a preview is ``TrainingPreview``'s default (8 guided sampler steps from
 fresh noise, decode, 4 frames) turned into the JPEG the node sends. Sampling: ``generate`` with
 ComfyUI's own Latent2RGB previewer of the family's latent format (the host ComfyUI the tests use)
-and the JPEG encoding the server does, against no preview. Rows are timed in turn, ``--repeats``
-times each, and the fastest run of each row is kept (the least disturbed by other work).
+and the JPEG encoding the server does, against no preview. Times are the process's CPU time (one
+thread: what the work itself costs, little disturbed by other jobs on a shared machine); rows are
+timed in turn, round after round (``--repeats``), and each row's fastest round is kept.
 
 Usage: python benchmarks/previews.py [--model models/toy-t2v] [--steps 100] [--every 25 50 100]
        [--repeats 2] [--threads 1] [--write]
@@ -53,13 +54,15 @@ def jpeg(image) -> bytes:
     return buffer.getvalue()
 
 
-def fastest(run, repeats: int) -> float:
-    times = []
+def fastest(runs: dict, repeats: int) -> dict:
+    """The least CPU time of each of ``runs`` (name -> callable) over ``repeats`` rounds of all of them."""
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for name, run in runs.items():
+            started = time.process_time()
+            run()
+            times[name].append(time.process_time() - started)
+    return {name: min(values) for name, values in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         preview = TrainingPreview(every, show) if every else None
         train_adapter(backbone, case.reference, case.clip.caption, steps=args.steps, seed=0, preview=preview)
 
-    training = {every: fastest(lambda every=every: train(every), args.repeats) for every in [0, *args.every]}
+    training = fastest({every: lambda every=every: train(every) for every in [0, *args.every]}, args.repeats)
     baseline = training[0]
     rows = [["training, no previews", f"{baseline / args.steps:.3f} s/step", "1.00"]]
     rows += [[f"training, a preview every {every} steps", f"{training[every] / args.steps:.3f} s/step",
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         generate(backbone, noise, case.target, steps=args.sampling_steps, cfg=7.5,
                  preview=preview if with_preview else None)
 
-    plain, previewed = (fastest(lambda flag=flag: sample(flag), args.repeats) for flag in (False, True))
+    sampling = fastest({flag: lambda flag=flag: sample(flag) for flag in (False, True)}, args.repeats)
+    plain, previewed = sampling[False], sampling[True]
     rows += [["sampling, no latent previews", f"{plain / args.sampling_steps:.3f} s/step", "1.00"],
              ["sampling, a latent preview per step (Latent2RGB)", f"{previewed / args.sampling_steps:.3f} s/step",
               f"{previewed / plain:.3f}"]]
@@ -121,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     body = (f"Model `{args.model}` (8 frames × 32×32); training: {args.steps} steps of VMC + SMA per row, a preview = "
             "8 guided sampler steps from fresh noise + decode + 4 frames as one JPEG (`TrainingPreview`'s "
             f"defaults); sampling: {args.sampling_steps} DDIM steps at cfg 7.5, a latent preview = ComfyUI's "
-            "Latent2RGB of the first frame + JPEG. Fastest of "
-            f"{args.repeats} runs per row, {args.threads} thread(s); ratio = time / the row without previews.\n\n"
+            "Latent2RGB of the first frame + JPEG. CPU time of the process, fastest of "
+            f"{args.repeats} rounds per row, {args.threads} thread(s); ratio = time / the row without previews.\n\n"
             + table(["run", "time", "ratio"], rows) + "\n")
     publish(body, args.write, "previews", "Previews: what they cost")
     return 0

@@ -37,7 +37,7 @@ from motion_core.adapters import ADAPTER_KINDS, AdapterUse  # noqa: E402
 from motion_core.cli import OBJECTIVE_PRESETS  # noqa: E402
 from motion_core.objectives import ObjectiveSpec  # noqa: E402
 from motion_core.pipeline import VideoLatents, make_noise, train_adapter  # noqa: E402
-from motion_core.sampling import TimestepDistribution  # noqa: E402
+from motion_core.sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution  # noqa: E402
 from motion_core.toy import evaluate  # noqa: E402
 from motion_core.toy.methods import METHODS  # noqa: E402
 from motion_core.train import TrainOptions  # noqa: E402
@@ -56,7 +56,9 @@ def config_label(record: dict) -> str:
         timesteps += f", shift {shift:g}"
     objective = f" ({record['objective']})" if record.get("objective") else ""
     debias = f", debias {record['debias']}" if record.get("debias") else ""
-    return f"{record['method']}{objective} · {timesteps} · {record['steps']} steps, lr {record['lr']:g}{debias}"
+    weighting = f", {record['loss_weighting']}-weighted loss" if record.get("loss_weighting") else ""
+    return (f"{record['method']}{objective} · {timesteps} · {record['steps']} steps, lr {record['lr']:g}{weighting}"
+            f"{debias}")
 
 
 def read_logs(paths: list[Path]) -> list[dict]:
@@ -92,7 +94,8 @@ def measure(args: argparse.Namespace) -> None:
             common = {"method": args.method, "objective": args.objective,
                       "timesteps": [timesteps.low, timesteps.high, timesteps.shift], "steps": args.steps, "lr": lr,
                       "reference": index, "seed": seed, "caption": clip.caption, "target": target,
-                      "model": args.model, "sampling_steps": args.sampling_steps, "cfg": args.cfg}
+                      "model": args.model, "sampling_steps": args.sampling_steps, "cfg": args.cfg,
+                      **({"loss_weighting": args.loss_weighting} if args.loss_weighting != "none" else {})}
             records = [record for record in ({**common, **({"debias": mode} if mode else {})} for mode in debias_modes)
                        if (config_label(record), index, seed) not in done]
             if not records:
@@ -100,7 +103,8 @@ def measure(args: argparse.Namespace) -> None:
             trained, started = {}, time.time()
             if method is not None:
                 result = train_adapter(backbone, reference, clip.caption, objective, method.kind, steps=args.steps,
-                                       lr=lr, seed=seed, options=TrainOptions(timesteps=timesteps))
+                                       lr=lr, seed=seed, options=TrainOptions(
+                                           timesteps=timesteps, loss_weighting=LossWeighting(args.loss_weighting)))
                 losses = [h["total"] for h in result.history]
                 trained = {"loss": [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))],
                            "train_seconds": time.time() - started}
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debias", nargs="+", default=["object", "none"],
                         help="motion embeddings: sample with each of these debiasing settings")
     parser.add_argument("--lr", type=float, help="learning rate (default: the adapter kind's published one)")
+    parser.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="none",
+                        help="weight each step's loss by its noise level (default: none, as the methods)")
     parser.add_argument("--steps", type=int, default=600, help="adapter training steps")
     parser.add_argument("--model", default="models/toy-t2v")
     parser.add_argument("--references", type=int, default=2)

@@ -22,7 +22,6 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +39,13 @@ from motion_core.toy.methods import METHODS  # noqa: E402
 NOISES = ("random", "direct")
 
 
-def same_path(clip: world.Clip, shape: str, colour: str, background: np.ndarray) -> world.Clip:
-    """``clip``'s path (centres and sizes) shown by another shape and colour on another background."""
-    frames = world.render(shape, world.COLOURS[colour], background, clip.centres, clip.sizes,
-                          clip.frames.shape[2], clip.frames.shape[1])
-    return replace(clip, frames=frames, caption=world.caption(shape, colour, clip.motion), shape=shape, colour=colour,
-                   background=np.asarray(background, np.float32))
-
-
 def second_and_target(clip: world.Clip, index: int) -> tuple[world.Clip, tuple[str, str]]:
     """Clip B (a second shape and colour on another background) and the target (a third of each)."""
     shapes = [s for s in world.SHAPES if s != clip.shape]
     colours = [c for c in world.COLOURS if c != clip.colour]
-    backgrounds = [b for b in world.BACKGROUNDS.values() if not np.allclose(b, clip.background)]
-    second = same_path(clip, shapes[index % len(shapes)], colours[index % len(colours)],
-                       backgrounds[index % len(backgrounds)])
+    backgrounds = [name for name, tint in world.BACKGROUNDS.items() if not np.allclose(tint, clip.background)]
+    second = world.restyled(clip, shapes[index % len(shapes)], colours[index % len(colours)],
+                            backgrounds[index % len(backgrounds)])
     return second, (shapes[(index + 1) % len(shapes)], colours[(index + 2) % len(colours)])
 
 

@@ -29,6 +29,8 @@ API_FOLDER = FOLDER / "api"
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 COLUMN_WIDTH, NODE_WIDTH, ROW_GAP = 370, 330, 50
 TOY_MODEL, TOY_CLIP, TOY_FPS = "toy-t2v", "red_square_wander.mp4", 8.0
+TOY_TWIN = "blue_triangle_twin.mp4"
+"""The red square's motion shown by a blue triangle on another background (``toy.examples.TWINS``)."""
 TOY_ANIMATEDIFF = "toy-animatediff"
 
 
@@ -63,12 +65,14 @@ def reference_and_model(model: str = TOY_MODEL) -> list[Node]:
     ]
 
 
-def train(kind: str, objective: dict, lr: float, caption: str, lora: dict | None = None) -> list[Node]:
-    """The objective (node 4) and the training node (5); a kind's options node is 12."""
+def train(kind: str, objective: dict, lr: float, caption: str, lora: dict | None = None, more: dict | None = None,
+          more_links: dict | None = None) -> list[Node]:
+    """The objective (node 4) and the training node (5, with ``more`` values and ``more_links``); a
+    kind's options node is 12."""
     nodes = [Node(4, "MTX_MotionObjective", 0, objective),
              Node(5, "MTX_TrainMotionAdapter", 1,
-                  {"prompt": caption, "parameterisation": kind, "steps": 300, "lr": lr, "seed": 0},
-                  {"model": (2, 0), "latents": (3, 0), "objective": (4, 0)})]
+                  {"prompt": caption, "parameterisation": kind, "steps": 300, "lr": lr, "seed": 0, **(more or {})},
+                  {"model": (2, 0), "latents": (3, 0), "objective": (4, 0), **(more_links or {})})]
     options = {"lora": Node(12, "MTX_LoRAOptions", 0, {"rank": 8, "alpha": 8.0, **(lora or {})}),
                "motion_embeddings": Node(12, "MTX_MotionEmbeddingOptions", 0, {"frame_slots": 8})}.get(kind)
     if options is not None:
@@ -185,6 +189,31 @@ WORKFLOWS = [
                 5e-4, "a red square moving", lora={"feed_forward": False})
         + invert_generate_save((5, 0), "blend", "a blue circle moving", "animatediff_lora")
         + [Node(13, "MTX_ExportMotionLoRA", 2, {"filename_prefix": "toy_red_square_motion"}, {"adapter": (5, 0)})],
+    ),
+    Workflow(
+        "train_on_two_clips",
+        "# One motion from two clips (MotionDirector's multi-video training)\n\nTrains one adapter on two clips "
+        "of the same motion by different subjects, each with its own prompt: the reference, and a second clip "
+        "added with *Add Training Clip* (chain more of them for more clips). Each training step takes one clip, "
+        "every clip equally often, so it needs no more memory than one clip. What the clips share is the "
+        "motion; what differs (shape, colour, background) is what the adapter should not learn. Motion "
+        "embeddings trained at high noise (`timestep_low` 0.6), the setting that carries a path on the toy "
+        "models; a preview of the adapter so far shows on the training node every 100 steps.\n\n"
+        "Change: the clips and their prompts; `steps` (a few more than for one clip); `preview_every` (0: "
+        "off).\n\n"
+        "**Try it on the toy AnimateDiff model** (bundled): copy the pack's `models/toy-animatediff` folder into "
+        "`ComfyUI/models/diffusers/`, and `assets/toy/red_square_wander.mp4` and "
+        "`assets/toy/blue_triangle_twin.mp4` into `ComfyUI/input/`, then Queue.\n\n"
+        "**For real videos**: two or three clips of one motion by different subjects, the same `frame_load_cap` "
+        "and size on both loaders (the clips must encode to the same size), each described in its own prompt.",
+        reference_and_model(TOY_ANIMATEDIFF)
+        + [Node(15, "MTX_LoadReferenceVideo", 0, {"video": TOY_TWIN, "frame_load_cap": 8}),
+           Node(16, "MTX_EncodeReference", 1, links={"model": (2, 0), "frames": (15, 0)}),
+           Node(17, "MTX_AddTrainingClip", 1, {"prompt": "a blue triangle moving"}, {"latents": (16, 0)})]
+        + train("motion_embeddings", {"base_loss": "motion_director", "sma_global_weight": 0.0,
+                                      "sma_local_weight": 0.0}, 2e-2, "a red square moving",
+                more={"timestep_low": 0.6, "preview_every": 100}, more_links={"more_references": (17, 0)})
+        + invert_generate_save((5, 0), "blend", "a green circle moving", "two_clips"),
     ),
 ]
 

@@ -30,6 +30,11 @@ EXAMPLES: dict[str, tuple[str, str, int]] = {
     "yellow_circle_wander": ("circle", "yellow", HELD_OUT_SEEDS + 3),
 }
 """Name -> (shape, colour, seed) of each bundled clip; the first is the demo's default."""
+TWINS: dict[str, tuple[str, str, str, str]] = {
+    "blue_triangle_twin": ("red_square_wander", "triangle", "blue", "navy"),
+}
+"""Name -> (example, shape, colour, background): that example's motion in another look, for training one
+motion on several clips (Add Training Clip)."""
 FPS = 8
 FOLDER = Path(__file__).resolve().parents[2] / "assets" / "toy"
 """Where the repository keeps them."""
@@ -37,18 +42,23 @@ FOLDER = Path(__file__).resolve().parents[2] / "assets" / "toy"
 
 def example_clip(name: str, input_name: str = "clip") -> world.Clip:
     """The bundled clip ``name``: ``model.FRAMES`` frames of ``model.WIDTH`` x ``model.HEIGHT``."""
+    if name in TWINS:
+        source, shape, colour, background = TWINS[name]
+        return world.restyled(example_clip(source, input_name), shape, colour, background)
     if name not in EXAMPLES:
-        raise InputError(input_name, f"{name!r} is not a bundled example; choose one of {', '.join(EXAMPLES)}")
+        raise InputError(input_name, f"{name!r} is not a bundled example; choose one of "
+                                     f"{', '.join([*EXAMPLES, *TWINS])}")
     shape, colour, seed = EXAMPLES[name]
     return world.make_clip(shape, colour, world.RANDOM, model.FRAMES, model.WIDTH, model.HEIGHT, seed)
 
 
 def ground_truth(name: str, clip: world.Clip) -> dict:
     """What the ``.json`` next to a clip holds: how it was made, its caption and its path per frame."""
-    shape, colour, seed = EXAMPLES[name]
+    source = TWINS[name][0] if name in TWINS else name
+    made = {"twin_of": source} if name in TWINS else {}
     frames, height, width, _ = clip.frames.shape
-    return {"name": name, "caption": clip.caption, "shape": shape, "colour": colour, "motion": clip.motion,
-            "seed": seed, "frames": frames, "width": width, "height": height, "fps": FPS,
+    return {"name": name, "caption": clip.caption, "shape": clip.shape, "colour": clip.colour, "motion": clip.motion,
+            "seed": EXAMPLES[source][2], **made, "frames": frames, "width": width, "height": height, "fps": FPS,
             "centres": clip.centres.tolist(), "sizes": clip.sizes.tolist()}
 
 
@@ -60,7 +70,7 @@ def to_json(data: dict) -> str:
 
 def example_files(folder: str | Path) -> list[Path]:
     """The files :func:`write_examples` writes into ``folder``."""
-    return [Path(folder) / f"{name}{suffix}" for name in EXAMPLES for suffix in (".mp4", ".json")]
+    return [Path(folder) / f"{name}{suffix}" for name in [*EXAMPLES, *TWINS] for suffix in (".mp4", ".json")]
 
 
 def write_examples(folder: str | Path) -> list[Path]:
@@ -74,7 +84,7 @@ def write_examples(folder: str | Path) -> list[Path]:
         raise InputError("folder", f"{', '.join(existing)} already exist in {str(folder)!r}; delete them first "
                                    "to recreate the examples (files are never overwritten)")
     written = []
-    for name in EXAMPLES:
+    for name in [*EXAMPLES, *TWINS]:
         clip = example_clip(name)
         written.append(write_video(torch.from_numpy(clip.frames), Path(folder) / f"{name}.mp4", FPS, "folder"))
         text = to_json(ground_truth(name, clip))

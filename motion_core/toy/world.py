@@ -14,7 +14,7 @@ from pixels without knowing the shape, which is what ``tracker`` does. Shapes ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -188,6 +188,20 @@ def _path(shape: str, motion: str, frames: int, width: int, height: int, base_si
         y = hi[1] - lift * np.abs(np.sin(np.pi * BOUNCES * t))
         return np.stack([np.full(frames, x), y], axis=1), sizes
     return _random_path(frames, lo, hi, rng), sizes
+
+
+def restyled(clip: Clip, shape: str, colour: str, background: str | None = None) -> Clip:
+    """``clip``'s motion (the same centres and sizes per frame) shown by another ``shape`` and ``colour``,
+    on another ``background`` (a name of ``BACKGROUNDS``; None keeps the clip's): one motion by
+    several looks, as multi-clip training wants it."""
+    _check_name("shape", shape, SHAPES)
+    _check_name("colour", colour, list(COLOURS))
+    if background is not None:
+        _check_name("background", background, list(BACKGROUNDS))
+    tint = tuple(clip.background if background is None else BACKGROUNDS[background])
+    frames = render(shape, COLOURS[colour], tint, clip.centres, clip.sizes, clip.frames.shape[2], clip.frames.shape[1])
+    return replace(clip, frames=frames, caption=caption(shape, colour, clip.motion), shape=shape, colour=colour,
+                   background=tint)
 
 
 def caption(shape: str, colour: str, motion: str) -> str:

@@ -15,7 +15,8 @@ from support.comfy_host import REPO_ROOT, ComfyHost
 
 WORKFLOWS = REPO_ROOT / "workflows"
 RUN_ORDER = ["motion_transfer_vmc_sma", "train_and_save_adapter", "load_adapter_and_generate",
-             "motion_transfer_motiondirector", "motion_transfer_motion_inversion", "animatediff_motion_lora"]
+             "motion_transfer_motiondirector", "motion_transfer_motion_inversion", "animatediff_motion_lora",
+             "train_on_two_clips"]
 """Every API workflow; the saved-adapter one after the one that saves it."""
 SAVED_ADAPTER = "toy_red_square_00001.safetensors"
 """What train_and_save_adapter writes first, and load_adapter_and_generate loads."""
@@ -45,4 +46,5 @@ def provide_toy_files(host: ComfyHost) -> None:
         model = host.models_dir / "diffusers" / name
         if not model.exists():
             shutil.copytree(REPO_ROOT / "models" / name, model)
-    shutil.copy(REPO_ROOT / "assets" / "toy" / "red_square_wander.mp4", host.input_dir)
+    for clip in ("red_square_wander.mp4", "blue_triangle_twin.mp4"):
+        shutil.copy(REPO_ROOT / "assets" / "toy" / clip, host.input_dir)

@@ -12,7 +12,7 @@ from motion_core.errors import InputError
 from motion_core.noise import STRATEGIES
 from motion_core.objectives import ObjectiveSpec
 from motion_core.sampling import TimestepDistribution
-from motion_core.toy import demo, examples, model, train_model, world
+from motion_core.toy import demo, examples, model, tracker, train_model, world
 from motion_core.toy.methods import METHODS
 from motion_core.train import TrainOptions
 from motion_core.video import load_video
@@ -63,6 +63,17 @@ def test_the_examples_are_held_out_random_paths_of_the_model_size():
         assert clip.caption == f"a {colour} {shape} moving"
     seeds = [seed for *_, seed in examples.EXAMPLES.values()]
     assert len(set(seeds)) == len(seeds)
+
+
+def test_a_twin_shows_its_examples_motion_in_another_look():
+    for name, (source, shape, colour, background) in examples.TWINS.items():
+        twin, original = examples.example_clip(name), examples.example_clip(source)
+        assert np.array_equal(twin.centres, original.centres) and np.array_equal(twin.sizes, original.sizes)
+        assert (twin.shape, twin.colour, twin.background) == (shape, colour, world.BACKGROUNDS[background])
+        assert twin.caption == f"a {colour} {shape} moving" and not np.allclose(twin.frames, original.frames)
+        seen = tracker.track(twin.frames)
+        assert (seen.shape, seen.colour) == (shape, colour)
+        assert tracker.motion_fidelity(tracker.track(original.frames), seen) > 0.95
 
 
 def test_an_example_is_the_same_clip_every_time():
