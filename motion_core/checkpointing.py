@@ -28,8 +28,9 @@ def checkpoint_blocks(view: nn.Module, names: tuple[str, ...]) -> list[str]:
     """
     wrapped = []
     for name in names:
-        module = getattr(view, name, None)
-        if module is None:
+        try:
+            module = view.get_submodule(name)  # dotted names reach nested blocks (Wan 2.2's "high.blocks")
+        except AttributeError:
             continue
         items = list(module.named_children()) if isinstance(module, nn.ModuleList) else [("", module)]
         for index, block in items:

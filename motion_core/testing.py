@@ -237,11 +237,13 @@ def write_tiny_t5_tokenizer(folder):
     return tokenizer
 
 
-def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0):
+def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0, boundary_ratio: float | None = None):
     """Save a random Wan model as a diffusers ``WanPipeline`` folder: :func:`tiny_wan_transformer`, a
     tiny ``AutoencoderKLWan`` (4× time, 8× space, 16 channels), :func:`tiny_umt5` and
-    :func:`write_tiny_t5_tokenizer`, a ``UniPCMultistepScheduler`` config with ``flow_shift``. Loads
-    through exactly the code users' folders go through."""
+    :func:`write_tiny_t5_tokenizer`, a ``UniPCMultistepScheduler`` config with ``flow_shift``. With
+    ``boundary_ratio``: Wan 2.2 A14B's layout, a second transformer (``transformer_2``, the low-noise
+    expert, seed + 1) and the ratio in ``model_index.json``. Loads through exactly the code users'
+    folders go through."""
     import json
     from pathlib import Path
 
@@ -257,6 +259,8 @@ def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0):
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                         flow_shift=flow_shift)
     parts = {"transformer": tiny_wan_transformer(seed), "vae": vae, "text_encoder": text_encoder}
+    if boundary_ratio is not None:
+        parts["transformer_2"] = tiny_wan_transformer(seed + 1)
     for name, part in parts.items():
         part.save_pretrained(folder / name, safe_serialization=True)
     scheduler.save_pretrained(folder / "scheduler")
@@ -264,6 +268,8 @@ def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0):
              "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"],
              "text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "T5TokenizerFast"],
              "scheduler": ["diffusers", "UniPCMultistepScheduler"]}
+    if boundary_ratio is not None:
+        index.update(transformer_2=["diffusers", "WanTransformer3DModel"], boundary_ratio=boundary_ratio)
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return folder
 

@@ -41,6 +41,10 @@ def to_comfy_wan(adapter: LoRAAdapter) -> dict[str, torch.Tensor]:
     if not adapter.backbone.startswith("wan:"):
         raise InputError("adapter", f"this LoRA was trained on {adapter.backbone or 'an unknown model'}; ComfyUI "
                                     "LoRA files are written for Wan models")
+    if any(".high.blocks." in name or ".low.blocks." in name for name in adapter.names):
+        raise InputError("adapter", "this LoRA spans Wan 2.2 A14B's two experts; ComfyUI applies a LoRA to each "
+                                    "expert's model separately, and exporting one file per expert is not supported "
+                                    "yet: use the adapter in the pack's Generate Video")
     alpha = torch.tensor(float(adapter.options["alpha"]))
     tensors = {}
     for name, a, b in zip(adapter.names, adapter.lora_A, adapter.lora_B):

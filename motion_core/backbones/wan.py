@@ -9,6 +9,13 @@ What loads, safetensors only, offline:
   (``models/text_encoders``, carrying its SentencePiece tokenizer), with the configs shipped in the
   pack (``configs/wan``; the ``configs`` part replaces them, e.g. for tiny test models).
 
+Wan 2.2 A14B is two transformers of the 14B architecture: a diffusers folder naming ``transformer``
+(the high-noise expert) and ``transformer_2`` (the low-noise one) with ``boundary_ratio`` (T2V
+0.875) loads as one :class:`WanExperts` denoiser, which sends each sample to the expert of its
+timestep (``t >= boundary_ratio·1000``: high). Both experts' blocks are motion sites (``high.blocks.<i>``,
+``low.blocks.<i>``), so an adapter spans both; training on a timestep range inside one expert's
+(e.g. ``timestep_low`` 0.875) trains that expert's part only.
+
 The family: rectified flow (:class:`~motion_core.sampling.FlowMatching`, ``v = eps - x0``) with the
 shift of the folder's scheduler (``flow_shift``, or ``shift``; Wan 2.1 480p: 3.0); the transformer's
 timestep is ``1000·σ``. Motion sites are the transformer's blocks, layout ``joint``: each block's
@@ -50,6 +57,8 @@ FILE_PARTS = {
 TEXT_TOKENS = 512
 """Prompt length Wan's text encoder is run at (its pipeline's ``max_sequence_length``)."""
 TIME_COMPRESSION = 4
+NUM_TRAIN_TIMESTEPS = 1000
+"""The transformer's timestep is ``1000·σ``; Wan 2.2's ``boundary_ratio`` is a fraction of it."""
 
 
 class TransformersTokenizer:
@@ -77,6 +86,42 @@ def flow_shift_of(scheduler_config: dict) -> float:
     return 1.0
 
 
+class WanExperts(nn.Module):
+    """Wan 2.2 A14B's two experts as one denoiser: ``high`` for timesteps ``>= boundary``, ``low`` below.
+
+    Called like a ``WanTransformer3DModel`` (``hidden_states (b, c, f, h, w)``, ``timestep (b,)`` =
+    1000·σ, ``encoder_hidden_states``); a batch with samples on both sides of the boundary is split.
+    Returns an object with ``.sample``, as the transformer does.
+    """
+
+    def __init__(self, high: nn.Module, low: nn.Module, boundary: float):
+        super().__init__()
+        self.high, self.low, self.boundary = high, low, float(boundary)
+
+    @property
+    def config(self):
+        """The experts' shared architecture (the high-noise expert's config) and the boundary: what the
+        model's fingerprint is made of, so adapters for the pair are not taken for a single 14B's."""
+        from diffusers.configuration_utils import FrozenDict
+
+        return FrozenDict({**self.high.config, "experts": "high+low", "boundary": self.boundary})
+
+    def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                **kwargs):
+        from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+        high = timestep >= self.boundary
+        if high.all() or not high.any():
+            expert = self.high if high.all() else self.low
+            return expert(hidden_states=hidden_states, timestep=timestep, encoder_hidden_states=encoder_hidden_states,
+                          **kwargs)
+        out = torch.empty_like(hidden_states)
+        for expert, chosen in ((self.high, high), (self.low, ~high)):
+            out[chosen] = expert(hidden_states=hidden_states[chosen], timestep=timestep[chosen],
+                                 encoder_hidden_states=encoder_hidden_states[chosen], **kwargs).sample.to(out.dtype)
+        return Transformer2DModelOutput(sample=out)
+
+
 class WanBackbone(VideoBackbone):
     """A loaded Wan model (see the module docstring). Attributes: ``transformer``, ``vae``,
     ``text_encoder``, ``tokenizer`` (``len()`` and ``tokens(prompts, length) -> (ids, attention_mask)``:
@@ -93,6 +138,8 @@ class WanBackbone(VideoBackbone):
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler_config: dict, options: ModelOptions):
         self.transformer, self.vae, self.text_encoder, self.tokenizer = transformer, vae, text_encoder, tokenizer
+        if isinstance(transformer, WanExperts):
+            self.checkpoint_blocks = ("high.blocks", "low.blocks")
         self.scheduler_config = dict(scheduler_config)
         self.sampling = FlowMatching(flow_shift_of(self.scheduler_config))
         self.options = options
@@ -172,6 +219,11 @@ class WanBackbone(VideoBackbone):
         try:
             transformer = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", torch_dtype=dtype,
                                                                 use_safetensors=True, local_files_only=True)
+            index = json.loads((path / "model_index.json").read_text())
+            low = None
+            if index.get("transformer_2") and index["transformer_2"][0] is not None:  # Wan 2.2 A14B's low-noise expert
+                low = WanTransformer3DModel.from_pretrained(path, subfolder="transformer_2", torch_dtype=dtype,
+                                                            use_safetensors=True, local_files_only=True)
             # The Wan VAE is kept in fp32 (its causal convolutions are what Wan's pipeline runs in fp32).
             vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", torch_dtype=torch.float32,
                                                    use_safetensors=True, local_files_only=True)
@@ -181,6 +233,12 @@ class WanBackbone(VideoBackbone):
             scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
         except (OSError, ValueError) as err:
             raise InputError(input_name, f"{path.name!r} could not be loaded: {str(err).splitlines()[0]}") from err
+        if low is not None:
+            ratio = index.get("boundary_ratio")
+            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+                raise InputError(input_name, f"{path.name!r} has two transformers but no boundary_ratio in (0, 1) in "
+                                             f"model_index.json (got {ratio!r}); Wan 2.2 T2V uses 0.875")
+            transformer = WanExperts(transformer, low, ratio * NUM_TRAIN_TIMESTEPS)
         if len(tokenizer) > text_encoder.config.vocab_size:
             raise InputError("tokenizer", f"the tokenizer has {len(tokenizer)} tokens but the text encoder "
                                           f"{text_encoder.config.vocab_size}; the folder's parts do not belong together")
@@ -226,14 +284,21 @@ class WanBackbone(VideoBackbone):
     def owns(cls, module: nn.Module) -> bool:
         from diffusers import WanTransformer3DModel
 
-        return isinstance(module, WanTransformer3DModel)
+        return isinstance(module, (WanTransformer3DModel, WanExperts))
 
     @classmethod
     def find_motion_sites(cls, module: nn.Module) -> list[MotionSite]:
-        """Every transformer block as a ``joint`` site: its ``attn1`` (3-D self-attention) and ``ffn``."""
+        """Every transformer block as a ``joint`` site: its ``attn1`` (3-D self-attention) and ``ffn``;
+        of both experts for Wan 2.2 A14B (``high.blocks.<i>``, then ``low.blocks.<i>``)."""
+        if isinstance(module, WanExperts):
+            return [*cls._block_sites(module.high, "high."), *cls._block_sites(module.low, "low.")]
+        return cls._block_sites(module, "")
+
+    @classmethod
+    def _block_sites(cls, module: nn.Module, prefix: str) -> list[MotionSite]:
         sites = []
         for i, block in enumerate(module.blocks):
-            name, attention = f"blocks.{i}", block.attn1
+            name, attention = f"{prefix}blocks.{i}", block.attn1
             sites.append(MotionSite(name, block, cls.family, "joint", name, 0, attention.to_q.in_features,
                                     attention.inner_dim, attention.heads, ((f"{name}.attn1", attention),),
                                     ((f"{name}.ffn", block.ffn),), patch=module.config.patch_size[1]))
