@@ -173,3 +173,20 @@ def _save(path: Path, state: dict[str, torch.Tensor]) -> Path:
     else:
         torch.save(state, path)
     return path
+
+
+def controlnet_to_cldm(controlnet, prefix: str = "control_model.") -> dict[str, torch.Tensor]:
+    """A diffusers ``ControlNetModel``'s tensors under ControlNet 1.x's cldm keys (``prefix`` + the
+    UNet encoder's LDM names, ``input_hint_block``, ``zero_convs``, ``middle_block_out``)."""
+    config = dict(controlnet.config)
+    levels = len(config["block_out_channels"])
+    encoder = [(new, old) for new, old in unet_prefixes({**config, "up_block_types": ["UpBlock2D"] * levels})
+               if not new.startswith(("up_blocks", "conv_norm_out", "conv_out"))]
+    hints = len(controlnet.controlnet_cond_embedding.blocks)
+    own = [("controlnet_cond_embedding.conv_in", "input_hint_block.0"),
+           ("controlnet_cond_embedding.conv_out", f"input_hint_block.{2 * hints + 2}"),
+           *((f"controlnet_cond_embedding.blocks.{i}", f"input_hint_block.{2 * i + 2}") for i in range(hints)),
+           *((f"controlnet_down_blocks.{i}", f"zero_convs.{i}.0") for i in range(len(controlnet.controlnet_down_blocks))),
+           ("controlnet_mid_block", "middle_block_out.0")]
+    prefixes = sorted(encoder + own, key=lambda pair: -len(pair[0]))
+    return {prefix + _renamed(name, prefixes, RESNET): tensor.clone() for name, tensor in controlnet.state_dict().items()}
