@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
+from support.original_files import controlnet_to_cldm
 
 from motion_core.edit.controlnet import controlnet_layout, load_controlnet
 from motion_core.errors import InputError
-from support.original_files import controlnet_to_cldm
 
 
 @pytest.fixture(scope="module")

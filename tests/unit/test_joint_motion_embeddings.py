@@ -14,7 +14,12 @@ from motion_core.adapters import ADAPTER_KINDS, make_view
 from motion_core.adapters.embeddings import JOINT_VALUE_STRIDE
 from motion_core.backbones import load_backbone
 from motion_core.errors import InputError
-from motion_core.testing import TINY_WAN_TEXT_DIM, moving_square_frames, tiny_wan_transformer, write_tiny_wan_folder
+from motion_core.testing import (
+    TINY_WAN_TEXT_DIM,
+    moving_square_frames,
+    tiny_wan_transformer,
+    write_tiny_wan_folder,
+)
 
 FRAMES, HEIGHT, WIDTH = 3, 8, 12  # latent frames and size: 4×6 tokens per frame (patch 2)
 Adapter = ADAPTER_KINDS["motion_embeddings"]
