@@ -220,8 +220,11 @@ def report(args: argparse.Namespace) -> None:
             "`python benchmarks/toy_memorisation.py --method M --timesteps LOW HIGH --steps S --references R "
             f"--seeds N --threads 1 --log {LOG}` (n = R × N); the logs are in `{LOG}`.\n\n"
             + table(header, summarise(records)) + "\n\nHigh-noise timesteps against the uniform draw, paired:\n\n"
-            + "\n".join(timestep_comparisons(records)) + "\n")
-    publish(body, args.write, "toy_memorisation", "Memorisation and transfer from fresh noise on the toy model")
+            + ("\n".join(timestep_comparisons(records)) or "(no row has a uniform-draw twin in these logs)") + "\n")
+    model_name = Path(first["model"]).name
+    suffix = "" if model_name == "toy-t2v" else f"_{model_name}"  # one section per toy model
+    title = "Memorisation and transfer from fresh noise on the toy model" + (f" ({model_name})" if suffix else "")
+    publish(body, args.write, f"toy_memorisation{suffix}", title)
 
 
 def main(argv: list[str] | None = None) -> int:
