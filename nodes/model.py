@@ -155,7 +155,7 @@ class EncodeReference(io.ComfyNode):
         scale = model.latent_scale()
         use_model(model, "encode", (1, 4, frames.shape[0], (height or frames.shape[1]) // scale,
                                     (width or frames.shape[2]) // scale))
-        latents, fitted = encode_reference(model, frames, width, height)
+        latents, fitted = encode_reference(model, frames, width, height, progress=Progress(2 * frames.shape[0]))
         if fitted.shape[0] == frames.shape[0]:
             return io.NodeOutput(latents, fitted)
         note = (f"encoded the first {fitted.shape[0]} of {frames.shape[0]} frames: this model takes "
