@@ -37,6 +37,24 @@ def write_new_file(path: str | os.PathLike, write: Callable[[Path], None], input
     return path
 
 
+TEMPORARY_EXTRA = len(f"..{uuid.uuid4().hex}.tmp")
+"""Bytes the temporary name of :func:`write_new_file` adds to the final name."""
+
+
+def _check_name_lengths(folder: Path, subfolders: tuple[str, ...], stem: str, suffix: str, input_name: str) -> None:
+    """Refuse a subfolder or file name longer than the file system takes (``NAME_MAX``, 255 bytes on
+    Linux, macOS and Windows), counting the temporary name the file is first written under."""
+    try:
+        limit = os.pathconf(folder if folder.is_dir() else folder.parent, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf
+        limit = 255
+    for name, extra in [*((part, 0) for part in subfolders), (f"{stem}_00001{suffix}", TEMPORARY_EXTRA)]:
+        size = len(os.fsencode(name)) + extra
+        if size > limit:
+            raise InputError(input_name, f"{name[:40]!r}… is too long for a file name ({size} bytes with the "
+                                         f"number and temporary part; at most {limit}); shorten it")
+
+
 def _publish(temporary: Path, path: Path, input_name: str) -> None:
     try:
         os.link(temporary, path)  # atomic, and fails if ``path`` exists
@@ -74,11 +92,14 @@ def write_numbered_file(folder: str | os.PathLike, prefix: str, suffix: str, wri
     is one more than the highest already used for this prefix; a name taken concurrently is skipped.
     """
     folder = Path(folder).resolve()
+    if "\0" in prefix:  # no file system takes it; os calls would raise a bare ValueError
+        raise InputError(input_name, f"{prefix!r} contains a NUL character; use a name without it")
     target = (folder / f"{prefix}_00001{suffix}").resolve()
     if not prefix or folder not in target.parents:
         raise InputError(input_name, f"{prefix!r} is not valid; use a name (optionally with subfolders) that "
                                      "stays inside the output folder")
     stem = target.name[: -len(f"_00001{suffix}")]
+    _check_name_lengths(folder, target.relative_to(folder).parent.parts, stem, suffix, input_name)
     pattern = re.compile(rf"{re.escape(stem)}_(\d+){re.escape(suffix)}")
     existing = [int(m.group(1)) for p in target.parent.glob(f"{glob.escape(stem)}_*{suffix}")
                 if (m := pattern.fullmatch(p.name))] if target.parent.is_dir() else []

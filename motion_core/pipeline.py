@@ -69,7 +69,8 @@ def latent_samples(latents: VideoLatents, backbone: VideoBackbone, noise: bool, 
 
 
 def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int = 0, height: int = 0,
-                     input_name: str = "frames", fps: float | None = None) -> tuple[VideoLatents, torch.Tensor]:
+                     input_name: str = "frames", fps: float | None = None,
+                     progress: Progress | None = None) -> tuple[VideoLatents, torch.Tensor]:
     """IMAGE frames ``(f, h, w, 3)`` -> (clean latents, the frames as encoded).
 
     A clip whose rate ``fps`` is known is first resampled to the model's :attr:`~VideoBackbone.frame_rate`
@@ -77,12 +78,18 @@ def encode_reference(backbone: VideoBackbone, frames: torch.Tensor, width: int =
     are resized (cover + centre crop) to ``width`` x ``height``, 0 meaning the frames' size rounded
     down to the model's multiple. A model that takes ``1 + k·frame_multiple`` frames (Wan: 4k+1) gets
     the longest such start of the clip (:func:`frame_count_fitted`); the frames returned are the
-    ones encoded (:func:`describe_fitting` says what was done).
+    ones encoded (:func:`describe_fitting` says what was done). ``progress(done, 2·f)`` counts each
+    frame resized, then each frame encoded (raising from it cancels).
     """
     frames = fit_frame_rate(frames, fps, backbone.frame_rate) if frames.ndim == 4 else frames
     frames = frames[:frame_count_fitted(frames.shape[0], backbone.frame_multiple)] if frames.ndim == 4 else frames
-    fitted = fit_frames(frames, backbone.pixel_multiple(), width, height, input_name)
-    return VideoLatents(backbone.encode_video(fitted, input_name), backbone.fingerprint), fitted
+    count = frames.shape[0] if frames.ndim == 4 else 0
+
+    def stage(start: int) -> Progress | None:
+        return None if progress is None else lambda done, total=None: progress(start + done, 2 * count)
+
+    fitted = fit_frames(frames, backbone.pixel_multiple(), width, height, input_name, stage(0))
+    return VideoLatents(backbone.encode_video(fitted, input_name, stage(count)), backbone.fingerprint), fitted
 
 
 def fit_frame_rate(frames: torch.Tensor, fps: float | None, rate: float | None) -> torch.Tensor:

@@ -39,6 +39,28 @@ def check_steps(steps: int, input_name: str = "steps") -> None:
         raise InputError(input_name, f"{steps!r} is not valid; use a whole number from 1 to 1000 (e.g. 30-75)")
 
 
+def set_timesteps(scheduler, steps: int, input_name: str = "steps") -> None:
+    """``scheduler.set_timesteps(steps)``, refusing a count whose timesteps leave the model's schedule.
+
+    With "leading" spacing and ``steps_offset`` 1 (ModelScope's, ZeroScope's and SD1.5's configs), as
+    many steps as training timesteps (1000) put the first one at 1000, past the last (999): diffusers
+    then fails with an IndexError deep inside its step.
+    """
+    last = scheduler.config.num_train_timesteps - 1
+    scheduler.set_timesteps(steps)
+    if int(scheduler.timesteps.max()) <= last:
+        return
+    fewer = steps - 1
+    while fewer > 1:
+        scheduler.set_timesteps(fewer)
+        if int(scheduler.timesteps.max()) <= last:
+            break
+        fewer -= 1
+    offset = scheduler.config.steps_offset
+    raise InputError(input_name, f"{steps} steps run past the end of this model's noise schedule ({last + 1} "
+                                 f"timesteps, shifted by its steps_offset {offset}); use at most {fewer}")
+
+
 def run_scheduler(scheduler, eps: EpsFn, x: torch.Tensor, steps: int, progress: Progress | None = None,
                   preview: LatentPreview | None = None) -> torch.Tensor:
     """Step ``x`` through ``scheduler``'s ``steps`` timesteps: one noise prediction per step.
@@ -47,7 +69,7 @@ def run_scheduler(scheduler, eps: EpsFn, x: torch.Tensor, steps: int, progress: 
     ``pred_original_sample``), then ``progress(done, steps)``, which may raise to cancel.
     """
     check_steps(steps)
-    scheduler.set_timesteps(steps)
+    set_timesteps(scheduler, steps)
     for done, t in enumerate(scheduler.timesteps, start=1):
         step = scheduler.step(eps(x, t), t, x)
         x = step.prev_sample

@@ -515,12 +515,16 @@ def check_image_frames(frames: object, input_name: str) -> None:
 
 
 def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int = 0,
-               input_name: str = "frames") -> torch.Tensor:
+               input_name: str = "frames", progress: Progress | None = None) -> torch.Tensor:
     """Resize IMAGE frames ``(f, h, w, 3)`` to a size a model takes: multiples of ``multiple``.
 
     ``width``/``height`` 0 mean the frames' own size rounded down to the multiple (at least one
     multiple), with the aspect ratio kept by scaling to cover and centre-cropping (as the loader
     does). Frames already of the target size are returned as they are.
+
+    Frames are resized one at a time, ``progress(done, frames)`` after each (raising from it cancels):
+    scaled to cover, a frame can be far larger than the crop kept (8192 x 32 from a square clip is
+    first 8192 x 8192), so memory holds one such frame, not the whole clip's.
 
     Raises:
         InputError: naming ``width``/``height`` when a requested size is not a multiple.
@@ -536,12 +540,16 @@ def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int 
     if (target_w, target_h) == (source_w, source_h):
         return frames
     (scaled_w, scaled_h), (left, top, _, _) = plan_resize(source_w, source_h, target_w, target_h)
-    pictures = frames.permute(0, 3, 1, 2).float()
-    if (scaled_w, scaled_h) != (source_w, source_h):
-        pictures = torch.nn.functional.interpolate(pictures, size=(scaled_h, scaled_w), mode="bicubic",
-                                                   antialias=True, align_corners=False)
-    pictures = pictures[:, :, top : top + target_h, left : left + target_w]
-    return pictures.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
+    fitted = torch.empty((frames.shape[0], target_h, target_w, 3))
+    for index, frame in enumerate(frames):
+        picture = frame.permute(2, 0, 1)[None].float()
+        if (scaled_w, scaled_h) != (source_w, source_h):
+            picture = torch.nn.functional.interpolate(picture, size=(scaled_h, scaled_w), mode="bicubic",
+                                                      antialias=True, align_corners=False)
+        fitted[index] = picture[0, :, top : top + target_h, left : left + target_w].clamp(0, 1).permute(1, 2, 0)
+        if progress is not None:
+            progress(index + 1, frames.shape[0])
+    return fitted
 
 
 def write_video(frames: torch.Tensor, path: str | os.PathLike, fps: float = 8.0,

@@ -2,7 +2,7 @@
 
 from ..motion_core.edit import SIZE_MEASURES, align_pose_keypoint
 from ..motion_core.video import MAX_SIDE
-from ._comfy import CATEGORY, io, node_id, ui
+from ._comfy import CATEGORY, Progress, io, node_id, ui
 from .types import PoseKeypoint
 
 
@@ -51,7 +51,7 @@ class AlignPose(io.ComfyNode):
 
     @classmethod
     def execute(cls, source_pose, reference_pose, anchor_frame, width, height, size_measure) -> io.NodeOutput:
-        result = align_pose_keypoint(source_pose, reference_pose, anchor_frame, width, height, size_measure)
+        result = align_pose_keypoint(source_pose, reference_pose, anchor_frame, width, height, size_measure, Progress())
         return io.NodeOutput(result.pose_keypoint, result.images, ui=ui.PreviewText(result.text))
 
 

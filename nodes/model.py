@@ -163,7 +163,8 @@ class EncodeReference(io.ComfyNode):
         use_model(model, "encode", (1, 4, frames.shape[0], (height or frames.shape[1]) // scale,
                                     (width or frames.shape[2]) // scale))
         fps = (video_info or {}).get("loaded_fps")
-        latents, fitted = encode_reference(model, frames, width, height, fps=fps)
+        latents, fitted = encode_reference(model, frames, width, height, fps=fps,
+                                           progress=Progress(2 * frames.shape[0]))
         note = describe_fitting(model, frames.shape[0], fps, fitted.shape[0])
         return io.NodeOutput(latents, fitted, ui=ui.PreviewText(note) if note else None)
 

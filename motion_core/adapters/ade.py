@@ -123,11 +123,17 @@ def save_ade(adapter: LoRAAdapter, path: str | os.PathLike, input_name: str = "f
     return write_new_file(path, write, input_name), left_out
 
 
-def load_ade(path: str | os.PathLike, backbone: str = "", input_name: str = "lora_name") -> LoRAAdapter:
-    """Read an ADE motion-LoRA ``.safetensors`` file as a temporal :class:`LoRAAdapter` for ``backbone``."""
+def load_ade(path: str | os.PathLike, backbone: str = "", input_name: str = "lora_name",
+             model_input: str = "model") -> LoRAAdapter:
+    """Read an ADE motion-LoRA ``.safetensors`` file as a temporal :class:`LoRAAdapter` for ``backbone``
+    (a model fingerprint; refused, naming ``model_input``, unless an AnimateDiff model's)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    family = backbone.partition(":")[0]
+    if backbone and family != "animatediff":  # else the adapter, stamped with this model, fails when applied
+        raise InputError(model_input, f"motion LoRAs adapt AnimateDiff motion modules; this is a {family} model: "
+                                      "load an SD1.5 model with a motion module, or an AnimateDiff folder")
     path = Path(path)
     if path.suffix != ".safetensors":
         raise InputError(input_name, f"{path.name!r} is not a .safetensors file; only safetensors motion LoRAs are read")

@@ -292,8 +292,9 @@ class VideoBackbone(ABC):
         """Text embeddings ``(len(prompts), tokens, dim)`` in the model dtype, on the device."""
 
     @abstractmethod
-    def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
-        """``(f, h, w, 3)`` frames in [0, 1] -> latents ``(1, c, f, h / s, w / s)`` (scaled).
+    def encode_video(self, frames: torch.Tensor, input_name: str = "frames", progress=None) -> torch.Tensor:
+        """``(f, h, w, 3)`` frames in [0, 1] -> latents ``(1, c, f, h / s, w / s)`` (scaled);
+        ``progress(frames done, f)`` after each part the VAE encodes at once (raising from it cancels).
 
         Raises :class:`InputError` naming ``input_name`` for frames the model cannot take."""
 

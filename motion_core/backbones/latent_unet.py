@@ -112,13 +112,18 @@ class LatentUNetBackbone(VideoBackbone):
                                          f"{max(multiple, height // multiple * multiple)}); set custom_width and "
                                          "custom_height on Load Reference Video")
 
-    def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
+    def encode_video(self, frames: torch.Tensor, input_name: str = "frames", progress=None) -> torch.Tensor:
         self.check_frames(frames, input_name)
         pixels = rearrange(frames, "f h w rgb -> f rgb h w").to(self.device, self.dtype) * 2 - 1
         chunk = self.options.vae_decode_chunk or pixels.shape[0]
+        parts, done = [], 0
         with torch.no_grad(), self.hold(self.vae):
-            latents = torch.cat([self.vae.encode(part).latent_dist.mode() for part in pixels.split(chunk)])
-        latents = latents * self.vae.config.scaling_factor
+            for part in pixels.split(chunk):
+                parts.append(self.vae.encode(part).latent_dist.mode())
+                done += part.shape[0]
+                if progress is not None:
+                    progress(done, pixels.shape[0])
+        latents = torch.cat(parts) * self.vae.config.scaling_factor
         return rearrange(latents, "f c h w -> 1 c f h w")
 
     def decode_latents(self, latents: torch.Tensor, progress=None) -> torch.Tensor:

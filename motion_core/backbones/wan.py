@@ -337,11 +337,13 @@ class WanBackbone(VideoBackbone):
                                          f"height in multiples of {multiple}; set custom_width and custom_height on "
                                          "Load Reference Video")
 
-    def encode_video(self, frames: torch.Tensor, input_name: str = "frames") -> torch.Tensor:
+    def encode_video(self, frames: torch.Tensor, input_name: str = "frames", progress=None) -> torch.Tensor:
         self.check_frames(frames, input_name)
         pixels = rearrange(frames, "f h w rgb -> 1 rgb f h w").to(self.device, torch.float32) * 2 - 1
         with torch.no_grad(), self.hold(self.vae):
-            latents = self.vae.encode(pixels).latent_dist.mode()
+            latents = self.vae.encode(pixels).latent_dist.mode()  # causal 3-D VAE: the clip in one call
+        if progress is not None:
+            progress(frames.shape[0], frames.shape[0])
         return ((latents - self._latent_mean.to(latents.device)) / self._latent_std.to(latents.device)).to(self.dtype)
 
     def decode_latents(self, latents: torch.Tensor, progress=None) -> torch.Tensor:

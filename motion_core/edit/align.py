@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import InputError
+from ..progress import Progress
 from ..video import MAX_SIDE
 from .draw import draw_pose_frames
 from .pose import LEFT_HIP, NECK, POINT_NAMES, RIGHT_HIP, PoseClip, parse_pose_keypoint, to_pose_keypoint
@@ -132,11 +133,11 @@ class AlignedPoses:
 
 
 def align_pose_keypoint(source: object, reference: object, anchor: int = 0, width: int = 0, height: int = 0,
-                        size: str = "torso") -> AlignedPoses:
+                        size: str = "torso", progress: Progress | None = None) -> AlignedPoses:
     """``POSE_KEYPOINT`` in, aligned ``POSE_KEYPOINT`` and pose images out: parse both clips
     (:func:`~motion_core.edit.pose.parse_pose_keypoint`), align the reference on the source
     (:func:`align_reference`), draw it (:func:`~motion_core.edit.draw.draw_pose_frames`; ``width``/
-    ``height`` 0 = the source canvas). Errors name the node's inputs."""
+    ``height`` 0 = the source canvas; ``progress`` per frame drawn). Errors name the node's inputs."""
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIDE:
             raise InputError(name, f"{value!r} is not valid; use 0 (the source canvas) to {MAX_SIDE} pixels")
@@ -147,4 +148,5 @@ def align_pose_keypoint(source: object, reference: object, anchor: int = 0, widt
     text = (f"source: {source_clip.describe()}\nreference: {reference_clip.describe()}\n"
             f"reference scaled ×{similarity.scale:.3f} and moved by ({dx:+.1f}, {dy:+.1f}) px "
             f"({size} measured in frame {anchor})")
-    return AlignedPoses(to_pose_keypoint(aligned), draw_pose_frames(aligned, width, height), similarity, text)
+    return AlignedPoses(to_pose_keypoint(aligned), draw_pose_frames(aligned, width, height, progress), similarity,
+                        text)

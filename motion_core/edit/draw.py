@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..progress import Progress
 from ..video import plan_resize
 from .pose import PoseClip
 
@@ -45,21 +46,28 @@ def limb_colour(index: int) -> tuple[int, int, int]:
     return tuple(int(float(c) * LIMB_SHADE) for c in COLOURS[index])
 
 
-def draw_pose_frames(clip: PoseClip, width: int = 0, height: int = 0) -> torch.Tensor:
+def draw_pose_frames(clip: PoseClip, width: int = 0, height: int = 0, progress: Progress | None = None) -> torch.Tensor:
     """Draw every frame's skeleton: IMAGE frames ``(frames, height, width, 3)`` float32 in [0, 1].
 
     ``width``/``height`` 0 follow the canvas (one 0: the other side with the canvas's aspect ratio);
     another size maps the canvas as frames are resized for a model (scaled to cover, centre-cropped;
     :func:`motion_core.video.plan_resize`), so the skeletons stay on the subject of resized frames.
     Line widths and joint sizes are in output pixels.
+
+    Each frame is drawn into the output as it is made, ``progress(done, frames)`` after each (raising
+    from it cancels): at 8192 pixels a frame is 1 GB, and the clip's frames are held once, not thrice.
     """
     canvas_w, canvas_h = clip.canvas
     (scaled_w, scaled_h), (left, top, out_w, out_h) = plan_resize(canvas_w, canvas_h, width, height)
     # pixel centres map onto pixel centres, as an image resize maps them
     scale = torch.tensor([scaled_w / canvas_w, scaled_h / canvas_h], dtype=torch.float64)
     points = (clip.keypoints + 0.5) * scale - 0.5 - torch.tensor([left, top], dtype=torch.float64)
-    frames = [draw_skeleton(p, ok, (out_w, out_h)) for p, ok in zip(points.tolist(), clip.valid.tolist())]
-    return torch.from_numpy(np.stack(frames)).float() / 255.0
+    images = torch.empty((len(points), out_h, out_w, 3))
+    for index, (p, ok) in enumerate(zip(points.tolist(), clip.valid.tolist())):
+        np.divide(draw_skeleton(p, ok, (out_w, out_h)), np.float32(255), out=images[index].numpy())
+        if progress is not None:
+            progress(index + 1, len(images))
+    return images
 
 
 def draw_skeleton(points, present, size: tuple[int, int]) -> np.ndarray:

@@ -3,6 +3,7 @@
 import pytest
 
 from support.comfy_host import start_host
+from support.schema_fuzz import SUMMARY
 from support.toy_workflows import provide_toy_files
 
 
@@ -19,3 +20,9 @@ def toy_host(comfy):
     """The server with what the workflows' notes tell a user to copy: the toy model and a toy clip."""
     provide_toy_files(comfy)
     return comfy
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz tier's count of graphs and nodes, shown whether or not it passed."""
+    for line in SUMMARY:
+        terminalreporter.write_line(line)

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from support.comfy_host import PACK_FOLDER_NAME, REPO_ROOT, host_version
+from support.comfy_host import PACK_FOLDER_NAME, REPO_ROOT, host_version, pack_nodes
 
 pytestmark = pytest.mark.host_smoke
 
 PUBLIC_INTERFACE = json.loads((Path(__file__).parent / "public_interface.json").read_text())
-
-
-def pack_nodes(object_info: dict) -> dict:
-    module = f"custom_nodes.{PACK_FOLDER_NAME}"
-    return {name: info for name, info in object_info.items() if info.get("python_module") == module}
 
 
 def ordered_inputs(info: dict) -> list[str]:

@@ -60,6 +60,12 @@ def host_version(folder: Path | None = None) -> str:
     return match.group(1) if match else "unknown"
 
 
+def pack_nodes(object_info: dict) -> dict:
+    """The entries of ``GET /object_info`` that this pack registered (by the module that defined them)."""
+    module = f"custom_nodes.{PACK_FOLDER_NAME}"
+    return {name: info for name, info in object_info.items() if info.get("python_module") == module}
+
+
 class PromptRejected(Exception):
     """``POST /prompt`` refused the graph (validation failed before anything ran)."""
 

@@ -99,6 +99,16 @@ def test_an_ade_file_imports_back_to_the_same_adapter(tmp_path, inputs):
         save_ade(adapter, path)
 
 
+def test_a_model_of_another_family_is_refused_by_name(tmp_path):
+    """Found by the fuzz tier: Load Motion LoRA on a ModelScope model made an adapter stamped with that
+    model, which Generate Video then refused saying "the adapter was made for unet3d:…"."""
+    path, _ = save_ade(trained_lora(tiny_unet_motion().requires_grad_(False)), tmp_path / "orbit.safetensors")
+    for family in ("unet3d", "wan"):
+        with pytest.raises(InputError, match=f"^model: motion LoRAs adapt AnimateDiff motion modules; this is a "
+                                             f"{family} model"):
+            load_ade(path, backbone=f"{family}:0123")
+
+
 def test_feed_forward_layers_are_reported_as_left_out():
     unet = tiny_unet_motion().requires_grad_(False)
     tensors, left_out = to_ade(trained_lora(unet, feed_forward=True))

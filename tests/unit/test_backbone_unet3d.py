@@ -48,6 +48,19 @@ def test_prompt_and_video_round_trip_shapes(backbone):
     assert decoded.shape == (8, 32, 48, 3) and 0 <= decoded.min() and decoded.max() <= 1
 
 
+def test_encoding_a_reference_reports_each_frame_resized_then_each_part_encoded(model_folder):
+    """Encode Reference shows this progress and honours a cancel at each report (found by the fuzz
+    tier: at width 8192 the node ran 80 s after a cancel)."""
+    from motion_core.pipeline import encode_reference
+
+    backbone = load_backbone(model_folder, ModelOptions(vae_decode_chunk=4))
+    calls = []
+    latents, fitted = encode_reference(backbone, torch.rand(6, 20, 20, 3), 32, 32,
+                                       progress=lambda done, total: calls.append((done, total)))
+    assert fitted.shape == (6, 32, 32, 3) and latents.samples.shape == (1, 4, 6, 16, 16)
+    assert calls == [(1, 12), (2, 12), (3, 12), (4, 12), (5, 12), (6, 12), (10, 12), (12, 12)]
+
+
 def test_sliced_decode_equals_whole_decode(model_folder):
     latents = torch.randn(1, 4, 6, 8, 8)
     whole = load_backbone(model_folder, ModelOptions(vae_decode_chunk=0)).decode_latents(latents)

@@ -88,3 +88,26 @@ def test_replace_file_swaps_in_the_finished_file_and_keeps_the_old_one_when_writ
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
     replace_file(target, lambda path: path.write_text("new"))
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_a_prefix_with_a_nul_character_is_refused_by_name(tmp_path):
+    """Found by the fuzz tier: 'nul\\x00byte' as Save Motion Adapter's prefix raised a bare ValueError."""
+    with pytest.raises(InputError, match="NUL character") as err:
+        write_numbered_file(tmp_path, "nul\x00byte", ".bin", write_bytes(b"x"))
+    assert err.value.input_name == "filename_prefix" and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("prefix", ["a" * 300, "sub/" + "b" * 300 + "/name", "é" * 110])
+def test_a_prefix_too_long_for_a_file_name_is_refused_by_name(tmp_path, prefix):
+    """Found by the fuzz tier: a 1 200-character prefix raised OSError (errno 36, file name too long).
+    Names are counted in bytes (é is two), with the number and the temporary name's part."""
+    with pytest.raises(InputError, match="too long for a file name") as err:
+        write_numbered_file(tmp_path, prefix, ".bin", write_bytes(b"x"))
+    assert err.value.input_name == "filename_prefix" and not list(tmp_path.iterdir())
+
+
+def test_the_longest_prefix_that_fits_is_written(tmp_path):
+    longest = "a" * (255 - len("_00001.bin") - len(f"..{'0' * 32}.tmp"))
+    assert write_numbered_file(tmp_path, longest, ".bin", write_bytes(b"x")).name == f"{longest}_00001.bin"
+    with pytest.raises(InputError, match="too long"):
+        write_numbered_file(tmp_path, longest + "a", ".bin", write_bytes(b"x"))

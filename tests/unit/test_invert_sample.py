@@ -129,3 +129,15 @@ def test_a_latent_preview_sees_each_steps_clean_estimate_before_its_progress(bac
 def test_bad_step_count_is_named(backbone, latents):
     with pytest.raises(InputError, match="^steps: 0 is not valid"):
         backbone.sampling.sample(lambda x, t: x, latents, 0)
+
+
+@pytest.mark.parametrize("direction", ["sample", "invert"])
+def test_a_step_count_past_the_schedule_is_named_with_the_largest_that_fits(backbone, latents, direction):
+    """Found by the fuzz tier: Generate Video at its maximum, 1000 steps, raised an IndexError ("index
+    1000 is out of bounds") on every model whose scheduler has steps_offset 1 (leading spacing puts the
+    first timestep at 1000); Invert Video did the same at its last step."""
+    calls = []
+    with pytest.raises(InputError, match=r"^steps: 1000 steps run past the end of this model's noise schedule "
+                                         r"\(1000 timesteps, shifted by its steps_offset 1\); use at most 999$"):
+        getattr(backbone.sampling, direction)(lambda x, t: calls.append(t) or x, latents, 1000)
+    assert not calls, "refused before any model call"

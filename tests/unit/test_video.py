@@ -325,6 +325,27 @@ def test_fit_frames_rounds_down_to_the_multiple_by_cover_and_centre_crop():
     assert fit_frames(columns, 4, width=8, height=8).shape == (3, 8, 8, 3)
 
 
+def test_fit_frames_resizes_frame_by_frame_as_the_whole_clip_at_once_and_can_be_cancelled():
+    """One frame at a time (found by the fuzz tier: Encode Reference at width 8192 scaled the whole
+    clip to 8192 x 8192 before cropping 32 rows, 7 GB and 80 s that a cancel could not stop)."""
+    from motion_core.video import fit_frames
+
+    frames = torch.rand(4, 20, 28, 3)
+    whole = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2), size=(48, 67), mode="bicubic",
+                                            antialias=True, align_corners=False)  # cover 64 x 48
+    expected = whole[:, :, :, 1:65].clamp(0, 1).permute(0, 2, 3, 1)
+    reports = []
+    assert torch.equal(fit_frames(frames, 8, 64, 48, progress=lambda done, total: reports.append((done, total))),
+                       expected)
+    assert reports == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+    def cancel(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_frames(frames, 8, 64, 48, progress=cancel)
+
+
 def test_fit_frames_names_a_size_that_is_no_multiple():
     from motion_core.video import fit_frames
 
