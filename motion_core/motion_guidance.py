@@ -43,9 +43,15 @@ noised with fresh noise at the step's level (the paper's default), or the clean 
 (the released code's variant for complex motion)."""
 
 
+GUIDANCE_DEFAULTS: dict = {"fraction": 0.2, "adam_steps": 3, "lr": 3e-3, "latent_weight": 20.0,
+                           "difference_weight": 5.0, "regulariser": 0.9, "seed": 0, "estimate": "noised"}
+"""The settings of :class:`MotionGuidance` besides the reference at their defaults, the released code's
+(10 of 50 steps, 3 Adam steps at lr 3e-3, α 20, β 5, 10 % of the sideways velocity kept)."""
+
+
 @dataclass(frozen=True)
 class MotionGuidance:
-    """Settings of FlowMotion's guidance, with the reference it follows; defaults are the released code's.
+    """Settings of FlowMotion's guidance, with the reference it follows; defaults: :data:`GUIDANCE_DEFAULTS`.
 
     Attributes:
         reference: clean latents of the reference clip ``(1, c, f, h, w)`` (Encode Reference), of the
@@ -62,14 +68,14 @@ class MotionGuidance:
     """
 
     reference: VideoLatents
-    fraction: float = 0.2
-    adam_steps: int = 3
-    lr: float = 3e-3
-    latent_weight: float = 20.0
-    difference_weight: float = 5.0
-    regulariser: float = 0.9
-    seed: int = 0
-    estimate: str = "noised"
+    fraction: float = GUIDANCE_DEFAULTS["fraction"]
+    adam_steps: int = GUIDANCE_DEFAULTS["adam_steps"]
+    lr: float = GUIDANCE_DEFAULTS["lr"]
+    latent_weight: float = GUIDANCE_DEFAULTS["latent_weight"]
+    difference_weight: float = GUIDANCE_DEFAULTS["difference_weight"]
+    regulariser: float = GUIDANCE_DEFAULTS["regulariser"]
+    seed: int = GUIDANCE_DEFAULTS["seed"]
+    estimate: str = GUIDANCE_DEFAULTS["estimate"]
 
     def validate(self) -> MotionGuidance:
         """The settings, checked; :class:`InputError` names the Motion Guidance node's input."""
