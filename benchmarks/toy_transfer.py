@@ -15,9 +15,9 @@ Rows: no training with each initial-noise strategy (``random`` is the no-referen
 method of ``motion_core.toy.methods`` from fresh random noise (what the adapter alone carries, without
 the inverted noise's help), from the blend of inverted and fresh noise (p 0.5) and from the inverted
 noise itself (``direct``); the training-free ``flowmotion`` (no adapter: fresh noise, its latent guided
-toward the reference in the first sampling steps, ``motion_core.motion_guidance``; ``--guidance``
-changes its settings); each read against the no-training row of the same noise, reference and seed
-(the paired difference, with its 95 % bootstrap interval).
+toward the reference in the first sampling steps, ``motion_core.motion_guidance``; one row per
+``--guidance`` variant, e.g. ``--guidance "" lr=0.01``); each read against the no-training row of the
+same noise, reference and seed (the paired difference, with its 95 % bootstrap interval).
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ TRAINING_FREE = ("flowmotion",)
 """Training-free methods: FlowMotion's latent guidance, from fresh noise as in its paper."""
 
 
-def guidance_settings(pairs: list[str]) -> dict:
-    """``--guidance`` values ``name=value`` as :class:`MotionGuidance` fields, typed as their defaults."""
+def guidance_settings(variant: str) -> dict:
+    """A ``--guidance`` variant ``name=value,name=value`` (empty: the defaults) as :class:`MotionGuidance`
+    fields, typed as their defaults."""
     defaults, settings = GUIDANCE_DEFAULTS, {}
-    for pair in pairs:
+    for pair in filter(None, variant.split(",")):
         name, _, value = pair.partition("=")
         if name not in defaults:
             raise SystemExit(f"--guidance: {name!r} is not a setting; use {', '.join(defaults)}")
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
                                                          case.colour, case.target)
         inverted = invert_reference(backbone, reference, args.inversion_steps)
         for seed in range(args.seeds):
-            for strategy in NO_TRAINING_NOISE:
+            for strategy in args.no_training_noise:
                 frames = generated(make_noise(inverted, strategy, seed), target)
                 scores[f"no training · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
             for method in methods:
@@ -139,11 +140,13 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
                     scores[f"{method.name} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
                                                                                                   colour)
             for name in args.training_free:  # FlowMotion: fresh noise, the latent guided toward the reference
-                started = time.time()
-                guidance = MotionGuidance(reference, seed=seed, **guidance_settings(args.guidance))
-                frames = generated(make_noise(inverted, "random", seed), target, guidance=guidance)
-                train_seconds[name].append(time.time() - started)
-                scores[f"{name} · random"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
+                for variant in args.guidance:
+                    label = f"{name} ({variant})" if variant else name
+                    started = time.time()
+                    guidance = MotionGuidance(reference, **{"seed": seed, **guidance_settings(variant)})
+                    frames = generated(make_noise(inverted, "random", seed), target, guidance=guidance)
+                    train_seconds[label].append(time.time() - started)
+                    scores[f"{label} · random"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
             print(f"reference {index + 1}/{args.references}, seed {seed + 1}/{args.seeds} done", file=sys.stderr,
                   flush=True)
     return scores, {name: float(np.mean(seconds)) for name, seconds in train_seconds.items()}
@@ -173,9 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--training-free", nargs="*", default=list(TRAINING_FREE), choices=list(TRAINING_FREE))
-    parser.add_argument("--guidance", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="FlowMotion settings other than the defaults (MotionGuidance fields: fraction, "
-                             "adam_steps, lr, latent_weight, difference_weight, regulariser, estimate)")
+    parser.add_argument("--guidance", nargs="+", default=[""], metavar="NAME=VALUE,...",
+                        help="FlowMotion variants, one row each: settings other than the defaults (MotionGuidance "
+                             "fields: fraction, adam_steps, lr, latent_weight, difference_weight, regulariser, "
+                             "estimate), e.g. \"\" lr=0.01 lr=0.01,estimate=clean; \"\" = the defaults")
+    parser.add_argument("--no-training-noise", nargs="*", default=list(NO_TRAINING_NOISE),
+                        choices=list(NO_TRAINING_NOISE), help="the no-training rows to make (random: the "
+                                                              "baseline of the methods' and flowmotion's rows)")
     parser.add_argument("--steps", type=int, default=300, help="adapter training steps")
     parser.add_argument("--inversion-steps", type=int, default=25)
     parser.add_argument("--sampling-steps", type=int, default=25)
@@ -191,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(\"a blue circle moving\"); {model.FRAMES} frames × {model.WIDTH}×{model.HEIGHT}; adapters trained "
             f"{args.steps} steps at each kind's default lr and each method's training timesteps; inversion "
             f"{args.inversion_steps} steps, sampling "
-            f"{args.sampling_steps} steps, cfg {args.cfg}; flowmotion: MotionGuidance defaults"
-            + "".join(f", {pair}" for pair in args.guidance) + ". Fidelity: cosine of per-frame displacements "
+            f"{args.sampling_steps} steps, cfg {args.cfg}; flowmotion: MotionGuidance defaults unless its row "
+            "says otherwise. Fidelity: cosine of per-frame displacements "
             "(`tracker.motion_fidelity`; lost or static objects count 0); intervals: percentile bootstrap of the "
             "mean; \"− no training\": the paired difference from the no-training clip of the same noise, "
             "reference and seed.\n\n" + table(header, rows)

@@ -24,7 +24,6 @@ guidance runs on every family: DDPM/DDIM (ε or v) and flow matching (Wan). Late
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,7 @@ import torch
 
 from .errors import InputError
 from .progress import Progress
-from .sampling import DenoiseFn, Sampling
+from .sampling import DenoiseFn, LatentGuide, Sampling
 
 if TYPE_CHECKING:
     from .pipeline import VideoLatents
@@ -214,19 +213,25 @@ class LatentGuidance:
             for _ in range(self.settings.adam_steps):
                 if self.progress is not None:
                     self.progress(index, self.steps)
-                with torch.no_grad():  # the stop-gradient: the model's output is a constant here
-                    prediction = self.denoise(latent.detach().to(x.dtype), t).clone()
-                x0_hat = self.sampling.x0_from(prediction, latent, t)
-                if mean_velocity is not None:
-                    x0_hat = x0_hat + self.regularisation(latent.detach(), x0_hat.detach(), t, mean_velocity)
-                loss, terms = guidance_loss(x0_hat, reference, self.settings.latent_weight,
-                                            self.settings.difference_weight)
+                loss, terms = guidance_loss(self.estimate(latent, t, x.dtype, mean_velocity), reference,
+                                            self.settings.latent_weight, self.settings.difference_weight)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward(inputs=[latent])
                 optimiser.step()
                 if self.history is not None:
                     self.history.append({"step": index, **terms})
         return latent.detach().to(x.dtype)
+
+    def estimate(self, latent: torch.Tensor, t: torch.Tensor, dtype: torch.dtype,
+                 mean_velocity: torch.Tensor | None) -> torch.Tensor:
+        """The target's ``x0_hat`` at the fp32 ``latent`` (differentiable in it), regularised from the
+        second guided step on; the model runs in ``dtype``."""
+        with torch.no_grad():  # the stop-gradient: the model's output is a constant of the step
+            prediction = self.denoise(latent.detach().to(dtype), t).clone()
+        x0_hat = self.sampling.x0_from(prediction, latent, t)
+        if mean_velocity is None:
+            return x0_hat
+        return x0_hat + self.regularisation(latent.detach(), x0_hat.detach(), t, mean_velocity)
 
     @torch.no_grad()
     def reference_estimate(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -262,7 +267,7 @@ class LatentGuidance:
 
 def guide_for(settings: MotionGuidance | None, sampling: Sampling, denoise: DenoiseFn, reference_denoise: DenoiseFn,
               steps: int, progress: Progress | None = None,
-              history: list[dict[str, float]] | None = None) -> Callable | None:
+              history: list[dict[str, float]] | None = None) -> LatentGuide | None:
     """The sampler's ``guide`` for ``settings`` (None without settings or with no guided step, so that
     sampling is then exactly the unguided one)."""
     if settings is None or guided_step_count(settings.fraction, steps) == 0:
