@@ -14,8 +14,10 @@ scored by the tracker (``motion_core.toy.evaluate.score_transfer``):
 Rows: no training with each initial-noise strategy (``random`` is the no-reference baseline); each
 method of ``motion_core.toy.methods`` from fresh random noise (what the adapter alone carries, without
 the inverted noise's help), from the blend of inverted and fresh noise (p 0.5) and from the inverted
-noise itself (``direct``), each read against the no-training row of the same noise, reference and
-seed (the paired difference, with its 95 % bootstrap interval).
+noise itself (``direct``); the training-free ``flowmotion`` (no adapter: fresh noise, its latent guided
+toward the reference in the first sampling steps, ``motion_core.motion_guidance``; one row per
+``--guidance`` variant, e.g. ``--guidance "" lr=0.01``); each read against the no-training row of the
+same noise, reference and seed (the paired difference, with its 95 % bootstrap interval).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import mean_and_interval, table, write_section  # noqa: E402
+from motion_core.motion_guidance import GUIDANCE_DEFAULTS, MotionGuidance  # noqa: E402
 from motion_core.backbones.base import ModelOptions, VideoBackbone  # noqa: E402
 from motion_core.backbones import load_backbone  # noqa: E402
 from motion_core.pipeline import (VideoLatents, decode, encode_reference, generate, invert_reference,  # noqa: E402
@@ -46,6 +49,20 @@ ROOT = Path(__file__).resolve().parents[1]
 NO_TRAINING_NOISE = ("random", "direct", "blend", "low_frequency", "blend_low_frequency", "freeinit")
 METHOD_NOISE = ("random", "blend", "direct")
 """The noises every method samples from: fresh, half inverted (p 0.5), inverted."""
+TRAINING_FREE = ("flowmotion",)
+"""Training-free methods: FlowMotion's latent guidance, from fresh noise as in its paper."""
+
+
+def guidance_settings(variant: str) -> dict:
+    """A ``--guidance`` variant ``name=value,name=value`` (empty: the defaults) as :class:`MotionGuidance`
+    fields, typed as their defaults."""
+    defaults, settings = GUIDANCE_DEFAULTS, {}
+    for pair in filter(None, variant.split(",")):
+        name, _, value = pair.partition("=")
+        if name not in defaults:
+            raise SystemExit(f"--guidance: {name!r} is not a setting; use {', '.join(defaults)}")
+        settings[name] = type(defaults[name])(value)
+    return settings
 
 
 def references(count: int) -> list[world.Clip]:
@@ -86,8 +103,9 @@ def load_toy_model(path: str) -> VideoBackbone:
 
 def sampler(backbone: VideoBackbone, steps: int, cfg: float) -> Callable[..., np.ndarray]:
     """``sample(noise, prompt, adapters=())``: decoded frames ``(f, h, w, 3)`` in [0, 1], as numpy."""
-    def sample(noise: VideoLatents, prompt: str, adapters=()) -> np.ndarray:
-        return decode(backbone, generate(backbone, noise, prompt, steps=steps, cfg=cfg, adapters=adapters)).numpy()
+    def sample(noise: VideoLatents, prompt: str, adapters=(), guidance: MotionGuidance | None = None) -> np.ndarray:
+        return decode(backbone, generate(backbone, noise, prompt, steps=steps, cfg=cfg, adapters=adapters,
+                                         guidance=guidance)).numpy()
 
     return sample
 
@@ -108,7 +126,7 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
                                                          case.colour, case.target)
         inverted = invert_reference(backbone, reference, args.inversion_steps)
         for seed in range(args.seeds):
-            for strategy in NO_TRAINING_NOISE:
+            for strategy in args.no_training_noise:
                 frames = generated(make_noise(inverted, strategy, seed), target)
                 scores[f"no training · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
             for method in methods:
@@ -121,6 +139,14 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
                     frames = generated(make_noise(inverted, strategy, seed), target, [(adapter, 1.0)])
                     scores[f"{method.name} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
                                                                                                   colour)
+            for name in args.training_free:  # FlowMotion: fresh noise, the latent guided toward the reference
+                for variant in args.guidance:
+                    label = f"{name} ({variant})" if variant else name
+                    started = time.time()
+                    guidance = MotionGuidance(reference, **{"seed": seed, **guidance_settings(variant)})
+                    frames = generated(make_noise(inverted, "random", seed), target, guidance=guidance)
+                    train_seconds[label].append(time.time() - started)
+                    scores[f"{label} · random"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
             print(f"reference {index + 1}/{args.references}, seed {seed + 1}/{args.seeds} done", file=sys.stderr,
                   flush=True)
     return scores, {name: float(np.mean(seconds)) for name, seconds in train_seconds.items()}
@@ -148,7 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="models/toy-t2v")
     parser.add_argument("--references", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--training-free", nargs="*", default=list(TRAINING_FREE), choices=list(TRAINING_FREE))
+    parser.add_argument("--guidance", nargs="+", default=[""], metavar="NAME=VALUE,...",
+                        help="FlowMotion variants, one row each: settings other than the defaults (MotionGuidance "
+                             "fields: fraction, adam_steps, lr, latent_weight, difference_weight, regulariser, "
+                             "estimate), e.g. \"\" lr=0.01 lr=0.01,estimate=clean; \"\" = the defaults")
+    parser.add_argument("--no-training-noise", nargs="*", default=list(NO_TRAINING_NOISE),
+                        choices=list(NO_TRAINING_NOISE), help="the no-training rows to make (random: the "
+                                                              "baseline of the methods' and flowmotion's rows)")
     parser.add_argument("--steps", type=int, default=300, help="adapter training steps")
     parser.add_argument("--inversion-steps", type=int, default=25)
     parser.add_argument("--sampling-steps", type=int, default=25)
@@ -164,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
             f"(\"a blue circle moving\"); {model.FRAMES} frames × {model.WIDTH}×{model.HEIGHT}; adapters trained "
             f"{args.steps} steps at each kind's default lr and each method's training timesteps; inversion "
             f"{args.inversion_steps} steps, sampling "
-            f"{args.sampling_steps} steps, cfg {args.cfg}. Fidelity: cosine of per-frame displacements "
+            f"{args.sampling_steps} steps, cfg {args.cfg}; flowmotion: MotionGuidance defaults unless its row "
+            "says otherwise. Fidelity: cosine of per-frame displacements "
             "(`tracker.motion_fidelity`; lost or static objects count 0); intervals: percentile bootstrap of the "
             "mean; \"− no training\": the paired difference from the no-training clip of the same noise, "
             "reference and seed.\n\n" + table(header, rows)
-            + "\n\nTraining time per adapter (s): "
+            + "\n\nTraining time per adapter (s; flowmotion: its guided sampling, one video): "
             + ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()) + "\n")
     print(body)
     if args.write:

@@ -28,6 +28,7 @@ import torch.nn as nn
 from .adapters import ADAPTER_KINDS, AdapterUse, MotionAdapter, make_view
 from .backbones.base import VideoBackbone
 from .errors import InputError
+from .motion_guidance import MotionGuidance, guide_for
 from .noise import initial_noise
 from .objectives import ObjectiveSpec
 from .progress import LatentPreview, Progress
@@ -307,18 +308,45 @@ def make_noise(inverted: VideoLatents, strategy: str = "direct", seed: int = 0,
 
 def generate(backbone: VideoBackbone, noise: VideoLatents, prompt: str, negative_prompt: str = "",
              steps: int = 50, cfg: float = 9.0, adapters: AdapterStack = (),
-             progress: Progress | None = None, preview: LatentPreview | None = None) -> VideoLatents:
+             progress: Progress | None = None, preview: LatentPreview | None = None,
+             guidance: MotionGuidance | None = None) -> VideoLatents:
     """Sampling with classifier-free guidance from ``noise`` (the family's sampler: DDIM for discrete
-    diffusion): clean latents of the new video; ``preview`` sees each step's clean-latent estimate."""
+    diffusion): clean latents of the new video; ``preview`` sees each step's clean-latent estimate.
+
+    ``guidance``: FlowMotion's training-free motion guidance toward a reference clip in the first
+    steps (:mod:`motion_core.motion_guidance`), with the adapters applied as in every step; it
+    changes the latent only, never the model.
+    """
     x_T = latent_samples(noise, backbone, True, "noise")
     if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not 0 <= cfg <= 100:
         raise InputError("cfg", f"{cfg!r} is not valid; use a guidance scale from 0 to 100 (1 = no guidance)")
+    if guidance is not None:
+        check_guidance(guidance, backbone, x_T)
     cond = backbone.encode_prompt([prompt])
     uncond = backbone.encode_prompt([negative_prompt]) if cfg != 1 else None
+    empty = backbone.encode_prompt([""]) if guidance is not None else None
     with torch.no_grad(), adapted_denoiser(backbone, adapters) as module:
-        x0 = backbone.sampling.sample(guided(partial(backbone.call_denoiser, module), cond, uncond, cfg),
-                                      x_T.to(backbone.device, backbone.dtype), steps, progress, preview)
+        denoise = guided(partial(backbone.call_denoiser, module), cond, uncond, cfg)
+        guide = guide_for(guidance, backbone.sampling, denoise,
+                          guided(partial(backbone.call_denoiser, module), empty) if empty is not None else None,
+                          steps, progress)
+        x0 = backbone.sampling.sample(denoise, x_T.to(backbone.device, backbone.dtype), steps, progress, preview,
+                                      guide)
     return VideoLatents(x0, backbone.fingerprint)
+
+
+def check_guidance(guidance: MotionGuidance, backbone: VideoBackbone, x_T: torch.Tensor,
+                   input_name: str = "motion_guidance") -> None:
+    """Motion guidance usable with ``backbone`` and noise ``x_T`` ``(b, c, f, h, w)``: valid settings, a
+    reference of this model and of the noise's frames and size (:class:`InputError` naming ``input_name``)."""
+    if not isinstance(guidance, MotionGuidance):
+        raise InputError(input_name, f"expected the output of Motion Guidance, got {type(guidance).__name__}")
+    guidance.validate()
+    reference = latent_samples(guidance.reference, backbone, False, input_name)
+    if tuple(reference.shape[1:]) != tuple(x_T.shape[1:]):
+        raise InputError(input_name, f"the reference latents are {tuple(reference.shape[1:])} (channels, frames, "
+                                     f"height, width) but the noise is {tuple(x_T.shape[1:])}; encode the reference "
+                                     "at the size and frame count of the video to generate")
 
 
 def decode(backbone: VideoBackbone, latents: VideoLatents, progress: Progress | None = None) -> torch.Tensor:

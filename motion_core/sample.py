@@ -15,6 +15,7 @@ import torch
 
 from .errors import InputError
 from .progress import LatentPreview, Progress
+from .sampling import LatentGuide
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -62,15 +63,19 @@ def set_timesteps(scheduler, steps: int, input_name: str = "steps") -> None:
 
 
 def run_scheduler(scheduler, eps: EpsFn, x: torch.Tensor, steps: int, progress: Progress | None = None,
-                  preview: LatentPreview | None = None) -> torch.Tensor:
+                  preview: LatentPreview | None = None, guide: LatentGuide | None = None) -> torch.Tensor:
     """Step ``x`` through ``scheduler``'s ``steps`` timesteps: one noise prediction per step.
 
+    Before each prediction ``guide(x, t, index)`` may replace the latent the step starts from (DDIM's
+    step is a function of that latent, t and the prediction alone, so it continues from any latent).
     After each step ``preview(x0_hat)`` sees the step's clean-latent estimate (the scheduler's
     ``pred_original_sample``), then ``progress(done, steps)``, which may raise to cancel.
     """
     check_steps(steps)
     set_timesteps(scheduler, steps)
     for done, t in enumerate(scheduler.timesteps, start=1):
+        if guide is not None:
+            x = guide(x, t, done - 1)
         step = scheduler.step(eps(x, t), t, x)
         x = step.prev_sample
         if preview is not None:
@@ -101,6 +106,8 @@ def guided(predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 
 
 def sample(eps: EpsFn, x_T: torch.Tensor, scheduler_config: dict, steps: int = 50,
-           progress: Progress | None = None, preview: LatentPreview | None = None) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0) from ``x_T`` to clean latents, ``steps`` noise predictions."""
-    return run_scheduler(ddim_scheduler(scheduler_config), eps, x_T, steps, progress, preview)
+           progress: Progress | None = None, preview: LatentPreview | None = None,
+           guide: LatentGuide | None = None) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from ``x_T`` to clean latents, ``steps`` noise predictions; ``guide``
+    as in :func:`run_scheduler`."""
+    return run_scheduler(ddim_scheduler(scheduler_config), eps, x_T, steps, progress, preview, guide)

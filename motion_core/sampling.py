@@ -30,6 +30,11 @@ from .progress import LatentPreview, Progress
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``denoise(x (b, c, f, h, w), t) -> prediction`` in the family's parameterisation (guidance included)."""
 
+LatentGuide = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""``guide(x (b, c, f, h, w), t, index) -> x``: called by a sampler before the denoiser call of its step
+``index`` (0-based, at timestep ``t``); the step continues from the latent it returns (``x`` itself to
+change nothing). Training-free guidance that edits the latent (FlowMotion, docs/METHODS.md §11) enters here."""
+
 ABAR_FLOOR = 1e-9
 """Smallest ``abar_t`` an x0 estimate divides by (``sqrt`` = 3.2e-5).
 
@@ -197,9 +202,10 @@ class Sampling(ABC):
 
     @abstractmethod
     def sample(self, denoise: DenoiseFn, x_T: torch.Tensor, steps: int, progress: Progress | None = None,
-               preview: LatentPreview | None = None) -> torch.Tensor:
+               preview: LatentPreview | None = None, guide: LatentGuide | None = None) -> torch.Tensor:
         """Deterministic sampling from noise ``x_T`` to clean latents with ``steps`` denoiser calls;
-        ``preview`` sees each step's clean-latent estimate."""
+        ``preview`` sees each step's clean-latent estimate; ``guide`` may move the latent before each
+        step's denoiser call (:data:`LatentGuide`)."""
 
     @abstractmethod
     def invert(self, denoise: DenoiseFn, x0: torch.Tensor, steps: int, progress: Progress | None = None,
@@ -282,10 +288,10 @@ class DiscreteDiffusion(Sampling):
             return epsilon_signal(prediction, x_t, abar)
         return abar.sqrt() * self.x0_from(prediction, x_t, t)
 
-    def sample(self, denoise, x_T, steps, progress=None, preview=None):
+    def sample(self, denoise, x_T, steps, progress=None, preview=None, guide=None):
         from .sample import sample
 
-        return sample(denoise, x_T, self.scheduler_config, steps, progress, preview)
+        return sample(denoise, x_T, self.scheduler_config, steps, progress, preview, guide)
 
     def invert(self, denoise, x0, steps, progress=None, preview=None):
         from .invert import invert
@@ -353,10 +359,12 @@ class FlowMatching(Sampling):
         check_steps(steps)
         return flow_shift(torch.arange(steps, -1, -1, dtype=torch.float64) / steps, self.shift)
 
-    def _euler(self, denoise, x, sigmas, progress, preview):
+    def _euler(self, denoise, x, sigmas, progress, preview, guide=None):
         steps = len(sigmas) - 1
         for done, (here, there) in enumerate(zip(sigmas[:-1], sigmas[1:]), start=1):
             t = torch.full((x.shape[0],), float(here) * self.TIMESTEP_SCALE, device=x.device)
+            if guide is not None:
+                x = guide(x, t, done - 1)
             velocity = denoise(x, t).to(x.dtype)
             if preview is not None:
                 preview(x - float(here) * velocity)  # x0_hat = x_σ − σ·v
@@ -365,8 +373,8 @@ class FlowMatching(Sampling):
                 progress(done, steps)
         return x
 
-    def sample(self, denoise, x_T, steps, progress=None, preview=None):
-        return self._euler(denoise, x_T, self.grid(steps), progress, preview)
+    def sample(self, denoise, x_T, steps, progress=None, preview=None, guide=None):
+        return self._euler(denoise, x_T, self.grid(steps), progress, preview, guide)
 
     def invert(self, denoise, x0, steps, progress=None, preview=None):
         return self._euler(denoise, x0, self.grid(steps).flip(0), progress, preview)

@@ -1,10 +1,16 @@
 """Nodes that make new videos: inversion of the reference, initial noise, guided sampling."""
 
 from ..motion_core.adapters.embeddings import DEBIAS_MODES
+from ..motion_core.motion_guidance import (
+    GUIDANCE_DEFAULTS,
+    REFERENCE_ESTIMATES,
+    MotionGuidance,
+)
 from ..motion_core.noise import STRATEGIES
 from ..motion_core.pipeline import generate, invert_reference, make_noise, scaled_stack
 from ._comfy import CATEGORY, Progress, io, node_id, use_model
 from .types import Adapter, Latents, VideoModel
+from .types import MotionGuidance as MotionGuidanceType
 
 
 def _strength_input():
@@ -114,6 +120,10 @@ class GenerateVideo(io.ComfyNode):
                                tooltip="Motion embeddings only (Motion Inversion's inference debiasing): object "
                                        "and hybrid motion use the frame differences of the value embedding, "
                                        "camera motion drops it, none uses it as trained."),
+                MotionGuidanceType.Input("motion_guidance", optional=True,
+                                         tooltip="Optional training-free motion (FlowMotion), from Motion "
+                                                 "Guidance: the first steps steer the video toward the "
+                                                 "reference's motion. Works with or without an adapter."),
             ],
             outputs=[Latents.Output("latents", display_name="latents",
                                     tooltip="The new video's latents, for Decode Video.")],
@@ -121,13 +131,65 @@ class GenerateVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, noise, prompt, negative_prompt, steps, cfg, adapter_strength, adapter=None,
-                debias=DEBIAS_MODES[0]) -> io.NodeOutput:
+                debias=DEBIAS_MODES[0], motion_guidance=None) -> io.NodeOutput:
         adapters = scaled_stack(adapter, adapter_strength, debias=debias)
         use_model(model, "sample", noise.samples.shape)
         progress = Progress(steps, latent_format=model.latent_format)
         latents = generate(model, noise, prompt, negative_prompt, steps, cfg, adapters, progress,
-                           progress.latents if progress.shows_latents else None)
+                           progress.latents if progress.shows_latents else None, guidance=motion_guidance)
         return io.NodeOutput(latents)
 
 
-NODES = [InvertVideo, InitialNoise, GenerateVideo]
+class MotionGuidanceNode(io.ComfyNode):
+    """FlowMotion's training-free motion guidance: the reference and how strongly it steers."""
+
+    @classmethod
+    def define_schema(cls):
+        default = GUIDANCE_DEFAULTS
+        return io.Schema(
+            node_id=node_id("MotionGuidance"),
+            display_name="Motion Guidance",
+            category=CATEGORY,
+            description="Training-free motion transfer (FlowMotion): during Generate Video's first steps the "
+                        "video being made is nudged so that its frame-to-frame changes follow the reference "
+                        "clip's. No adapter to train; costs a few extra model calls in those steps.",
+            inputs=[
+                Latents.Input("latents", tooltip="The reference clip, from Encode Reference, at the size and "
+                                                 "frame count of the video to generate."),
+                io.Float.Input("guided_fraction", default=default["fraction"], min=0.0, max=1.0, step=0.05,
+                               tooltip="Share of the sampling steps that are guided, from the first: 0.2 guides "
+                                       "10 of 50 (FlowMotion). More follows the reference more closely and "
+                                       "takes longer; 0 switches guidance off."),
+                io.Int.Input("adam_steps", default=default["adam_steps"], min=1, max=100,
+                             tooltip="Nudges per guided step (FlowMotion: 3). Each costs one model call."),
+                io.Float.Input("lr", default=default["lr"], min=1e-5, max=1.0, step=1e-4, round=False,
+                               tooltip="Size of each nudge (FlowMotion: 0.003; its authors advise up to 0.01 "
+                                       "for hard motions)."),
+                io.Float.Input("latent_weight", default=default["latent_weight"], min=0.0, max=1000.0, step=0.5,
+                               tooltip="How much the video's layout is pulled toward the reference's (FlowMotion: "
+                                       "20). Lower it if the reference's look shows through."),
+                io.Float.Input("difference_weight", default=default["difference_weight"], min=0.0, max=1000.0,
+                               step=0.5, tooltip="How much the changes between frames are pulled toward the "
+                                                 "reference's: the motion itself (FlowMotion: 5)."),
+                io.Float.Input("velocity_regulariser", default=default["regulariser"], min=0.0, max=1.0,
+                               step=0.05, tooltip="Keeps the nudges along the path sampling has taken so far, "
+                                                  "for smooth motion: 0.9 as FlowMotion, 0 off."),
+                io.Int.Input("seed", default=default["seed"], min=0, max=2**63 - 1, control_after_generate=True,
+                             tooltip="Seed of the fresh noise the reference is compared through."),
+                io.Combo.Input("reference_estimate", options=list(REFERENCE_ESTIMATES), default=default["estimate"],
+                               tooltip="noised: compare with the model's view of the reference at the same "
+                                       "noise level (FlowMotion). clean: with the reference itself (its "
+                                       "authors' variant for complex motion)."),
+            ],
+            outputs=[MotionGuidanceType.Output("motion_guidance", display_name="motion_guidance",
+                                               tooltip="The guidance, for Generate Video's motion_guidance.")],
+        )
+
+    @classmethod
+    def execute(cls, latents, guided_fraction, adam_steps, lr, latent_weight, difference_weight,
+                velocity_regulariser, seed, reference_estimate) -> io.NodeOutput:
+        return io.NodeOutput(MotionGuidance(latents, guided_fraction, adam_steps, lr, latent_weight, difference_weight,
+                                            velocity_regulariser, seed, reference_estimate).validate())
+
+
+NODES = [InvertVideo, InitialNoise, GenerateVideo, MotionGuidanceNode]

@@ -19,6 +19,10 @@ Adapter = custom_type("ADAPTER")
 """A trained motion (``motion_core.adapters.MotionAdapter``), or a stack of them with strengths and settings
 (a tuple of ``motion_core.adapters.AdapterUse``, from Combine Motion Adapters); never changed once made."""
 
+MotionGuidance = custom_type("MOTION_GUIDANCE")
+"""FlowMotion's training-free guidance toward a reference clip, for Generate Video
+(``motion_core.motion_guidance.MotionGuidance``: the reference latents and the settings); never changed."""
+
 Objective = custom_type("OBJECTIVE")
 """A motion objective spec: the JSON-able dict of ``ObjectiveSpec.to_dict``."""
 

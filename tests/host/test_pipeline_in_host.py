@@ -183,3 +183,22 @@ def run_and_check(comfy, graph) -> str:
     assert run.status == "success", run.error
     assert len(run.outputs("10")["images"]) == FRAMES
     return run.outputs("11")["text"][0].removeprefix("saved ") if "11" in graph else ""
+
+
+def test_motion_guidance_steers_generate_video_with_progress_and_no_adapter(prepared):
+    """Encode → Motion Guidance → Generate Video (fresh noise, no adapter, guidance on its appended
+    input) → Decode → SaveImage: the training-free graph, its progress ending at the sampler's steps."""
+    graph = transfer_graph(train_steps=1, prefix="guided")
+    for training_only in ("4", "5", "11", "12"):
+        del graph[training_only]
+    graph["7"]["inputs"]["strategy"] = "random"
+    graph["13"] = {"class_type": "MTX_MotionGuidance",
+                   "inputs": {"latents": ["3", 0], "guided_fraction": 0.5, "adam_steps": 2, "lr": 0.01,
+                              "latent_weight": 20.0, "difference_weight": 5.0, "velocity_regulariser": 0.9,
+                              "seed": 0, "reference_estimate": "noised"}}
+    del graph["8"]["inputs"]["adapter"]
+    graph["8"]["inputs"]["motion_guidance"] = ["13", 0]
+    run = prepared.run(graph, timeout=600)
+    assert run.status == "success", run.error
+    assert [(data["value"], data["max"]) for data in run.of_type("progress") if data["node"] == "8"][-1] == (4, 4)
+    assert len(run.outputs("10")["images"]) == FRAMES

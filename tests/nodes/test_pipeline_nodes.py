@@ -264,3 +264,54 @@ def test_cancel_during_training_outputs_nothing_and_changes_nothing(nodes, model
         train(nodes, model, reference, steps=50)
     assert len(calls) == 2
     assert all(torch.equal(before[name], tensor) for name, tensor in model.unet.state_dict().items())
+
+
+GUIDANCE = {"guided_fraction": 0.5, "adam_steps": 2, "lr": 0.05, "latent_weight": 20.0, "difference_weight": 5.0,
+            "velocity_regulariser": 0.9, "seed": 0, "reference_estimate": "noised"}
+
+
+def guided_generate(nodes, model, reference, guidance, adapter=None):
+    (noise,) = run(nodes.generation.InitialNoise, run(nodes.generation.InvertVideo, model, reference, STEPS, "", 1.0)[0],
+                   "random", 0.0, 7)
+    (latents,) = run(nodes.generation.GenerateVideo, model, noise, "a red square", "", STEPS, 4.0, 1.0, adapter,
+                     "object", guidance)
+    return latents
+
+
+def test_motion_guidance_steers_generate_video_without_changing_the_model(nodes, model, reference):
+    """Motion Guidance → Generate Video's appended motion_guidance, in inference mode as ComfyUI runs
+    nodes: the video changes, the shared model does not; guided_fraction 0 is the unguided video."""
+    before = {name: tensor.clone() for name, tensor in model.unet.state_dict().items()}
+    (guidance,) = run(nodes.generation.MotionGuidanceNode, reference, **GUIDANCE)
+    plain = guided_generate(nodes, model, reference, None)
+    steered = guided_generate(nodes, model, reference, guidance)
+    assert steered.samples.shape == plain.samples.shape and not torch.allclose(steered.samples, plain.samples)
+    (off,) = run(nodes.generation.MotionGuidanceNode, reference, **GUIDANCE | {"guided_fraction": 0.0})
+    assert torch.equal(guided_generate(nodes, model, reference, off).samples, plain.samples)
+    adapter, _ = train(nodes, model, reference)
+    with_adapter = guided_generate(nodes, model, reference, guidance, adapter)
+    assert not torch.allclose(with_adapter.samples, steered.samples)
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.unet.state_dict().items())
+    assert all(parameter.grad is None for parameter in model.unet.parameters())
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ({"guided_fraction": 2.0}, r"^guided_fraction: 2.0 is not valid"),
+    ({"lr": 0.0}, r"^lr: 0.0 is not valid"),
+    ({"latent_weight": 0.0, "difference_weight": 0.0}, r"^difference_weight: both weights are 0"),
+    ({"reference_estimate": "inverted"}, r"^reference_estimate: 'inverted' is not valid"),
+])
+def test_bad_guidance_settings_are_refused_by_input_name(nodes, reference, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        run(nodes.generation.MotionGuidanceNode, reference, **GUIDANCE | inputs)
+
+
+def test_guidance_from_noise_or_of_another_size_is_refused_by_input_name(nodes, model, reference):
+    (inverted,) = run(nodes.generation.InvertVideo, model, reference, STEPS, "", 1.0)
+    with pytest.raises(ValueError, match=r"^latents: expected the clean reference latents from Encode Reference"):
+        run(nodes.generation.MotionGuidanceNode, inverted, **GUIDANCE)
+    smaller, _ = run(nodes.model.EncodeReference, model, torch.rand(FRAMES, 8, 8, 3), 0, 0)
+    (guidance,) = run(nodes.generation.MotionGuidanceNode, smaller, **GUIDANCE)
+    with pytest.raises(ValueError, match=r"^motion_guidance: the reference latents are \(4, 8, 4, 4\) .* but "
+                                         r"the noise is \(4, 8, 8, 10\)"):
+        guided_generate(nodes, model, reference, guidance)
