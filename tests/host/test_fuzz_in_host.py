@@ -92,6 +92,10 @@ def added_clip(g: Graph, world: str) -> list:
     return [g.add("references", "MTX_AddTrainingClip", latents=clean_latents(g, world), prompt="a square moving"), 0]
 
 
+def motion_guidance(g: Graph, world: str) -> list:
+    return [g.add("guidance", "MTX_MotionGuidance", latents=clean_latents(g, world)), 0]
+
+
 def vmc_sma_objective(g: Graph, world: str) -> list:
     return [g.add("objective.vmc", "MTX_MotionObjective"), 0]
 
@@ -130,6 +134,7 @@ SOCKETS = {
     "MTX_OBJECTIVE": [vmc_sma_objective, motion_director_objective],
     "MTX_ADAPTER_OPTIONS": [lora_options, embedding_options],
     "MTX_REFERENCES": [added_clip],
+    "MTX_MOTION_GUIDANCE": [motion_guidance],
     "MTX_VIDEO_INFO": [video_info],
     "POSE_KEYPOINT": [dwpose_walk, openpose_arms_up],
 }
@@ -180,6 +185,7 @@ USED_BY = {
                                                                        adapter_options=out),
     "MTX_TrainMotionAdapter": lambda g, world, out: generate_one_step(g, world, adapter=out),
     "MTX_AddTrainingClip": lambda g, world, out: train_one_step(g, world, more_references=out),
+    "MTX_MotionGuidance": lambda g, world, out: generate_one_step(g, world, motion_guidance=out),
     "MTX_CombineMotionAdapters": lambda g, world, out: generate_one_step(g, world, adapter=out),
     "MTX_LoadMotionAdapter": lambda g, world, out: generate_one_step(g, world, adapter=out),
     "MTX_LoadMotionLoRA": lambda g, world, out: generate_one_step(g, world, adapter=out),
@@ -203,9 +209,10 @@ COST_CAPS = {
     ("MTX_EncodeReference", "height"): 64,
     ("MTX_AlignPose", "width"): 256,
     ("MTX_AlignPose", "height"): 256,
+    ("MTX_MotionGuidance", "adam_steps"): 5,
 }
 """The largest value the fuzz draws for inputs whose declared maximum costs minutes or gigabytes on
-2 CPU cores (steps: one denoiser pass each; sizes: pixels of every frame; Encode Reference's size is
+2 CPU cores (steps, Motion Guidance's Adam steps: one denoiser pass each; sizes: pixels of every frame; Encode Reference's size is
 also what the training step after it runs at: 64 pixels are 32 x 32 latents, ~1 s a step). Every
 other input is drawn up to its declared maximum. Each capped input's declared maximum is queued once by
 ``test_a_capped_input_at_its_declared_maximum_can_be_cancelled``."""
