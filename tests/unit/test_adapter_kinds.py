@@ -150,6 +150,21 @@ def test_every_objective_trains_every_kind(setup, name, base_loss):
     assert any(not torch.equal(t, start[k]) for k, t in result.adapter.to_tensors().items())
 
 
+@pytest.mark.parametrize("base_loss", BASE_LOSSES)
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_objective_trains_every_kind_on_two_clips(setup, name, base_loss):
+    """Two clips of one motion (one mirrored), each with its own prompt: training runs one clip per step
+    with the objective's terms, and the adapter differs from one trained on the first clip alone."""
+    unet, x0, text, denoiser = setup
+    spec = ObjectiveSpec(base_loss=base_loss)
+    kind_lr = KINDS[name][2]
+    both = train(denoiser, fresh(unet, name), [x0, x0.flip(-1)], [text, -text], spec, steps=2, lr=kind_lr,
+                 prompt=["a blob moving right", "a blob moving left"])
+    alone = train(denoiser, fresh(unet, name), x0, text, spec, steps=2, lr=kind_lr)
+    assert all(torch.isfinite(torch.tensor(h["total"])) and "base" in h for h in both.history)
+    assert any(not torch.equal(t, alone.adapter.to_tensors()[k]) for k, t in both.adapter.to_tensors().items())
+
+
 # --- LoRA ------------------------------------------------------------------------------------------
 
 def test_lora_targets_are_the_temporal_attentions_and_feed_forwards(setup):
