@@ -86,7 +86,8 @@ class TrainMotionAdapter(io.ComfyNode):
                 io.Int.Input("preview_every", default=0, min=0, max=100_000, optional=True,
                              tooltip="Every this many steps, show on the node a few frames sampled (8 steps, "
                                      "fresh noise, the prompt) with the adapter as trained so far. 0: no "
-                                     "previews. Each preview costs about three training steps' time."),
+                                     "previews. A preview costs about four training steps' time on the toy "
+                                     "model (every 50 steps: 5 % slower; every 25: 18 %)."),
             ],
             outputs=[
                 Adapter.Output("adapter", display_name="adapter",
