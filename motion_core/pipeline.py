@@ -376,6 +376,10 @@ class TransferSettings:
             ``ratio`` None = the strategy's default).
         sampling_steps, cfg, negative_prompt, strength, debias: generation (``debias`` None = the kind's
             default use).
+        invert_with_adapter: invert the clip with the adapter attached (at ``strength``), as
+            MotionDirector's released inference does with its LoRA loaded; False inverts with the base
+            model, as the toy benchmarks do (on the toy AnimateDiff model Motion Inversion's path came
+            through better so: README, "The toy world").
     """
 
     width: int = 0
@@ -396,6 +400,7 @@ class TransferSettings:
     negative_prompt: str = ""
     strength: float = 1.0
     debias: str | None = None
+    invert_with_adapter: bool = True
 
 
 @dataclass
@@ -450,8 +455,8 @@ def transfer(backbone: VideoBackbone, frames: torch.Tensor, prompt: str, targets
         if on_adapter is not None:
             on_adapter(adapter)
     with stage("invert", settings.inversion_steps) as progress:
-        inverted = invert_reference(backbone, reference, settings.inversion_steps,
-                                    adapters=[(adapter, settings.strength)], progress=progress)
+        inverted = invert_reference(backbone, reference, settings.inversion_steps, progress=progress,
+                                    adapters=[(adapter, settings.strength)] if settings.invert_with_adapter else ())
     uses = scaled_stack(adapter, settings.strength, **({"debias": settings.debias} if settings.debias else {}))
     for target in targets:
         for seed in settings.noise_seeds:

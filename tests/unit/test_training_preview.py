@@ -39,3 +39,4 @@ def test_the_same_noise_gives_the_same_preview_for_the_same_adapter(backbone, re
     train_adapter(backbone, reference, "a square moving", steps=2, lr=1e-12, preview=preview)
     assert shown[0].shape[0] == 2
     torch.testing.assert_close(shown[0], shown[1], atol=1e-4, rtol=0)
+
