@@ -23,6 +23,7 @@ same noise, reference and seed (the paired difference, with its 95 % bootstrap i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import defaultdict
@@ -114,11 +115,33 @@ Scores = dict[str, dict[tuple[int, int], evaluate.Transfer]]
 """Row label -> (reference index, seed) -> the scored transfer."""
 
 
+def objective_variant(text: str) -> tuple[str, dict]:
+    """A ``--variants`` entry ``method:field=value,...`` as (method name, ObjectiveSpec overrides)."""
+    name, _, settings = text.partition(":")
+    if name not in METHODS or not settings:
+        raise SystemExit(f"--variants: {text!r} is not METHOD:FIELD=VALUE,...; methods: {', '.join(METHODS)}")
+    return name, {field: _number_or_text(value) for field, _, value in
+                  (item.partition("=") for item in settings.split(","))}
+
+
+def _number_or_text(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
     backbone = load_toy_model(args.model)
     scores: Scores = defaultdict(dict)
     train_seconds: dict[str, list[float]] = defaultdict(list)
-    methods = [METHODS[name] for name in args.methods]
+    methods = [(METHODS[name], name, METHODS[name].spec()) for name in args.methods]
+    for variant in args.variants:  # a method again with its objective changed: one more row
+        name, overrides = objective_variant(variant)
+        methods.append((METHODS[name], f"{name} ({variant.partition(':')[2]})",
+                        dataclasses.replace(METHODS[name].spec(), **overrides).validate()))
     generated = sampler(backbone, args.sampling_steps, args.cfg)
 
     for case in cases(backbone, args.references):
@@ -129,16 +152,16 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
             for strategy in args.no_training_noise:
                 frames = generated(make_noise(inverted, strategy, seed), target)
                 scores[f"no training · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
-            for method in methods:
+            for method, label, spec in methods:
                 started = time.time()
-                adapter = train_adapter(backbone, reference, clip.caption, method.spec(), method.kind,
+                adapter = train_adapter(backbone, reference, clip.caption, spec, method.kind,
                                         steps=args.steps, lr=ADAPTER_KINDS[method.kind].default_lr, seed=seed,
                                         options=method.train_options()).adapter
-                train_seconds[method.name].append(time.time() - started)
+                train_seconds[label].append(time.time() - started)
                 for strategy in dict.fromkeys((method.noise, *METHOD_NOISE)):
                     frames = generated(make_noise(inverted, strategy, seed), target, [(adapter, 1.0)])
-                    scores[f"{method.name} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
-                                                                                                  colour)
+                    scores[f"{label} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
+                                                                                            colour)
             for name in args.training_free:  # FlowMotion: fresh noise, the latent guided toward the reference
                 for variant in args.guidance:
                     label = f"{name} ({variant})" if variant else name
@@ -175,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--references", type=int, default=4)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--variants", nargs="*", default=[], metavar="METHOD:FIELD=VALUE,...",
+                        help="a method again with ObjectiveSpec fields changed, one row each, e.g. "
+                             "vmc+sma:x0_estimate=released")
+    parser.add_argument("--section", help="with --write: the BENCHMARKS.md section's name (default: by model)")
     parser.add_argument("--training-free", nargs="*", default=list(TRAINING_FREE), choices=list(TRAINING_FREE))
     parser.add_argument("--guidance", nargs="+", default=[""], metavar="NAME=VALUE,...",
                         help="FlowMotion variants, one row each: settings other than the defaults (MotionGuidance "
@@ -209,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         name = Path(args.model).name
         suffix = "" if name == "toy-t2v" else f"_{name}"
-        write_section(f"toy_transfer{suffix}", f"Motion transfer on the toy model ({name})", body)
+        section = f"toy_transfer{suffix}" + (f"_{args.section}" if args.section else "")
+        title = f"Motion transfer on the toy model ({name})" + (f": {args.section}" if args.section else "")
+        write_section(section, title, body)
     return 0
 
 
