@@ -81,8 +81,9 @@ class TrainMotionAdapter(io.ComfyNode):
                 References.Input("more_references", optional=True,
                                  tooltip="More clips of the same motion, each with its own prompt, from Add "
                                          "Training Clip (MotionDirector's multi-video training): each step "
-                                         "trains on one clip, every clip equally often. The same motion shown "
-                                         "by different subjects keeps their looks out of the adapter."),
+                                         "trains on one clip, every clip equally often. MotionDirector uses "
+                                         "several subjects doing one motion so that the adapter learns the "
+                                         "motion rather than one subject's look."),
                 io.Int.Input("preview_every", default=0, min=0, max=100_000, optional=True,
                              tooltip="Every this many steps, show on the node a few frames sampled (8 steps, "
                                      "fresh noise, the prompt) with the adapter as trained so far. 0: no "
