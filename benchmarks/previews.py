@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         make_noise,
         train_adapter,
     )
+    from motion_core.video import frame_strip
 
     torch.set_num_threads(args.threads)
     backbone = load_toy_model(args.model)
@@ -93,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     previews = []
 
     def show(frames, step):
-        strip = torch.cat(list(frames.clamp(0, 1)), dim=1).mul(255).round().to(torch.uint8).numpy()
-        previews.append(jpeg(Image.fromarray(strip)))
+        previews.append(jpeg(Image.fromarray(frame_strip(frames))))
 
     def train(every: int):
         preview = TrainingPreview(every, show) if every else None

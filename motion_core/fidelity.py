@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .video import check_image_frames, plan_resize
+from .video import check_image_frames, plan_resize, to_pixels
 
 WORKING_SIDE = 384
 """Long side, in pixels, of the size both clips are tracked at (so thresholds mean the same for any clip)."""
@@ -149,7 +149,7 @@ def _grey_clip(frames: torch.Tensor, count: int, size: tuple[int, int]) -> np.nd
     shrinking = scaled_w < frames.shape[2]
     out = np.empty((count, height, width), dtype=np.uint8)
     for slot, index in enumerate(indices):
-        rgb = (frames[index].detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        rgb = to_pixels(frames[index])
         grey = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (scaled_w, scaled_h),
                           interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         out[slot] = grey[top : top + height, left : left + width]

@@ -552,6 +552,16 @@ def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int 
     return fitted
 
 
+def to_pixels(frames: torch.Tensor) -> np.ndarray:
+    """IMAGE frames ``(..., h, w, 3)`` in [0, 1] -> uint8 pixels of the same shape (numpy, CPU)."""
+    return (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def frame_strip(frames: torch.Tensor) -> np.ndarray:
+    """IMAGE frames ``(n, h, w, 3)`` in [0, 1] side by side: uint8 pixels ``(h, n·w, 3)`` (a preview)."""
+    return np.concatenate(list(to_pixels(frames)), axis=1)
+
+
 def write_video(frames: torch.Tensor, path: str | os.PathLike, fps: float = 8.0,
                 input_name: str = "filename") -> Path:
     """Write IMAGE frames ``(f, h, w, 3)`` in [0, 1] as a new ``.mp4`` (H.264) or ``.gif`` file.
@@ -565,7 +575,7 @@ def write_video(frames: torch.Tensor, path: str | os.PathLike, fps: float = 8.0,
         raise InputError(input_name, f"{path.name!r}: write {' or '.join(WRITERS)} files")
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= MAX_FORCE_RATE):
         raise InputError("fps", f"{fps!r} is not valid; use a frame rate above 0 and at most {MAX_FORCE_RATE:g}")
-    pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    pixels = to_pixels(frames)
     write = _write_gif if path.suffix.lower() == ".gif" else _write_mp4
     return write_new_file(path, lambda temporary: write(pixels, temporary, fps), input_name)
 

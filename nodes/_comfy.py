@@ -17,6 +17,7 @@ from comfy_api.latest import ComfyExtension, io, ui
 
 from ..motion_core.errors import InputError
 from ..motion_core.paths import resolve_inside
+from ..motion_core.video import frame_strip
 from . import memory
 
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
@@ -103,7 +104,7 @@ class Progress:
         import latent_preview
         from PIL import Image
 
-        strip = torch.cat(list(frames.float().clamp(0, 1)), dim=1).mul(255).round().to(torch.uint8).numpy()
+        strip = frame_strip(frames)
         # The server fits a preview into max_size², enlarging small ones: never past the strip's own size
         largest = min(2 * latent_preview.MAX_PREVIEW_RESOLUTION, max(strip.shape[:2]))
         self._preview = ("JPEG", Image.fromarray(strip), largest)

@@ -200,6 +200,7 @@ class _JointEmbeddings:
 
     def __init__(self, term: _Term):
         self.term = term
+        self._pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def tokens(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(E_qk, γ·E_v)`` laid out as the attention's tokens ``(1, f·h·w, C)`` (E_v None if dropped)."""
@@ -210,13 +211,15 @@ class _JointEmbeddings:
         return per_token, None if value is None else rearrange(value, "(h w) f c -> 1 (f h w) c", h=h, w=w)
 
     def attention_input(self, module, args, kwargs):
-        query_key, _ = self.tokens()
+        self._pending = self.tokens()  # made once per call: to_v runs inside this attention, next
+        query_key, _ = self._pending
         if args:
             return (args[0] + query_key.to(args[0]), *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + query_key.to(kwargs["hidden_states"])}
 
     def value_input(self, module, args):
-        query_key, value = self.tokens()
+        query_key, value = self._pending if self._pending is not None else self.tokens()
+        self._pending = None
         offset = -query_key if value is None else value - query_key
         return (args[0] + offset.to(args[0]), *args[1:])
 
