@@ -103,6 +103,12 @@ class Attachment:
         """Remember a hook handle (``module.register_forward_pre_hook(...)``) to remove at detach."""
         self._undo.append(handle.remove)
 
+    def include(self, inner: Attachment) -> None:
+        """Follow this attachment's strength and detach with it: for an adapter made of another
+        adapter (``inner``, attached to the same view)."""
+        self.on_strength(lambda strength: setattr(inner, "strength", strength))
+        self._undo.append(inner.detach)
+
     def detach(self) -> None:
         """Undo every change this attachment made (last first); the view is as before."""
         while self._undo:
@@ -149,9 +155,12 @@ class MotionAdapter(nn.Module, ABC):
     default_lr: ClassVar[float] = 1e-4
     attach_priority: ClassVar[int] = 0
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        """``register=False`` keeps a kind out of :data:`ADAPTER_KINDS` (and so out of Train Motion
+        Adapter's choices and the adapter files): one that only a method's own pipeline builds, e.g.
+        Edit-Your-Motion's, which needs poses to attach."""
         super().__init_subclass__(**kwargs)
-        if "kind" in cls.__dict__:
+        if register and "kind" in cls.__dict__:
             ADAPTER_KINDS[cls.kind] = cls
 
     def __init__(self, metadata: dict[str, str] | None = None):

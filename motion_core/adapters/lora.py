@@ -116,13 +116,23 @@ class LoRAAdapter(MotionAdapter):
         """A new LoRA for ``unet``: A as peft initialises it (Kaiming-uniform, from ``seed``), B zero."""
         options = cls.check_options(options)
         cls.sites_in(unet)
-        generator = torch.Generator().manual_seed(seed)
-        weights = {}
+        layers = {}
         for part in PARTS[: 2 if options["spatial"] else 1]:
-            targets = lora_targets(unet, part, feed_forward_too=options["feed_forward"])
-            if not targets:
+            layers[part] = lora_targets(unet, part, feed_forward_too=options["feed_forward"])
+            if not layers[part]:
                 raise InputError("spatial", f"this model has no {part} transformers to put LoRA on; train without "
                                             "the spatial LoRA")
+        return cls.for_layers(layers, backbone, seed, **options)
+
+    @classmethod
+    def for_layers(cls, layers: dict[str, list[tuple[str, nn.Module]]], backbone: str = "", seed: int = 0,
+                   **options) -> LoRAAdapter:
+        """A new LoRA on the given linears, ``{part: [(qualified name, linear), ...]}`` (parts of
+        :data:`PARTS`; ``options["spatial"]`` must say whether a spatial part is among them)."""
+        options = cls.check_options(options)
+        generator = torch.Generator().manual_seed(seed)
+        weights = {}
+        for part, targets in layers.items():
             for name, linear in targets:
                 out_features, in_features = linear.weight.shape
                 # peft's default init: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)).
