@@ -79,7 +79,7 @@ def test_files_that_are_not_an_sd15_controlnet_are_refused_by_name(tiny, tmp_pat
     tiny_file = tmp_path / "tiny.safetensors"
     save_file(controlnet_to_cldm(controlnet), tiny_file)
     with pytest.raises(InputError, match=r"^controlnet: 'tiny.safetensors' is a ControlNet \(cldm keys\) but not of "
-                                         "SD1.5's shape"):
+                                         "this model's shape"):
         load_controlnet(tiny_file)  # with the shipped SD1.5 config
     with pytest.raises(InputError, match="^controlnet: 'missing.pth' does not exist"):
         load_controlnet(tmp_path / "missing.pth")
@@ -96,3 +96,44 @@ def test_the_shipped_config_is_sd15s_controlnet():
     assert config["cross_attention_dim"] == 768 and tuple(config["block_out_channels"]) == (320, 640, 1280, 1280)
     assert tuple(config["conditioning_embedding_out_channels"]) == (16, 32, 96, 256)
     assert round(sum(p.numel() for p in model.parameters()) / 1e6) == 361  # ControlNet 1.1 SD1.5: 361 M
+
+
+def test_the_config_derived_from_sd15s_unet_is_the_shipped_one():
+    """A ControlNet copies its UNet's encoder: SD1.5's UNet config (and the hint widths of an SD1.5 file)
+    give the shipped config field for field."""
+    from motion_core.backbones.animatediff import SD15_CONFIGS
+    from motion_core.edit.controlnet import controlnet_config
+
+    shipped = json.loads((SD15_CONFIGS / "controlnet" / "config.json").read_text())
+    unet = json.loads((SD15_CONFIGS / "unet" / "config.json").read_text())
+    hint = {f"input_hint_block.{2 * i}.weight": torch.zeros(width, 1, 1, 1)
+            for i, width in enumerate((16, 16, 32, 32, 96, 96, 256, 320))}
+    assert controlnet_config(unet, hint) == {**shipped, "num_attention_heads": None}
+
+
+@pytest.mark.parametrize("layout, hint", [("cldm", (4, 8, 8, 16)), ("diffusers", (4, 8))])
+def test_a_controlnet_of_another_size_loads_with_the_config_of_its_animatediff_unet(tmp_path, layout, hint):
+    """The pose ControlNet of a non-SD1.5-sized model (the toy world's) needs no config file: the loaded
+    model's UNet says what it is. (diffusers converts cldm keys for SD's four-level pose-image encoder
+    only, so the toy world's two-level one ships in diffusers' layout.)"""
+    from diffusers import ControlNetModel
+
+    from motion_core.testing import tiny_unet2d, tiny_unet_motion
+
+    controlnet = ControlNetModel.from_unet(tiny_unet2d(), conditioning_embedding_out_channels=hint).eval()
+    with torch.no_grad():
+        for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_cond_embedding.conv_out]:
+            module.weight.normal_(0, 0.1)
+    path = tmp_path / "pose.safetensors"
+    save_file(controlnet_to_cldm(controlnet) if layout == "cldm" else
+              {k: v.contiguous() for k, v in controlnet.state_dict().items()}, path)
+    loaded = load_controlnet(path, unet_config=dict(tiny_unet_motion().config))
+    generator = torch.Generator().manual_seed(1)
+    side = 8 * 2 ** (len(hint) - 1)  # each step of the pose-image encoder halves the side
+    sample, pose = torch.randn(2, 4, 8, 8, generator=generator), torch.rand(2, 3, side, side, generator=generator)
+    text = torch.randn(2, 5, 32, generator=generator)
+    with torch.no_grad():
+        got = loaded(sample, torch.tensor([10, 500]), text, pose, return_dict=False)
+        expected = controlnet(sample, torch.tensor([10, 500]), text, pose, return_dict=False)
+    for a, b in zip([*got[0], got[1]], [*expected[0], expected[1]]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
