@@ -29,6 +29,13 @@ Objective = custom_type("OBJECTIVE")
 AdapterOptions = custom_type("ADAPTER_OPTIONS")
 """How Train Motion Adapter builds its adapter: ``{"kind": ..., "options": {...}}`` (the kind's OPTIONS)."""
 
+PoseControlNet = custom_type("POSE_CONTROLNET")
+"""A pose ControlNet for an AnimateDiff (SD1.5) model (a diffusers ``ControlNetModel``), shared: never changed."""
+
+EditAdapter = custom_type("EDIT_ADAPTER")
+"""Edit-Your-Motion's trained parts for one source clip (``motion_core.edit.adapter.EditAdapter``); never
+changed once made."""
+
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
 """comfyui_controlnet_aux's body poses (DWPose / OpenPose nodes): a list of per-frame dicts. Another
 pack's type, so it carries no pack prefix: its sockets connect to theirs."""

@@ -25,7 +25,9 @@ from ..pipeline import VideoLatents, generate, invert_reference, latent_samples
 from ..progress import Progress
 from ..train import Callback, TrainOptions, TrainResult, train
 from .adapter import EditAdapter
+from .draw import draw_pose_frames
 from .motion_attention import PoseCondition
+from .pose import parse_pose_keypoint
 
 PLAIN_MSE = ObjectiveSpec(base_loss="mse", sma_global_weight=0.0, sma_local_weight=0.0)
 """Both stages minimise plain noise MSE (the paper: "the standard diffusion loss")."""
@@ -74,6 +76,19 @@ def subject_frames(frames: torch.Tensor, mask: torch.Tensor, input_name: str = "
                                      f"{frames.shape[2]}x{frames.shape[1]}; give one mask per frame (or one for all) "
                                      "at the frames' size")
     return frames * mask.to(frames.dtype).clamp(0, 1)[..., None]
+
+
+def pose_images(pose: object, backbone: VideoBackbone, latents: VideoLatents, input_name: str = "pose") -> torch.Tensor:
+    """``POSE_KEYPOINT`` drawn for ``latents``' clip: IMAGE ``(f, H, W, 3)`` at its pixel size, the canvas
+    mapped as the frames were resized (cover + centre crop). One pose frame per clip frame."""
+    samples = latents.samples
+    clip = parse_pose_keypoint(pose, input_name)
+    if clip.frames != samples.shape[2]:
+        raise InputError(input_name, f"has {clip.frames} frames but the clip has {samples.shape[2]}; estimate the "
+                                     "poses on the frames that were encoded (the same frame_load_cap and "
+                                     "select_every_nth)")
+    scale = backbone.latent_scale()
+    return draw_pose_frames(clip, samples.shape[4] * scale, samples.shape[3] * scale)
 
 
 def train_edit(backbone: VideoBackbone, controlnet: torch.nn.Module, source: VideoLatents, source_pose: torch.Tensor,
