@@ -30,8 +30,8 @@ from support.toy_workflows import FEW_STEPS, RUN_ORDER, api_workflow, provide_to
 
 
 def step_counts(graph: dict) -> str:
-    """The committed ``steps`` of the training, inversion and sampling nodes, in that order."""
-    counts = [str(node["inputs"]["steps"]) for kind in FEW_STEPS
+    """The committed step counts of the training, inversion, sampling and editing nodes, in that order."""
+    counts = [str(node["inputs"][step]) for kind, steps in FEW_STEPS.items() for step in steps
               for node in graph.values() if node["class_type"] == kind]
     return " / ".join(counts)
 

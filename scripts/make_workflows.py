@@ -32,6 +32,8 @@ TOY_MODEL, TOY_CLIP, TOY_FPS = "toy-t2v", "red_square_wander.mp4", 8.0
 TOY_TWIN = "blue_triangle_twin.mp4"
 """The red square's motion shown by a blue triangle on another background (``toy.examples.TWINS``)."""
 TOY_ANIMATEDIFF = "toy-animatediff"
+TOY_CONTROLNET = "toy_pose_controlnet.safetensors"
+"""The toy AnimateDiff model's pose ControlNet (``models/toy-pose-controlnet``), for the editing workflow."""
 
 
 @dataclass
@@ -189,6 +191,42 @@ WORKFLOWS = [
                 5e-4, "a red square moving", lora={"feed_forward": False})
         + invert_generate_save((5, 0), "blend", "a blue circle moving", "animatediff_lora")
         + [Node(13, "MTX_ExportMotionLoRA", 2, {"filename_prefix": "toy_red_square_motion"}, {"adapter": (5, 0)})],
+    ),
+    Workflow(
+        "edit_motion",
+        "# Edit-Your-Motion: give a clip another clip's motion, keep its look\n\nThe source clip (a red square) "
+        "performs the reference clip's motion (the green star's path). *Align Pose* moves and scales the "
+        "reference's skeleton onto the source's subject; *Train Motion Edit* learns the source under its own "
+        "poses through the pose ControlNet (stage 1 the subject, stage 2 the full frames); *Edit Video* inverts "
+        "the source and samples it again under the aligned poses.\n\n"
+        "Change: the clips and their poses; `subject_steps`/`full_steps` (the paper: 300 + 300); connect a "
+        "subject mask (any segmentation node) and Encode Reference's `encoded_frames` to *Train Motion Edit* "
+        "for stage 1 on the masked subject.\n\n"
+        "**Try it on the toy AnimateDiff model** (bundled): copy the pack's `models/toy-animatediff` folder into "
+        "`ComfyUI/models/diffusers/`, `models/toy-pose-controlnet/toy_pose_controlnet.safetensors` into "
+        "`ComfyUI/models/controlnet/`, and `assets/toy/red_square_wander.mp4`, `red_square_wander.pose.json` "
+        "and `green_star_wander.pose.json` into `ComfyUI/input/`, then Queue.\n\n"
+        "**For real videos**: an SD1.5 checkpoint with a motion module in *Load Video Model*, "
+        "control_v11p_sd15_openpose in *Load Pose ControlNet*, both clips' poses from comfyui_controlnet_aux's "
+        "DWPose Estimator (or saved with its Save Pose Keypoints and loaded here) on the frames you load, "
+        "16 frames at 512x512, steps 300 + 300, 50 sampling steps.",
+        [Node(1, "MTX_LoadReferenceVideo", 0, {"video": TOY_CLIP, "frame_load_cap": 8}),
+         Node(2, "MTX_LoadVideoModel", 0, {"model_name": TOY_ANIMATEDIFF}),
+         Node(3, "MTX_EncodeReference", 1, links={"model": (2, 0), "frames": (1, 0)}),
+         Node(4, "MTX_LoadPoseKeypoints", 0, {"pose_file": "red_square_wander.pose.json"}, title="Source poses"),
+         Node(5, "MTX_LoadPoseKeypoints", 0, {"pose_file": "green_star_wander.pose.json"}, title="Reference poses"),
+         Node(6, "MTX_AlignPose", 1, links={"source_pose": (4, 0), "reference_pose": (5, 0)}),
+         Node(7, "MTX_LoadPoseControlNet", 1, {"controlnet_name": TOY_CONTROLNET}, {"model": (2, 0)}),
+         Node(8, "MTX_TrainMotionEdit", 2, {"prompt": "a red square moving", "subject_steps": 150, "full_steps": 150,
+                                            "seed": 0},
+              {"model": (2, 0), "controlnet": (7, 0), "source": (3, 0), "source_pose": (4, 0)}),
+         Node(9, "MTX_EditVideo", 2, {"prompt": "a red square moving", "steps": 25, "cfg": 7.5},
+              {"model": (2, 0), "controlnet": (7, 0), "edit": (8, 0), "source": (3, 0), "source_pose": (4, 0),
+               "target_pose": (6, 0)}),
+         Node(10, "MTX_DecodeVideo", 3, links={"model": (2, 0), "latents": (9, 0)}),
+         Node(11, "CreateVideo", 3, {"fps": TOY_FPS}, {"images": (10, 0)}),
+         Node(12, "SaveVideo", 3, {"filename_prefix": "motion_transfer/edit_motion"}, {"video": (11, 0)}),
+         Node(13, "PreviewImage", 2, links={"images": (6, 1)}, title="Aligned poses")],
     ),
     Workflow(
         "train_on_two_clips",

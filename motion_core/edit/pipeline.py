@@ -167,8 +167,8 @@ def edit_video(backbone: VideoBackbone, adapter: EditAdapter, controlnet: torch.
         condition.check_fits(frames, size, backbone.latent_scale(), name)
         conditions.append(condition)
     adapter.check_backbone(backbone.fingerprint)
-    noise = invert_reference(backbone, source, steps, prompt, [AdapterUse(adapter.conditioned(conditions[0]))], inversion_progress)
-    return generate(backbone, noise, prompt, negative_prompt, steps, cfg, [AdapterUse(adapter.conditioned(conditions[1]))],
-                    progress)
+    on_source, on_target = ([AdapterUse(adapter.conditioned(condition))] for condition in conditions)
+    noise = invert_reference(backbone, source, steps, prompt, on_source, inversion_progress)
+    return generate(backbone, noise, prompt, negative_prompt, steps, cfg, on_target, progress)
 
 

@@ -3,6 +3,7 @@ workflow and the toy model, run as a user runs it (a subprocess), killed and sta
 bad clip among good ones."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,8 @@ from support.toy_workflows import FEW_STEPS
 WORKFLOW = REPO_ROOT / "workflows" / "api" / "motion_transfer_vmc_sma.json"
 CLIPS = {name: REPO_ROOT / "assets" / "toy" / f"{name}.mp4"
          for name in ("red_square_wander", "green_star_wander", "yellow_circle_wander")}
-QUICK = {f"{node_type}.steps": steps for node_type, steps in FEW_STEPS.items()}
+QUICK = {f"{node_type}.{step}": count for node_type, steps in FEW_STEPS.items() for step, count in steps.items()
+         if node_type in {node["class_type"] for node in json.loads(WORKFLOW.read_text()).values()}}
 """Overrides that keep a job to seconds: the runner is under test here, not the transfer."""
 LONG_TRAINING = {"MTX_TrainMotionAdapter.steps": 40}
 """Enough training that a job is still running on the server when the test sees it queued and kills

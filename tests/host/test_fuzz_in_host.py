@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from support.comfy_host import pack_nodes
+from support.comfy_host import REPO_ROOT, pack_nodes
 from support.poses import STANDING, dwpose_frame, openpose_frame, walking
 from support.schema_fuzz import (ABSENT, STRINGS, SUMMARY, Draws, Graph, Input, Outcome, broken_rule, draw_plan,
                                  node_inputs, presence_draws, run_outcome, widget_draws)
@@ -126,6 +126,31 @@ def openpose_arms_up(g: Graph, world: str) -> dict:
     return {"__value__": [*frames, openpose_frame([(raised, (8, 11))], 200, 300)]}
 
 
+POSE_FILE = "red_square_wander.pose.json"
+"""The bundled toy clip's skeleton (``motion_core.toy.skeleton``), in the input folder."""
+CONTROLNET = "toy_pose_controlnet.safetensors"
+
+
+def pose_controlnet(g: Graph, world: str) -> list:
+    return [g.add("controlnet", "MTX_LoadPoseControlNet", model=video_model(g, world), controlnet_name=CONTROLNET), 0]
+
+
+def toy_clip_pose(g: Graph, world: str) -> dict:
+    """The bundled clip's own poses, the first ``CLIP_FRAMES`` frames (what its Load Reference Video gives)."""
+    return {"__value__": json.loads((REPO_ROOT / "assets" / "toy" / POSE_FILE).read_text())[:CLIP_FRAMES]}
+
+
+def trained_edit(g: Graph, world: str) -> list:
+    return [g.add("edit", "MTX_TrainMotionEdit", model=video_model(g, world), controlnet=pose_controlnet(g, world),
+                  source=clean_latents(g, world), source_pose=toy_clip_pose(g, world), subject_steps=1,
+                  full_steps=1), 0]
+
+
+def solid_mask(g: Graph, world: str) -> list:
+    """A mask from ComfyUI's own Solid Mask node (one frame, 32 x 32: the toy clip's size)."""
+    return [g.add("mask", "SolidMask", value=1.0, width=32, height=32), 0]
+
+
 SOCKETS = {
     "IMAGE": [reference_frames],
     "MTX_VIDEO_MODEL": [video_model],
@@ -136,7 +161,10 @@ SOCKETS = {
     "MTX_REFERENCES": [added_clip],
     "MTX_MOTION_GUIDANCE": [motion_guidance],
     "MTX_VIDEO_INFO": [video_info],
-    "POSE_KEYPOINT": [dwpose_walk, openpose_arms_up],
+    "POSE_KEYPOINT": [toy_clip_pose, dwpose_walk, openpose_arms_up],
+    "MTX_POSE_CONTROLNET": [pose_controlnet],
+    "MTX_EDIT_ADAPTER": [trained_edit],
+    "MASK": [solid_mask],
 }
 """What can feed each socket type: each recipe in one of a node's graphs, the first (or the input's
 ``INTENDED`` one) in the others. Wrong but connectable choices (clean latents into a noise input, a
@@ -174,6 +202,13 @@ def whole_pipeline(g: Graph, world: str, model: list) -> list:
     return decode(g, world, generate_one_step(g, world, model=model, noise=noise, adapter=adapter), model)
 
 
+def edit_one_step(g: Graph, world: str, **given) -> list:
+    inputs = {"model": video_model(g, world), "controlnet": pose_controlnet(g, world), "edit": trained_edit(g, world),
+              "source": clean_latents(g, world), "source_pose": toy_clip_pose(g, world),
+              "target_pose": toy_clip_pose(g, world), "steps": 1} | given
+    return [g.add("use.edit", "MTX_EditVideo", **inputs), 0]
+
+
 USED_BY = {
     "MTX_LoadReferenceVideo": lambda g, world, out: [g.add("use.encode", "MTX_EncodeReference",
                                                            model=video_model(g, world), frames=out), 0],
@@ -192,6 +227,9 @@ USED_BY = {
     "MTX_InvertVideo": lambda g, world, out: generate_one_step(g, world, noise=out),
     "MTX_InitialNoise": lambda g, world, out: generate_one_step(g, world, noise=out),
     "MTX_GenerateVideo": lambda g, world, out: decode(g, world, out),
+    "MTX_LoadPoseControlNet": lambda g, world, out: edit_one_step(g, world, controlnet=out),
+    "MTX_TrainMotionEdit": lambda g, world, out: edit_one_step(g, world, edit=out),
+    "MTX_EditVideo": lambda g, world, out: decode(g, world, out),
 }
 """The next node of the pipeline for a node's first output, on the graph's toy model (one training or
 sampling step): options and objectives only matter once training reads them. Nodes not listed end
@@ -210,6 +248,9 @@ COST_CAPS = {
     ("MTX_AlignPose", "width"): 256,
     ("MTX_AlignPose", "height"): 256,
     ("MTX_MotionGuidance", "adam_steps"): 5,
+    ("MTX_TrainMotionEdit", "subject_steps"): 1,
+    ("MTX_TrainMotionEdit", "full_steps"): 1,
+    ("MTX_EditVideo", "steps"): 3,
 }
 """The largest value the fuzz draws for inputs whose declared maximum costs minutes or gigabytes on
 2 CPU cores (steps, Motion Guidance's Adam steps: one denoiser pass each; sizes: pixels of every frame; Encode Reference's size is
@@ -219,6 +260,8 @@ other input is drawn up to its declared maximum. Each capped input's declared ma
 
 KNOWN_FILES = {
     ("MTX_LoadReferenceVideo", "video"): CLIP,
+    ("MTX_LoadPoseKeypoints", "pose_file"): POSE_FILE,
+    ("MTX_LoadPoseControlNet", "controlnet_name"): CONTROLNET,
     ("MTX_LoadVideoModel", "model_name"): WORLDS[0],
 }
 """The file a combo that lists files (and has no default) is given where a test needs a known good one."""

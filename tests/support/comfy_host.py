@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACK_FOLDER_NAME = "comfyui-motion-transfer"
 STAND_INS = Path(__file__).resolve().parent / "stand_ins"
 PROBE = Path(__file__).resolve().parent / "host_probe"
+MODEL_FOLDERS = ("diffusers", "motion_adapters", "controlnet")
+"""Model folders of the test server's own work folder (``models/<name>``), besides ComfyUI's defaults."""
 """A test-only custom-node folder started beside the pack: ComfyUI's memory manager seen from outside."""
 
 
@@ -280,15 +282,14 @@ def start_host(workdir: Path, startup_timeout: float = 240, extra_arguments: tup
     custom_nodes.mkdir()
     link_pack(custom_nodes / PACK_FOLDER_NAME)
     (custom_nodes / "mtx_test_probe").symlink_to(PROBE, target_is_directory=True)
-    for folder in ("input", "output", "temp", "user", "models/diffusers", "models/motion_adapters"):
+    for folder in ("input", "output", "temp", "user", *(f"models/{name}" for name in MODEL_FOLDERS)):
         (workdir / folder).mkdir(parents=True, exist_ok=True)
     paths_yaml = workdir / "extra_model_paths.yaml"
     paths_yaml.write_text(
         "motion_transfer_tests:\n"
         f"  base_path: {workdir}\n"
         "  custom_nodes: custom_nodes/\n"
-        "  diffusers: models/diffusers/\n"
-        "  motion_adapters: models/motion_adapters/\n"
+        + "".join(f"  {name}: models/{name}/\n" for name in MODEL_FOLDERS)
     )
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(STAND_INS), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
