@@ -82,3 +82,15 @@ def test_the_script_writes_a_folder_load_controlnet_loads(tiny_folder, tmp_path)
     assert controlnet.controlnet_mid_block.weight.abs().max() > 0  # the zero convolution learnt
     with pytest.raises(SystemExit):  # an existing folder is kept unless --overwrite
         train_controlnet.main(["--model", str(tiny_folder), "--out", str(out), "--steps", "1"])
+
+
+def test_the_shipped_controlnet_loads_and_was_trained_for_the_toy_animatediff_model():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "toy-pose-controlnet"
+    controlnet = load_controlnet(folder / "diffusion_pytorch_model.safetensors", configs=folder)
+    assert tuple(controlnet.config.conditioning_embedding_out_channels) == (16, 32)
+    assert controlnet.config.cross_attention_dim == 64 and tuple(controlnet.config.block_out_channels) == (32, 64)
+    assert all(block.weight.abs().max() > 0 for block in controlnet.controlnet_down_blocks)
+    record = json.loads((folder / "training.json").read_text())
+    assert record["model"] == "toy-animatediff" and record["steps"] == 2400 and record["final_loss"] < 0.02
