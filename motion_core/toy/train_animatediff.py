@@ -70,30 +70,39 @@ def image_unet_from_unet3d(unet3d: torch.nn.Module) -> torch.nn.Module:
     Raises:
         ValueError: when a weight of the image model has no counterpart in the UNet3D.
     """
-    from diffusers import UNet2DConditionModel
-
     config = unet3d.config
     # diffusers' UNet3D blocks build their spatial transformers with heads of width attention_head_dim
     # (``Transformer2DModel(channels // n, n)``), SD-style UNet2D blocks with attention_head_dim heads:
     # the same attention needs channels / width heads per level in the UNet2D.
     head_width = config.num_attention_heads or config.attention_head_dim
-    kinds = {"CrossAttnDownBlock3D": "CrossAttnDownBlock2D", "DownBlock3D": "DownBlock2D",
-             "CrossAttnUpBlock3D": "CrossAttnUpBlock2D", "UpBlock3D": "UpBlock2D"}
-    unet = UNet2DConditionModel(
-        sample_size=config.sample_size, in_channels=config.in_channels, out_channels=config.out_channels,
-        down_block_types=tuple(kinds[kind] for kind in config.down_block_types),
-        up_block_types=tuple(kinds[kind] for kind in config.up_block_types),
-        block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
-        cross_attention_dim=config.cross_attention_dim,
-        attention_head_dim=tuple(width // head_width for width in config.block_out_channels),  # heads per level
-        norm_num_groups=config.norm_num_groups, norm_eps=config.norm_eps, act_fn=config.act_fn,
-        downsample_padding=config.downsample_padding, mid_block_scale_factor=config.mid_block_scale_factor,
-        use_linear_projection=True,  # the UNet3D's spatial transformers project with linear layers
-    )
+    unet = image_unet_like(config, tuple(width // head_width for width in config.block_out_channels),
+                           use_linear_projection=True)  # the UNet3D's spatial transformers project with linear layers
     missing, _ = unet.load_state_dict(unet3d.state_dict(), strict=False)  # temporal weights are left out
     if missing:
         raise ValueError(f"the UNet3D lacks {len(missing)} weights of the image model, e.g. {missing[:3]}")
     return unet
+
+
+IMAGE_BLOCKS = {f"{kind}{video}": f"{kind}2D" for kind in ("CrossAttnDownBlock", "DownBlock", "CrossAttnUpBlock",
+                                                           "UpBlock") for video in ("3D", "Motion")}
+"""The image UNet's block type for each block type of a UNet3D or a ``UNetMotionModel``."""
+
+
+def image_unet_like(config, heads: tuple[int, ...], **settings) -> torch.nn.Module:
+    """A fresh ``UNet2DConditionModel`` with the sizes of a video UNet's ``config`` (a UNet3D's or a
+    ``UNetMotionModel``'s): its widths, block kinds (:data:`IMAGE_BLOCKS`), cross-attention, norms and
+    ``heads`` per level (SD's ``attention_head_dim``); ``settings`` add or replace arguments."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**{
+        "sample_size": config.sample_size, "in_channels": config.in_channels, "out_channels": config.out_channels,
+        "down_block_types": tuple(IMAGE_BLOCKS[kind] for kind in config.down_block_types),
+        "up_block_types": tuple(IMAGE_BLOCKS[kind] for kind in config.up_block_types),
+        "block_out_channels": tuple(config.block_out_channels), "layers_per_block": config.layers_per_block,
+        "cross_attention_dim": config.cross_attention_dim, "attention_head_dim": heads,
+        "norm_num_groups": config.norm_num_groups, "norm_eps": config.norm_eps, "act_fn": config.act_fn,
+        "downsample_padding": config.downsample_padding, "mid_block_scale_factor": config.mid_block_scale_factor,
+        **settings})
 
 
 def motion_adapter_for(unet: torch.nn.Module, heads: int = MOTION_HEADS, groups: int = MOTION_GROUPS,

@@ -229,12 +229,19 @@ def save_atomically(parts: dict, out: Path, record: dict, overwrite: bool = Fals
                     pipeline_class: str | None = None) -> Path:
     """Write the model folder next to ``out`` and move it into place only when complete
     (``pipeline_class``: what its ``model_index.json`` names; default ModelScope's)."""
+    return write_folder_atomically(lambda folder: model.save_model(parts, folder, pipeline_class), out, record,
+                                   overwrite)
+
+
+def write_folder_atomically(write, out: Path, record: dict, overwrite: bool = False) -> Path:
+    """``write(folder)`` a folder next to ``out``, add ``training.json`` (``record``), and move it into
+    place only when complete, so that an interrupted run never leaves half a model at ``out``."""
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        model.save_model(parts, staging / "model", pipeline_class)
+        write(staging / "model")
         (staging / "model" / "training.json").write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out)
