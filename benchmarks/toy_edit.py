@@ -115,7 +115,7 @@ def score(edited: np.ndarray, source: world.Clip, ideal: world.Clip) -> dict:
 
 def run(args: argparse.Namespace) -> tuple[dict, dict]:
     backbone = load_toy_model(args.model)
-    controlnet = load_controlnet(Path(args.controlnet) / "diffusion_pytorch_model.safetensors",
+    controlnet = load_controlnet(Path(args.controlnet) / "toy_pose_controlnet.safetensors",
                                  unet_config=dict(backbone.denoiser_module.config))
     scores: dict[str, list[dict]] = defaultdict(list)
     seconds: dict[str, list[float]] = defaultdict(list)

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     backbone = load_backbone(args.model)
     folder = Path(args.controlnet)
-    controlnet = load_controlnet(folder / "diffusion_pytorch_model.safetensors", configs=folder)
+    controlnet = load_controlnet(folder / "toy_pose_controlnet.safetensors", configs=folder)
     rows = {"without ControlNet": [], "with ControlNet": []}
     for index in range(args.clips):
         seed = FIRST_SEED + index

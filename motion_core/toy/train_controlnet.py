@@ -20,7 +20,7 @@ Here:
 - **Objective.** Plain ε-MSE on the model's own schedule (its scheduler config: AnimateDiff's linear
   betas), timesteps uniform, AdamW; only the ControlNet learns (UNet, VAE, text encoder frozen).
 
-The folder written holds ``config.json`` and ``diffusion_pytorch_model.safetensors`` (diffusers' key
+The folder written holds ``config.json`` and ``toy_pose_controlnet.safetensors`` (diffusers' key
 layout, what ``save_pretrained`` writes; :func:`motion_core.edit.load_controlnet` loads it with
 ``configs=`` the folder) and ``training.json`` (arguments, seconds, final loss).
 
@@ -48,6 +48,9 @@ from .train_animatediff import MOTION_CAPTION_DROP, image_unet_like
 SD15_CONDITIONING_CHANNELS = (16, 32, 96, 256)
 """SD1.5 ControlNet's conditioning embedding widths: each entry after the first adds a stride-2 convolution."""
 ANIMATEDIFF = Path(__file__).resolve().parents[2] / "models" / "toy-animatediff"
+WEIGHTS = "toy_pose_controlnet.safetensors"
+"""The weights' file name: what a user copies into ComfyUI's ``models/controlnet`` (Load Pose ControlNet
+reads its shape from the model, so no config goes with it)."""
 """The toy AnimateDiff model the ControlNet is trained for (default ``--model``)."""
 
 
@@ -170,10 +173,13 @@ def train_controlnet(backbone, controlnet: torch.nn.Module, rng: np.random.Gener
 
 
 def save_controlnet(controlnet: torch.nn.Module, out: Path, record: dict, overwrite: bool = False) -> Path:
-    """Write ``config.json``, ``diffusion_pytorch_model.safetensors`` and ``training.json`` into a folder
-    next to ``out`` and move it into place only when complete."""
-    return write_folder_atomically(lambda folder: controlnet.save_pretrained(folder, safe_serialization=True), out,
-                                   record, overwrite)
+    """Write ``config.json``, :data:`WEIGHTS` and ``training.json`` into a folder next to ``out`` and move
+    it into place only when complete."""
+    def write(folder: Path) -> None:
+        controlnet.save_pretrained(folder, safe_serialization=True)
+        (Path(folder) / "diffusion_pytorch_model.safetensors").rename(Path(folder) / WEIGHTS)
+
+    return write_folder_atomically(write, out, record, overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,13 +72,13 @@ def test_the_script_writes_a_folder_load_controlnet_loads(tiny_folder, tmp_path)
     out = tmp_path / "pose-controlnet"
     assert train_controlnet.main(["--model", str(tiny_folder), "--out", str(out), "--steps", "2", "--batch", "2",
                                   "--seed", "1"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors",
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "toy_pose_controlnet.safetensors",
                                                      "training.json"]
     record = json.loads((out / "training.json").read_text())
     assert (record["steps"], record["batch"], record["seed"]) == (2, 2, 1)
     assert record["conditioning_embedding_out_channels"] == [16, 32] and record["final_loss"] > 0
     assert record["seconds"] > 0 and "train_controlnet" in record["command"]
-    controlnet = load_controlnet(out / "diffusion_pytorch_model.safetensors", configs=out)
+    controlnet = load_controlnet(out / "toy_pose_controlnet.safetensors", configs=out)
     assert controlnet.controlnet_mid_block.weight.abs().max() > 0  # the zero convolution learnt
     with pytest.raises(SystemExit):  # an existing folder is kept unless --overwrite
         train_controlnet.main(["--model", str(tiny_folder), "--out", str(out), "--steps", "1"])
@@ -88,9 +88,33 @@ def test_the_shipped_controlnet_loads_and_was_trained_for_the_toy_animatediff_mo
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[2] / "models" / "toy-pose-controlnet"
-    controlnet = load_controlnet(folder / "diffusion_pytorch_model.safetensors", configs=folder)
+    controlnet = load_controlnet(folder / "toy_pose_controlnet.safetensors", configs=folder)
     assert tuple(controlnet.config.conditioning_embedding_out_channels) == (16, 32)
     assert controlnet.config.cross_attention_dim == 64 and tuple(controlnet.config.block_out_channels) == (32, 64)
     assert all(block.weight.abs().max() > 0 for block in controlnet.controlnet_down_blocks)
     record = json.loads((folder / "training.json").read_text())
     assert record["model"] == "toy-animatediff" and record["steps"] == 2400 and record["final_loss"] < 0.02
+
+
+def test_the_shipped_controlnet_loads_without_its_config_from_the_models_unet():
+    """What Load Pose ControlNet does with the file alone in models/controlnet: the config derived from the
+    toy AnimateDiff UNet gives the same model as the folder's config.json."""
+    from pathlib import Path
+
+    from motion_core.backbones import load_backbone
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    folder = models / "toy-pose-controlnet"
+    unet_config = dict(load_backbone(models / "toy-animatediff").denoiser_module.config)
+    derived = load_controlnet(folder / "toy_pose_controlnet.safetensors", unet_config=unet_config)
+    given = load_controlnet(folder / "toy_pose_controlnet.safetensors", configs=folder)
+    assert derived.state_dict().keys() == given.state_dict().keys()
+    assert all(torch.equal(a, given.state_dict()[name]) for name, a in derived.state_dict().items())
+    generator = torch.Generator().manual_seed(0)
+    sample, pose = torch.randn(2, 4, 16, 16, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
+    text = torch.randn(2, 7, 64, generator=generator)
+    with torch.no_grad():
+        a = derived(sample, torch.tensor([5, 900]), text, pose, return_dict=False)
+        b = given(sample, torch.tensor([5, 900]), text, pose, return_dict=False)
+    for x, y in zip([*a[0], a[1]], [*b[0], b[1]]):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
