@@ -53,6 +53,12 @@ VARIANTS = {
     "without Motion Attention": {"motion_attention": False},
 }
 MOTIONS = ("left", "right", "up", "down", "circle", "bounce")
+PROMPTS = {"caption": lambda clip: clip.caption, "motion only": lambda clip: world.MOTION_PHRASES[world.RANDOM],
+           "empty": lambda clip: ""}
+PROMPT_WORDS = {"caption": "the source's caption, e.g. \"a red star moving left\"", "motion only": "\"moving\"",
+                "empty": "\"\""}
+"""The prompt of training, inversion and sampling: the source's caption (names its colour and shape), the
+bare "moving" or nothing — then only the clip itself (inversion, training) can keep its look."""
 MARGIN = 1.0
 """Pixels the target object must keep from the frame's edge in every frame (pairs whose aligned path
 would leave the frame are skipped: the ideal edit would not show the object)."""
@@ -126,6 +132,7 @@ def run(args: argparse.Namespace) -> tuple[dict, dict]:
         subject = VideoLatents(backbone.encode_video(subject_frames(frames, subject_mask(source))),
                                backbone.fingerprint)
         source_images, target_images = skeleton.pose_images(source), skeleton.pose_images(ideal)
+        prompt = PROMPTS[args.prompt](source)
         for seed in range(args.seeds):
             for label, variant in VARIANTS.items():
                 if label not in args.variants:
@@ -138,10 +145,10 @@ def run(args: argparse.Namespace) -> tuple[dict, dict]:
                     options = {k: v for k, v in variant.items() if k != "one_stage"}
                     steps = ((0, args.subject_steps + args.full_steps) if variant.get("one_stage") else
                              (args.subject_steps, args.full_steps))
-                    adapter = train_edit(backbone, controlnet, latents, source_images, source.caption, subject,
+                    adapter = train_edit(backbone, controlnet, latents, source_images, prompt, subject,
                                          EditTraining(*steps, lr=args.lr, seed=seed), options).adapter
-                edited = edit_video(backbone, adapter, controlnet, latents, source_images, target_images,
-                                    source.caption, steps=args.sampling_steps, cfg=args.cfg)
+                edited = edit_video(backbone, adapter, controlnet, latents, source_images, target_images, prompt,
+                                    steps=args.sampling_steps, cfg=args.cfg)
                 seconds[label].append(time.time() - started)
                 result = {**score(decode(backbone, edited).numpy(), source, ideal), "key": (index, seed)}
                 scores[label].append(result)
@@ -164,7 +171,7 @@ def summary(scores: dict, seconds: dict, args: argparse.Namespace) -> str:
             f"(source, reference) pairs × {args.seeds} seeds = {args.pairs * args.seeds} edits per row; training "
             f"{args.subject_steps} + {args.full_steps} steps at lr {args.lr} (one stage: "
             f"{args.subject_steps + args.full_steps} on full frames); DDIM inversion and sampling "
-            f"{args.sampling_steps} steps, cfg {args.cfg}, the source's caption. Target = the source's object and "
+            f"{args.sampling_steps} steps, cfg {args.cfg}; prompt: {args.prompt} ({PROMPT_WORDS[args.prompt]}). Target = the source's object and "
             "background on the reference's path aligned by the skeleton offset (rendered exactly: the ideal edit). "
             "Fidelity cells: mean ± sd [95 % bootstrap interval of the mean].\n\n"
             + table(["variant", "n", "colour kept", "shape kept", "fidelity to target path",
@@ -183,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--sampling-steps", type=int, default=25)
     parser.add_argument("--cfg", type=float, default=7.5)
+    parser.add_argument("--prompt", choices=list(PROMPTS), default="caption")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write", action="store_true")
