@@ -120,7 +120,11 @@ class EditAdapter(MotionAdapter, register=False):
             raise InputError("pose", "Edit-Your-Motion's adapter needs the poses to condition on; none were given")
         options = self.options
         device = next(view.parameters()).device
+        # Moved in place, not copied (the LoRA's tensors are small enough to copy; the ControlNet and
+        # Motion Attention are hundreds of megabytes at SD1.5 size): their values are never changed.
         condition = replace(self.condition, controlnet=self.condition.controlnet.to(device))
+        if self.motion_attention is not None:
+            self.motion_attention.to(device)
         if options["rca"]:
             frame_count = FrameCount()
             processor = RecurrentCausalAttention(frame_count)

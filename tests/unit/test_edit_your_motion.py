@@ -235,3 +235,28 @@ def test_poses_of_another_size_are_refused_by_name(backbone, clip):
     adapter = EditAdapter.for_unet(backbone.unet, backbone.fingerprint, controlnet=CONTROLNET, heads=2)
     with pytest.raises(InputError, match="^target_pose: has 3 pose images"):
         edit_video(backbone, adapter, CONTROLNET, latents, poses(1), poses(2, frames=3), "a clip", steps=2)
+
+
+def test_the_parts_at_sd15_size():
+    """README figures: SD1.5 + a v2 motion module and SD1.5's pose ControlNet, on the ``meta`` device."""
+    import json
+
+    from diffusers import ControlNetModel, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    from motion_core.adapters.lora import ATTENTION_LINEARS, lora_targets
+    from motion_core.backbones.animatediff import SD15_CONFIGS
+
+    with torch.device("meta"):
+        image = UNet2DConditionModel.from_config(json.loads((SD15_CONFIGS / "unet" / "config.json").read_text()))
+        unet = UNetMotionModel.from_unet2d(image, MotionAdapter(use_motion_mid_block=True), load_weights=False)
+        controlnet = ControlNetModel.from_config(json.loads((SD15_CONFIGS / "controlnet" / "config.json").read_text()))
+        motion_attention = MotionAttention.for_controlnet(controlnet)
+    assert motion_attention.channels == [320] * 4 + [640] * 3 + [1280] * 6  # 12 skips + mid
+    assert round(sum(p.numel() for p in motion_attention.parameters()) / 1e6, 1) == 137.8
+    temporal = [linear for _, linear in lora_targets(unet, "temporal", feed_forward_too=False)]
+    spatial = [attention.get_submodule(name) for _, attention in spatial_self_attentions(unet)
+               for name in ATTENTION_LINEARS]
+    rank = EditAdapter.OPTIONS["rank"]
+    assert (len(temporal), len(spatial)) == (168, 64)
+    assert [round(sum(rank * (x.in_features + x.out_features) for x in group) / 1e6, 2)
+            for group in (temporal, spatial)] == [4.83, 1.6]
