@@ -5,7 +5,8 @@
 For ``--clips`` held-out clips (seeds ``HELD_OUT_SEEDS + 9000`` upward, none seen in training), the toy
 AnimateDiff model samples a whole clip from fresh noise of the clip's seed (DDIM, 25 steps, cfg 7.5,
 the clip's caption) twice: with the toy pose ControlNet conditioned on the clip's toy skeleton images
-(:func:`motion_core.toy.skeleton.pose_images`, applied per frame) and without it, from the same noise.
+(:func:`motion_core.toy.skeleton.pose_images`, applied per frame by
+:func:`motion_core.edit.motion_attention.attach_pose_control`, as Edit-Your-Motion applies it) and without it, from the same noise.
 The tracker measures each generated frame; reported per row: the object's centre error in pixels
 against the skeleton's intended centre (the reference object's centre: the torso's midpoint), the
 size error, the share of frames with an object found, and colour / shape right rates (per clip).
@@ -26,12 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import mean_and_interval, table  # noqa: E402
+from motion_core.adapters import make_view  # noqa: E402
 from motion_core.backbones import load_backbone  # noqa: E402
 from motion_core.edit.controlnet import load_controlnet  # noqa: E402
+from motion_core.edit.motion_attention import PoseCondition, attach_pose_control  # noqa: E402
 from motion_core.noise import fresh_noise  # noqa: E402
 from motion_core.sample import guided  # noqa: E402
 from motion_core.toy import model, skeleton, tracker, world  # noqa: E402
-from motion_core.toy.train_controlnet import ANIMATEDIFF, controlled_video_noise  # noqa: E402
+from motion_core.toy.train_controlnet import ANIMATEDIFF  # noqa: E402
 from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +49,11 @@ def generate(backbone, clip: world.Clip, seed: int, controlnet=None, steps: int 
     scale = backbone.latent_scale()
     x_T = fresh_noise(torch.empty(1, backbone.unet.config.in_channels, frames, height // scale, width // scale), seed)
     cond, uncond = backbone.encode_prompt([clip.caption]), backbone.encode_prompt([""])
-    if controlnet is None:
-        predict = partial(backbone.call_denoiser, backbone.unet)
-    else:
-        pose = skeleton.pose_images(clip).permute(0, 3, 1, 2)
-        predict = partial(controlled_video_noise, backbone.unet, controlnet, pose=pose)
+    unet = backbone.unet
+    if controlnet is not None:  # the pose conditioning Edit-Your-Motion uses, on a private view
+        unet = make_view(backbone.unet)
+        attach_pose_control(unet, PoseCondition.from_image(controlnet, skeleton.pose_images(clip)))
+    predict = partial(backbone.call_denoiser, unet)
     with torch.no_grad():
         latents = backbone.sampling.sample(guided(predict, cond, uncond, cfg), x_T, steps)
     return backbone.decode_latents(latents).numpy()

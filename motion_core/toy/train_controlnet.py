@@ -48,10 +48,10 @@ from .train_animatediff import MOTION_CAPTION_DROP, image_unet_like
 SD15_CONDITIONING_CHANNELS = (16, 32, 96, 256)
 """SD1.5 ControlNet's conditioning embedding widths: each entry after the first adds a stride-2 convolution."""
 ANIMATEDIFF = Path(__file__).resolve().parents[2] / "models" / "toy-animatediff"
+"""The toy AnimateDiff model the ControlNet is trained for (default ``--model``)."""
 WEIGHTS = "toy_pose_controlnet.safetensors"
 """The weights' file name: what a user copies into ComfyUI's ``models/controlnet`` (Load Pose ControlNet
 reads its shape from the model, so no config goes with it)."""
-"""The toy AnimateDiff model the ControlNet is trained for (default ``--model``)."""
 
 
 def image_unet_from_motion_unet(unet: torch.nn.Module) -> torch.nn.Module:
@@ -117,22 +117,6 @@ def controlled_noise(unet: torch.nn.Module, controlnet: torch.nn.Module, x_t: to
     ``text (b, tokens, dim)``, ``pose (b, 3, H, W)`` in [0, 1] -> ``(b, c, h, w)``."""
     down, mid = controlnet(x_t, t, encoder_hidden_states=text, controlnet_cond=pose, conditioning_scale=strength,
                            return_dict=False)
-    return unet(x_t, t, encoder_hidden_states=text, down_block_additional_residuals=down,
-                mid_block_additional_residual=mid).sample
-
-
-def controlled_video_noise(unet: torch.nn.Module, controlnet: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor,
-                           text: torch.Tensor, pose: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
-    """A ``UNetMotionModel``'s noise prediction with the ControlNet applied to every frame on its own
-    (as AnimateDiff's ControlNet pipelines apply it): ``x_t (b, c, f, h, w)``, ``t`` scalar or ``(b,)``,
-    ``text (b, tokens, dim)``, ``pose (f, 3, H, W)`` in [0, 1] (the same skeletons for every clip of
-    the batch) -> ``(b, c, f, h, w)``. The residuals are ``(b·f, C, h', w')``, frame-major per clip,
-    as the motion UNet folds its frames into the batch."""
-    b, c, f, h, w = x_t.shape
-    frames = x_t.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-    text = text.repeat_interleave(f, dim=0)
-    down, mid = controlnet(frames, t.repeat_interleave(f) if t.ndim else t, encoder_hidden_states=text,
-                           controlnet_cond=pose.repeat(b, 1, 1, 1), conditioning_scale=strength, return_dict=False)
     return unet(x_t, t, encoder_hidden_states=text, down_block_additional_residuals=down,
                 mid_block_additional_residual=mid).sample
 

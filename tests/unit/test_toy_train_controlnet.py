@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from motion_core.adapters import make_view
+from motion_core.edit.motion_attention import PoseCondition, attach_pose_control
+
 from motion_core.backbones import load_backbone
 from motion_core.edit.controlnet import load_controlnet
 from motion_core.testing import tiny_unet2d, tiny_unet_motion, write_tiny_animatediff_folder
@@ -43,7 +46,9 @@ def test_a_fresh_controlnet_changes_nothing_and_fits_latents_at_half_the_pixels(
                                                                      text.expand(3, -1, -1), pose),
                                    image(frames, t.expand(3), text.expand(3, -1, -1)).sample)
         plain = unet(x, t, encoder_hidden_states=text.repeat_interleave(3, 0)).sample
-        torch.testing.assert_close(train_controlnet.controlled_video_noise(unet, controlnet, x, t, text, pose), plain)
+        view = make_view(unet)
+        attach_pose_control(view, PoseCondition(controlnet, pose))
+        torch.testing.assert_close(view(x, t, encoder_hidden_states=text.repeat_interleave(3, 0)).sample, plain)
 
 
 def test_frame_batches_hold_a_frame_its_skeleton_and_its_caption():
