@@ -1,12 +1,24 @@
-"""``python -m motion_core transfer``: the node graph's pipeline as one command, with a progress bar.
+"""``python -m motion_core transfer`` and ``python -m motion_core edit``: the node graphs' pipelines as
+commands, with progress bars.
 
     python -m motion_core transfer --model models/diffusers/zeroscope_v2_576w --video car.mp4 \\
         --prompt "a car is turning" --target "a tank turning in the desert" --out results/
 
 Loads the model folder and the clip, trains a motion adapter (or loads one with ``--adapter``),
 inverts the clip, and writes one MP4 per target prompt and seed into ``--out`` (numbered names:
-nothing is overwritten), plus the adapter file unless ``--no-save-adapter``. Exit codes: 0 done,
-2 bad input (the message names the option), 130 cancelled (Ctrl-C; no partial file is left).
+nothing is overwritten), plus the adapter file unless ``--no-save-adapter``.
+
+    python -m motion_core edit --model sd15.safetensors --motion-module mm_sd_v15_v2.safetensors \
+        --tokenizer ComfyUI/comfy/sd1_tokenizer --controlnet control_v11p_sd15_openpose.pth \
+        --video dancer.mp4 --pose dancer.pose.json --reference-pose walker.pose.json \
+        --prompt "a woman in a red dress" --out results/
+
+Edit-Your-Motion: the subject of ``--video`` performs the motion of the ``--reference-pose`` clip (both
+poses as ``POSE_KEYPOINT`` JSON, e.g. comfyui_controlnet_aux's Save Pose Keypoints, one entry per
+loaded frame), aligned onto the subject; writes one numbered MP4 into ``--out``.
+
+Exit codes: 0 done, 2 bad input (the message names the option), 130 cancelled (Ctrl-C; no partial
+file is left).
 """
 
 from __future__ import annotations
@@ -44,7 +56,6 @@ ADAPTER_FLAGS = {
 def build_parser() -> argparse.ArgumentParser:
     from .adapters import ADAPTER_KINDS
     from .adapters.embeddings import BLOCK_SETS
-    from .backbones.base import ATTENTION, DTYPES, OFFLOAD
     from .noise import STRATEGIES
     from .sampling import LOSS_WEIGHTINGS
     from .train import PRECISIONS
@@ -54,19 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = commands.add_parser("transfer", help="learn a clip's motion and generate videos with it",
                                    description=__doc__.split("\n\n")[2], formatter_class=argparse.RawTextHelpFormatter)
     what = transfer.add_argument_group("what")
-    what.add_argument("--model", required=True,
-                      help="a ModelScope/ZeroScope diffusers folder, an AnimateDiff diffusers folder, a Stable "
-                           "Diffusion 1.5 checkpoint (one file or diffusers folder) with --motion-module, a Wan "
-                           "diffusers folder, or a Wan transformer file (ComfyUI's models/diffusion_models) with "
-                           "--vae and --text-encoder")
-    what.add_argument("--motion-module", help="AnimateDiff motion module (file or diffusers MotionAdapter folder) for "
-                                              "an SD1.5 --model")
-    what.add_argument("--tokenizer", help="SD1.5 CLIP tokenizer folder (vocab.json, merges.txt; ComfyUI's "
-                                          "comfy/sd1_tokenizer) for a single-file --model")
-    what.add_argument("--vae", help="Wan 2.1 VAE file (ComfyUI's models/vae: wan_2.1_vae.safetensors) for a Wan "
-                                    "transformer file --model")
-    what.add_argument("--text-encoder", help="UMT5-XXL text encoder file with its tokenizer (ComfyUI's "
-                                             "models/text_encoders: umt5_xxl_fp16.safetensors) for a Wan --model file")
+    add_model_arguments(what)
     what.add_argument("--video", action="append", required=True,
                       help="the reference clip (mp4, webm, mkv, mov, gif, webp); repeat for more clips of the same "
                            "motion, trained on together (one clip per step; the first is inverted)")
@@ -136,13 +135,83 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--debias", choices=("object", "hybrid", "camera", "none"), default="object",
                             help="motion embeddings: object/hybrid use E_v's frame differences, camera drops it")
 
-    memory = transfer.add_argument_group("model")
+    add_memory_arguments(transfer)
+    add_edit_command(commands)
+    return parser
+
+
+def add_model_arguments(group) -> None:
+    """``--model`` and the flags of its extra files (:data:`PART_FLAGS`)."""
+    group.add_argument("--model", required=True,
+                      help="a ModelScope/ZeroScope diffusers folder, an AnimateDiff diffusers folder, a Stable "
+                           "Diffusion 1.5 checkpoint (one file or diffusers folder) with --motion-module, a Wan "
+                           "diffusers folder, or a Wan transformer file (ComfyUI's models/diffusion_models) with "
+                           "--vae and --text-encoder")
+    group.add_argument("--motion-module", help="AnimateDiff motion module (file or diffusers MotionAdapter folder) for "
+                                              "an SD1.5 --model")
+    group.add_argument("--tokenizer", help="SD1.5 CLIP tokenizer folder (vocab.json, merges.txt; ComfyUI's "
+                                          "comfy/sd1_tokenizer) for a single-file --model")
+    group.add_argument("--vae", help="Wan 2.1 VAE file (ComfyUI's models/vae: wan_2.1_vae.safetensors) for a Wan "
+                                    "transformer file --model")
+    group.add_argument("--text-encoder", help="UMT5-XXL text encoder file with its tokenizer (ComfyUI's "
+                                             "models/text_encoders: umt5_xxl_fp16.safetensors) for a Wan --model file")
+
+
+def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the model is loaded and run (:class:`~motion_core.backbones.base.ModelOptions`)."""
+    from .backbones.base import ATTENTION, DTYPES, OFFLOAD
+
+    memory = parser.add_argument_group("model")
     memory.add_argument("--dtype", choices=["auto", *DTYPES], default="auto")
     memory.add_argument("--device", default="auto")
     memory.add_argument("--offload", choices=OFFLOAD, default="none")
     memory.add_argument("--attention", choices=ATTENTION, default="sdpa")
     memory.add_argument("--vae-decode-chunk", type=int, default=8)
-    return parser
+
+
+EDIT_LR = 1e-4
+"""``edit``'s default learning rate (Train Motion Edit's)."""
+
+
+def add_edit_command(commands) -> None:
+    from .edit import SIZE_MEASURES
+    from .train import PRECISIONS
+
+    edit = commands.add_parser("edit", help="give a clip another clip's motion, keeping its look (Edit-Your-Motion)",
+                               description="\n\n".join(__doc__.split("\n\n")[3:5]),
+                               formatter_class=argparse.RawTextHelpFormatter)
+    what = edit.add_argument_group("what")
+    add_model_arguments(what)
+    what.add_argument("--controlnet", required=True,
+                      help="an OpenPose ControlNet file for the model (models/controlnet: control_v11p_sd15_openpose "
+                           ".pth or .safetensors)")
+    what.add_argument("--video", required=True, help="the clip to edit (its subject keeps its look)")
+    what.add_argument("--pose", required=True, help="the clip's poses: POSE_KEYPOINT JSON, one entry per loaded frame")
+    what.add_argument("--reference-pose", required=True,
+                      help="the poses of the motion to perform (another clip's), POSE_KEYPOINT JSON")
+    what.add_argument("--prompt", default="a video", help="what the clip shows (default 'a video')")
+    what.add_argument("--out", required=True, help="folder for the edited video")
+    clip = edit.add_argument_group("clip")
+    clip.add_argument("--frames", type=int, default=16, help="frames to load (default 16)")
+    clip.add_argument("--skip", type=int, default=0, help="frames to skip at the start")
+    clip.add_argument("--every", type=int, default=1, help="keep every n-th frame")
+    clip.add_argument("--width", type=int, default=0, help="width to work at (0: the clip's, fitted to the model)")
+    clip.add_argument("--height", type=int, default=0, help="height to work at (0: as for the width)")
+    clip.add_argument("--anchor-frame", type=int, default=0, help="frame where both skeletons are measured")
+    clip.add_argument("--size-measure", choices=SIZE_MEASURES, default=SIZE_MEASURES[0],
+                      help="how the skeletons' sizes are compared (torso: neck to hips)")
+    training = edit.add_argument_group("training")
+    training.add_argument("--subject-steps", type=int, default=300, help="stage 1 steps (the paper: 300)")
+    training.add_argument("--full-steps", type=int, default=300, help="stage 2 steps (the paper: 300)")
+    training.add_argument("--lr", type=float, default=EDIT_LR, help=f"learning rate (default {EDIT_LR:g})")
+    training.add_argument("--seed", type=int, default=0, help="training seed")
+    training.add_argument("--precision", choices=PRECISIONS, default="auto")
+    training.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~1/3 more time")
+    generation = edit.add_argument_group("generation")
+    generation.add_argument("--sampling-steps", type=int, default=50, help="DDIM steps of inversion and sampling")
+    generation.add_argument("--cfg", type=float, default=7.5, help="guidance scale")
+    generation.add_argument("--negative-prompt", default="")
+    add_memory_arguments(edit)
 
 
 def objective_spec(value: str):
@@ -227,7 +296,7 @@ PART_FLAGS = {"motion_module": "--motion-module", "tokenizer": "--tokenizer", "v
 """The flags of a model's extra files (:data:`motion_core.backbones.base.Parts`)."""
 
 
-def _checked(options, flags: dict[str, str], other: str):
+def _checked(options, flags: dict[str, str], other: str | None):
     """``options.validate()``, an :class:`InputError` renamed to the flag of its input (``other`` when unlisted)."""
     try:
         return options.validate()
@@ -278,8 +347,6 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     """Run the pipeline (:func:`motion_core.pipeline.transfer`) for parsed ``transfer`` arguments (see
     :func:`build_parser`), writing numbered files into ``--out``."""
     from .adapters import adapter_writer, load_adapter
-    from .backbones import load_backbone
-    from .backbones.base import ModelOptions
     from .files import write_numbered_file
     from .pipeline import TransferSettings
     from .pipeline import transfer as run_transfer
@@ -293,13 +360,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     timesteps, weighting = timestep_distribution(args), loss_weighting(args)  # refused before anything is loaded
     prompts = training_prompts(args.video, args.prompt)
     out = Path(args.out)
-    options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
-                           vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
-    parts = {name: Path(getattr(args, name)) for name in PART_FLAGS if getattr(args, name)}
-    try:
-        backbone = load_backbone(args.model, options, input_name="--model", parts=parts)
-    except InputError as err:
-        raise err.renamed(PART_FLAGS) from None
+    backbone = load_model(args)
     # A model trained at one frame rate (Wan: 16 fps) gets the clips at that rate; --frames counts those frames
     selection = FrameSelection(args.frames, args.skip, args.every, force_rate=backbone.frame_rate or 0.0)
     clip, *more = [load_video(video, selection, input_name="--video") for video in args.video]
@@ -337,6 +398,84 @@ def transfer(args: argparse.Namespace) -> TransferResult:
     return written
 
 
+def edit(args: argparse.Namespace) -> Path:
+    """Edit-Your-Motion for parsed ``edit`` arguments: train on the clip, edit it under the aligned
+    reference poses, write a numbered MP4 into ``--out``; returns its path."""
+    from .edit import align_pose_keypoint
+    from .edit.controlnet import load_controlnet
+    from .edit.pipeline import EditTraining, edit_video, pose_images, train_edit
+    from .files import write_numbered_file
+    from .pipeline import decode, encode_reference
+    from .train import TrainOptions
+    from .video import FrameSelection, load_video, write_video
+
+    settings = _checked(EditTraining(args.subject_steps, args.full_steps, args.lr, args.seed,
+                                     TrainOptions(precision=args.precision,
+                                                  gradient_checkpointing=args.gradient_checkpointing)),
+                        {"subject_steps": "--subject-steps", "full_steps": "--full-steps", "precision": "--precision"},
+                        None)
+    poses = {flag: _read_json(getattr(args, name), flag) for name, flag in (("pose", "--pose"),
+                                                                            ("reference_pose", "--reference-pose"))}
+    backbone = load_model(args)
+    if backbone.family != "animatediff":
+        raise InputError("--model", f"Edit-Your-Motion runs on AnimateDiff (SD1.5) models; this is a "
+                                    f"{backbone.family} model")
+    controlnet = load_controlnet(args.controlnet, backbone.dtype, input_name="--controlnet",
+                                 unet_config=dict(backbone.denoiser_module.config))
+    clip = load_video(args.video, FrameSelection(args.frames, args.skip, args.every), input_name="--video")
+    bars = Bars()
+    try:
+        with bars("encoding", 2 * clip.frames.shape[0]) as bar:
+            latents, _ = encode_reference(backbone, clip.frames, args.width, args.height, "--video", progress=bar)
+        aligned = align_pose_keypoint(poses["--pose"], poses["--reference-pose"], args.anchor_frame,
+                                      size=args.size_measure)
+        source_images = pose_images(poses["--pose"], backbone, latents, "--pose")
+        target_images = pose_images(aligned.pose_keypoint, backbone, latents, "--reference-pose")
+        with bars("training", settings.subject_steps + settings.full_steps) as bar:
+            def step(done: int, total: int, terms: dict[str, float]) -> None:
+                bar(done, total)
+                bar.note(f"loss {terms['total']:.4f}")
+
+            adapter = train_edit(backbone, controlnet, latents, source_images, args.prompt, None, settings,
+                                 callback=step).adapter
+        with bars("inverting", args.sampling_steps) as inverting, bars("sampling", args.sampling_steps) as sampling:
+            edited = edit_video(backbone, adapter, controlnet, latents, source_images, target_images, args.prompt,
+                                args.negative_prompt, args.sampling_steps, args.cfg, inverting, sampling)
+        frames = decode(backbone, edited)
+    except InputError as err:
+        raise err.renamed(EDIT_FLAGS) from None
+    return write_numbered_file(Path(args.out), f"edit_{slug(args.prompt)}", ".mp4",
+                               lambda path: write_video(frames, path, clip.fps), "--out")
+
+
+EDIT_FLAGS = {"source_pose": "--pose", "reference_pose": "--reference-pose", "anchor_frame": "--anchor-frame",
+              "size_measure": "--size-measure", "steps": "--sampling-steps", "cfg": "--cfg", "source": "--video",
+              "frames": "--video", "width": "--width", "height": "--height", "controlnet": "--controlnet",
+              "lr": "--lr", "prompt": "--prompt"}
+"""The ``edit`` flags of the library's input names."""
+
+
+def _read_json(path: str, flag: str):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(flag, f"{path!r} is not a readable JSON file ({err})") from None
+
+
+def load_model(args: argparse.Namespace):
+    """The ``--model`` (with its extra files and the memory flags) as a backbone; errors name the flags."""
+    from .backbones import load_backbone
+    from .backbones.base import ModelOptions
+
+    options = ModelOptions(dtype=args.dtype, device=args.device, offload=args.offload,
+                           vae_decode_chunk=args.vae_decode_chunk, attention=args.attention)
+    parts = {name: Path(getattr(args, name)) for name in PART_FLAGS if getattr(args, name)}
+    try:
+        return load_backbone(args.model, options, input_name="--model", parts=parts)
+    except InputError as err:
+        raise err.renamed(PART_FLAGS) from None
+
+
 def run_command(work: Callable[[], list[str]]) -> int:
     """Run a command's ``work`` and print the lines it returns; the exit code: 0 done, 2 bad input
     (the message names the option), 130 cancelled."""
@@ -357,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> list[str]:
+        if args.command == "edit":
+            return [f"wrote {edit(args)}"]
         result = transfer(args)
         return [f"wrote {path}" for path in [*result.videos, *([result.adapter_file] if result.adapter_file else [])]]
 

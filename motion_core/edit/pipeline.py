@@ -170,5 +170,3 @@ def edit_video(backbone: VideoBackbone, adapter: EditAdapter, controlnet: torch.
     on_source, on_target = ([AdapterUse(adapter.conditioned(condition))] for condition in conditions)
     noise = invert_reference(backbone, source, steps, prompt, on_source, inversion_progress)
     return generate(backbone, noise, prompt, negative_prompt, steps, cfg, on_target, progress)
-
-

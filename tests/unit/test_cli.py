@@ -227,3 +227,58 @@ def test_ctrl_c_during_training_exits_130_and_leaves_no_file(inputs, tmp_path):
     reader.join(timeout=10)
     assert b"cancelled" in seen
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+# --- python -m motion_core edit ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def edit_inputs(tmp_path_factory):
+    """A tiny AnimateDiff folder, a pose ControlNet file for it (diffusers keys, pose images at the tiny
+    VAE's 2x), a clip of 8 frames and two clips' poses as Save Pose Keypoints writes them."""
+    import json
+
+    from diffusers import ControlNetModel
+    from safetensors.torch import save_file
+
+    from motion_core.testing import tiny_unet2d, write_tiny_animatediff_folder
+    from support.poses import STANDING, dwpose_frame
+
+    root = tmp_path_factory.mktemp("edit")
+    model = write_tiny_animatediff_folder(root / "tiny-animatediff")
+    controlnet = ControlNetModel.from_unet(tiny_unet2d(), conditioning_embedding_out_channels=(4, 8))
+    save_file({k: v.contiguous() for k, v in controlnet.state_dict().items()}, root / "pose.safetensors")
+    clip = write_index_clip(root / "square.mp4", 8, fps=8, size=(32, 24), picture=moving_square)
+    small = STANDING * 0.08
+    for name, step in (("source", 0.0), ("reference", 1.5)):
+        frames = [dwpose_frame([(small + (4 + step * i, 2), ())], 32, 24) for i in range(8)]
+        (root / f"{name}.pose.json").write_text(json.dumps(frames))
+    return model, root / "pose.safetensors", clip, root / "source.pose.json", root / "reference.pose.json"
+
+
+def edit_command(inputs, out, *extra):
+    model, controlnet, clip, source, reference = inputs
+    return [sys.executable, "-m", "motion_core", "edit", "--model", str(model), "--controlnet", str(controlnet),
+            "--video", str(clip), "--pose", str(source), "--reference-pose", str(reference), "--prompt", "a square",
+            "--out", str(out), "--frames", "8", "--subject-steps", "1", "--full-steps", "1", "--sampling-steps", "2",
+            *extra]
+
+
+def test_edit_writes_the_edited_clip_never_overwriting(edit_inputs, tmp_path):
+    for expected in ("edit_a_square_00001.mp4", "edit_a_square_00002.mp4"):
+        result = run(edit_command(edit_inputs, tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"wrote {tmp_path / expected}"
+    edited = load_video(str(tmp_path / "edit_a_square_00001.mp4"))
+    assert edited.frames.shape == (8, 24, 32, 3)
+
+
+def test_edit_bad_input_exits_2_naming_the_option(edit_inputs, tmp_path):
+    import json
+
+    short = tmp_path / "short.pose.json"
+    short.write_text(json.dumps(json.loads(edit_inputs[3].read_text())[:3]))
+    result = run(edit_command(edit_inputs, tmp_path, "--pose", str(short)))
+    assert result.returncode == 2 and "error: --pose: has 3 frames but the clip has 8" in result.stderr
+    result = run(edit_command(edit_inputs, tmp_path, "--reference-pose", str(tmp_path / "missing.json")))
+    assert result.returncode == 2 and "error: --reference-pose: " in result.stderr
+    assert not list(tmp_path.glob("*.mp4"))
