@@ -163,22 +163,28 @@ def run(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def summary(scores: dict, seconds: dict, args: argparse.Namespace) -> str:
+    baseline_label = next(iter(VARIANTS))
+    baseline = {r["key"]: r["psnr"] for r in scores.get(baseline_label, [])}
     rows = []
     for label, group in scores.items():
+        paired = [r["psnr"] - baseline[r["key"]] for r in group if r["key"] in baseline]
+        versus = "–" if label == baseline_label or not paired else mean_and_interval(paired, spread=False)
         rows.append([label, len(group), f"{100 * np.mean([r['colour'] for r in group]):.0f} %",
                      f"{100 * np.mean([r['shape'] for r in group]):.0f} %",
                      mean_and_interval([r["target"] for r in group]), mean_and_interval([r["source"] for r in group]),
                      f"{np.nanmean([r['error'] for r in group]):.1f}", f"{np.mean([r['psnr'] for r in group]):.1f}",
-                     f"{np.mean(seconds[label]):.0f}"])
+                     versus, f"{np.mean(seconds[label]):.0f}"])
     return (f"Model `{args.model}` with the toy pose ControlNet `{args.controlnet}`; {args.pairs} held-out "
             f"(source, reference) pairs × {args.seeds} seeds = {args.pairs * args.seeds} edits per row; training "
             f"{args.subject_steps} + {args.full_steps} steps at lr {args.lr} (one stage: "
             f"{args.subject_steps + args.full_steps} on full frames); DDIM inversion and sampling "
             f"{args.sampling_steps} steps, cfg {args.cfg}; prompt: {args.prompt} ({PROMPT_WORDS[args.prompt]}). Target = the source's object and "
             "background on the reference's path aligned by the skeleton offset (rendered exactly: the ideal edit). "
-            "Fidelity cells: mean ± sd [95 % bootstrap interval of the mean].\n\n"
+            "Fidelity cells: mean ± sd [95 % bootstrap interval of the mean]; \"PSNR − untrained\": the paired "
+            "difference from the untrained row's edit of the same pair and seed, mean [95 % interval].\n\n"
             + table(["variant", "n", "colour kept", "shape kept", "fidelity to target path",
-                     "fidelity to source path", "centre error (px)", "PSNR to ideal (dB)", "s per edit"], rows)
+                     "fidelity to source path", "centre error (px)", "PSNR to ideal (dB)",
+                     "PSNR − untrained (paired)", "s per edit"], rows)
             + "\n")
 
 
@@ -200,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     scores, seconds = run(args)
-    publish(summary(scores, seconds, args), args.write, "toy_edit", "Edit-Your-Motion on the toy world")
+    name = "toy_edit" if args.prompt == "empty" else f"toy_edit_{args.prompt.replace(' ', '_')}"
+    publish(summary(scores, seconds, args), args.write, name, f"Edit-Your-Motion on the toy world ({args.prompt} prompt)")
     return 0
 
 

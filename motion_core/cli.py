@@ -169,7 +169,7 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     memory.add_argument("--vae-decode-chunk", type=int, default=8)
 
 
-EDIT_LR = 1e-4
+EDIT_LR = 5e-4
 """``edit``'s default learning rate (Train Motion Edit's)."""
 
 

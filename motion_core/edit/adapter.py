@@ -54,7 +54,7 @@ class EditAdapter(MotionAdapter, register=False):
 
     kind = "edit_your_motion"
     OPTIONS = {"rank": 16, "alpha": 16.0, "heads": 8, "rca": True, "motion_attention": True}
-    default_lr = 1e-4
+    default_lr = 5e-4
 
     def __init__(self, lora: LoRAAdapter, motion_attention: MotionAttention | None,
                  metadata: dict[str, str] | None = None, stage: str = "subject",
