@@ -42,7 +42,7 @@ class EditTraining:
             paper found 300 + 300 best. ``subject_steps = 0`` is the one-stage ablation: stage 2
             alone, training every part (temporal, RCA, Motion Attention) on full frames.
         lr: AdamW's learning rate for both stages (the LoRA and the new Motion Attention module): the
-            pack's LoRA rate (MotionDirector's); on the toy world it beat 1e-4 on every pair
+            pack's LoRA rate (MotionDirector's); on the toy world 1e-4 kept the look worse on 5 of 6 pairs
             (``benchmarks/toy_edit.py``, README).
         seed: of initial values, timesteps and noise (stage 2 draws from ``seed + 1``).
         options: :class:`~motion_core.train.TrainOptions` (precision, checkpointing, timesteps).
