@@ -167,10 +167,17 @@ def load_video_model(load: Callable[[], object], files: list[str], device: str):
     return memory.register(load())
 
 
-def use_model(model, task: str, latent_shape: tuple[int, ...]) -> None:
+def use_model(model, task: str, latent_shape: tuple[int, ...], beside: tuple = ()) -> None:
     """Before ``task`` (encode, decode, invert, sample, train) on latents ``(b, c, f, h, w)``: ComfyUI
-    loads ``model`` (evicting others as needed, or bringing it back after an eviction)."""
-    memory.load(model, task, tuple(latent_shape))
+    loads ``model`` and the models that work ``beside`` it (evicting others as needed, or bringing
+    them back after an eviction)."""
+    memory.load(model, task, tuple(latent_shape), tuple(beside))
+
+
+def register_beside(module, model):
+    """Enter ``module``, a freshly loaded model that works beside ``model`` (a pose ControlNet), in
+    ComfyUI's memory manager; returns it."""
+    return memory.register_auxiliary(module, model)
 
 
 def list_diffusers_models() -> list[str]:

@@ -11,7 +11,7 @@ from ..motion_core.pipeline import VideoLatents, latent_samples
 from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
 from ..motion_core.video import MAX_SIDE
 from ._comfy import (CATEGORY, Progress, file_fingerprint, input_problem, io, list_input_files, model_file_path,
-                     node_id, resolve_input_file, ui, use_model)
+                     node_id, register_beside, resolve_input_file, ui, use_model)
 from .training import DEFAULT_PROMPT, loss_text
 from .types import EditAdapter, Latents, PoseControlNet, PoseKeypoint, VideoModel
 
@@ -145,7 +145,7 @@ class LoadPoseControlNet(io.ComfyNode):
         _check_family(model)
         controlnet = load_controlnet(_controlnet_path(controlnet_name), model.dtype, input_name="controlnet_name",
                                      unet_config=dict(model.denoiser_module.config))
-        return io.NodeOutput(controlnet)
+        return io.NodeOutput(register_beside(controlnet, model))
 
 
 def _controlnet_files() -> list[str]:
@@ -251,7 +251,7 @@ class TrainMotionEdit(io.ComfyNode):
             progress.text(f"{stage} · {loss_text(step, steps, terms)}")
             progress(step, steps)
 
-        use_model(model, "train", x0.shape)
+        use_model(model, "train", x0.shape, beside=(controlnet,))
         settings = EditTraining(subject_steps, full_steps, lr, seed,
                                 TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing))
         result = train_edit(model, controlnet, source, images, prompt, subject, settings,
@@ -299,7 +299,7 @@ class EditVideo(io.ComfyNode):
         x0 = latent_samples(source, model, False, "source")
         source_images = pose_images(source_pose, model, source, "source_pose")
         target_images = pose_images(target_pose, model, source, "target_pose")
-        use_model(model, "sample", x0.shape)
+        use_model(model, "sample", x0.shape, beside=(controlnet,))
         inversion = Progress(steps, latent_format=model.latent_format)
         sampling = Progress(steps, latent_format=model.latent_format)
         return io.NodeOutput(edit_video(model, edit, controlnet, source, source_images, target_images, prompt,

@@ -29,6 +29,7 @@ TASKS = ("encode", "decode", "invert", "sample", "train")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 
 _PATCHERS: weakref.WeakKeyDictionary[VideoBackbone, comfy.model_patcher.ModelPatcher] = weakref.WeakKeyDictionary()
+_AUXILIARY: weakref.WeakKeyDictionary[torch.nn.Module, comfy.model_patcher.ModelPatcher] = weakref.WeakKeyDictionary()
 
 
 class VideoModelWeights(torch.nn.Module):
@@ -39,6 +40,16 @@ class VideoModelWeights(torch.nn.Module):
         super().__init__()
         for name, module in modules.items():
             self.add_module(name, module)
+
+
+class AuxiliaryWeights(torch.nn.Module):
+    """What ComfyUI's memory manager sees of a model that works beside a video model (a pose
+    ControlNet): the diffusers model as ``weights``, in a container for the same reason as
+    :class:`VideoModelWeights`."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.weights = module
 
 
 def patcher(backbone: VideoBackbone) -> comfy.model_patcher.ModelPatcher:
@@ -53,6 +64,24 @@ def patcher(backbone: VideoBackbone) -> comfy.model_patcher.ModelPatcher:
                                                  offload_device=offload)
         _PATCHERS[backbone] = found
     return found
+
+
+def auxiliary_patcher(module: torch.nn.Module, backbone: VideoBackbone) -> comfy.model_patcher.ModelPatcher:
+    """The patcher of a model that works beside ``backbone`` (a pose ControlNet), made on first use: on
+    ``backbone``'s device, so ComfyUI loads and evicts it like the backbone itself."""
+    found = _AUXILIARY.get(module)
+    if found is None:
+        offload = comfy.model_management.unet_offload_device()
+        found = comfy.model_patcher.ModelPatcher(AuxiliaryWeights(module), load_device=backbone.device,
+                                                 offload_device=offload)
+        _AUXILIARY[module] = found
+    return found
+
+
+def register_auxiliary(module: torch.nn.Module, backbone: VideoBackbone) -> torch.nn.Module:
+    """Enter a freshly loaded model that works beside ``backbone`` in ComfyUI's loaded-model list."""
+    comfy.model_management.load_models_gpu([auxiliary_patcher(module, backbone)], force_full_load=True)
+    return module
 
 
 def make_room_for_files(paths: list[str], device: torch.device) -> None:
@@ -75,15 +104,18 @@ def register(backbone: VideoBackbone) -> VideoBackbone:
     return backbone
 
 
-def load(backbone: VideoBackbone, task: str, latent_shape: tuple[int, ...]) -> None:
-    """Ask ComfyUI to load ``backbone`` with room for ``task`` (one of :data:`TASKS`) on latents of
-    ``latent_shape`` ``(b, c, f, h, w)``; it evicts other models as needed. An offloading backbone
-    also gets room on the device for its largest part, which it moves there itself."""
+def load(backbone: VideoBackbone, task: str, latent_shape: tuple[int, ...],
+         beside: tuple[torch.nn.Module, ...] = ()) -> None:
+    """Ask ComfyUI to load ``backbone`` (and the models that work ``beside`` it, e.g. a pose ControlNet)
+    with room for ``task`` (one of :data:`TASKS`) on latents of ``latent_shape`` ``(b, c, f, h, w)``;
+    it evicts other models as needed. An offloading backbone also gets room on the device for its
+    largest part, which it moves there itself."""
     needed = working_memory(backbone, task, latent_shape)
     if backbone.offloads:
         largest = max(comfy.model_management.module_size(m) for m in backbone.weight_modules().values())
         comfy.model_management.free_memory(needed + largest, backbone.device)
-    comfy.model_management.load_models_gpu([patcher(backbone)], memory_required=needed, force_full_load=True)
+    models = [patcher(backbone), *(auxiliary_patcher(module, backbone) for module in beside)]
+    comfy.model_management.load_models_gpu(models, memory_required=needed, force_full_load=True)
 
 
 def working_memory(backbone: VideoBackbone, task: str, latent_shape: tuple[int, ...]) -> int:

@@ -159,3 +159,33 @@ def test_editing_errors_name_the_node_inputs(pack, loaded):
             False)
     with pytest.raises(ValueError, match="^controlnet_name: 'missing.safetensors' is not in models/controlnet"):
         run(edit.LoadPoseControlNet, model, "missing.safetensors")
+
+
+def test_the_pose_controlnet_is_in_comfyuis_memory_manager_beside_its_model(pack, loaded, monkeypatch):
+    """Load Pose ControlNet enters the ControlNet in ComfyUI's loaded-model list; Train Motion Edit and
+    Edit Video ask ComfyUI to load it with the model (so it is evicted and brought back like the model)."""
+    import comfy.model_management
+
+    model, controlnet, latents, _ = loaded
+    memory = pack.nodes.memory
+
+    def listed() -> bool:
+        return any(getattr(entry.model.model, "weights", None) is controlnet
+                   for entry in comfy.model_management.current_loaded_models if entry.model is not None)
+
+    assert listed()
+    requests, original = [], comfy.model_management.load_models_gpu
+
+    def recording(models, *args, **kwargs):
+        requests.append([getattr(m.model, "weights", None) is controlnet for m in models])
+        return original(models, *args, **kwargs)
+
+    monkeypatch.setattr(comfy.model_management, "load_models_gpu", recording)
+    trained = run(pack.nodes.edit.TrainMotionEdit, model, controlnet, latents, clip_poses(), "a clip", 1, 1, 1e-3, 0,
+                  "auto", False).args[0]
+    comfy.model_management.unload_all_models()
+    assert not listed()
+    run(pack.nodes.edit.EditVideo, model, controlnet, trained, latents, clip_poses(), clip_poses(1.0), "a clip", "",
+        2, 7.5)
+    assert requests == [[False, True], [False, True]]  # the model, then the ControlNet beside it
+    assert listed() and memory.auxiliary_patcher(controlnet, model).model.weights is controlnet
