@@ -21,12 +21,13 @@ from ..motion_core.video import frame_strip
 from . import memory
 
 __all__ = ["ComfyExtension", "io", "ui", "PREFIX", "CATEGORY", "node_id", "custom_type",
-           "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device", "list_diffusers_models",
+           "resolve_input_file", "list_input_files", "Progress", "input_problem", "file_fingerprint", "compute_device",
+           "list_diffusers_models",
            "diffusers_model_path", "list_video_models", "video_model_path", "list_motion_modules", "motion_module_path",
            "sd1_tokenizer_folder", "CHECKPOINTS", "list_vae_files", "vae_path", "list_text_encoder_files",
            "text_encoder_path", "MOTION_LORA_FOLDER", "list_motion_loras", "motion_lora_path",
            "motion_lora_save_folder", "ADAPTER_FOLDER", "list_adapters", "adapter_path", "adapter_save_folder",
-           "load_video_model", "use_model"]
+           "load_video_model", "use_model", "register_beside", "model_file_path"]
 
 PREFIX = "MTX_"
 """Prefix of every node id and custom type of the pack (kept forever: saved graphs use it)."""
