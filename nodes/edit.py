@@ -137,6 +137,10 @@ class LoadPoseControlNet(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, controlnet_name):
+        return input_problem(lambda: _controlnet_path(controlnet_name))
+
+    @classmethod
     def fingerprint_inputs(cls, model, controlnet_name, **_):
         return file_fingerprint(lambda: [_controlnet_path(controlnet_name)])
 

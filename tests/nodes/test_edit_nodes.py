@@ -159,6 +159,9 @@ def test_editing_errors_name_the_node_inputs(pack, loaded):
             False)
     with pytest.raises(ValueError, match="^controlnet_name: 'missing.safetensors' is not in models/controlnet"):
         run(edit.LoadPoseControlNet, model, "missing.safetensors")
+    assert edit.LoadPoseControlNet.validate_inputs("pose.safetensors") is True
+    assert edit.LoadPoseControlNet.validate_inputs("missing.safetensors").startswith(
+        "controlnet_name: 'missing.safetensors' is not in models/controlnet")
 
 
 def test_the_pose_controlnet_is_in_comfyuis_memory_manager_beside_its_model(pack, loaded, monkeypatch):
