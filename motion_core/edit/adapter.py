@@ -135,9 +135,6 @@ class EditAdapter(MotionAdapter, register=False):
         for handle in attach_pose_control(view, condition, self.motion_attention):
             attachment.add_hook(handle)
 
-    def training_settings(self) -> dict[str, str]:
-        return {}
-
     def objective_parameters(self) -> list[nn.Parameter]:
         parts = {"subject": ("temporal",), "full": ("spatial",), "all": ("temporal", "spatial")}[self.stage]
         chosen = [p for i, p in enumerate(self.lora.lora_A) if self.lora.part_of(i) in parts] + \
