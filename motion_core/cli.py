@@ -401,7 +401,7 @@ def transfer(args: argparse.Namespace) -> TransferResult:
 def edit(args: argparse.Namespace) -> Path:
     """Edit-Your-Motion for parsed ``edit`` arguments: train on the clip, edit it under the aligned
     reference poses, write a numbered MP4 into ``--out``; returns its path."""
-    from .edit import align_pose_keypoint
+    from .edit import align_pose_keypoint, read_pose_file
     from .edit.controlnet import load_controlnet
     from .edit.pipeline import EditTraining, edit_video, pose_images, train_edit
     from .files import write_numbered_file
@@ -414,8 +414,8 @@ def edit(args: argparse.Namespace) -> Path:
                                                   gradient_checkpointing=args.gradient_checkpointing)),
                         {"subject_steps": "--subject-steps", "full_steps": "--full-steps", "precision": "--precision"},
                         None)
-    poses = {flag: _read_json(getattr(args, name), flag) for name, flag in (("pose", "--pose"),
-                                                                            ("reference_pose", "--reference-pose"))}
+    poses = {flag: read_pose_file(getattr(args, name), flag) for name, flag in (("pose", "--pose"),
+                                                                                ("reference_pose", "--reference-pose"))}
     backbone = load_model(args)
     if backbone.family != "animatediff":
         raise InputError("--model", f"Edit-Your-Motion runs on AnimateDiff (SD1.5) models; this is a "
@@ -453,13 +453,6 @@ EDIT_FLAGS = {"source_pose": "--pose", "reference_pose": "--reference-pose", "an
               "frames": "--video", "width": "--width", "height": "--height", "controlnet": "--controlnet",
               "lr": "--lr", "prompt": "--prompt"}
 """The ``edit`` flags of the library's input names."""
-
-
-def _read_json(path: str, flag: str):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise InputError(flag, f"{path!r} is not a readable JSON file ({err})") from None
 
 
 def load_model(args: argparse.Namespace):

@@ -1,9 +1,8 @@
 """Nodes of Edit-Your-Motion (docs/METHODS.md §7): motion editing from two clips' poses."""
 
-import json
 import os
 
-from ..motion_core.edit import SIZE_MEASURES, align_pose_keypoint, parse_pose_keypoint
+from ..motion_core.edit import SIZE_MEASURES, align_pose_keypoint, parse_pose_keypoint, read_pose_file
 from ..motion_core.edit.controlnet import load_controlnet
 from ..motion_core.edit.pipeline import EditTraining, edit_video, pose_images, subject_frames, train_edit
 from ..motion_core.errors import InputError
@@ -12,7 +11,7 @@ from ..motion_core.train import PRECISIONS, TrainOptions, loss_series
 from ..motion_core.video import MAX_SIDE
 from ._comfy import (CATEGORY, Progress, file_fingerprint, input_problem, io, list_input_files, model_file_path,
                      node_id, register_beside, resolve_input_file, ui, use_model)
-from .training import DEFAULT_PROMPT, loss_text
+from .training import DEFAULT_PROMPT, training_progress
 from .types import EditAdapter, Latents, PoseControlNet, PoseKeypoint, VideoModel
 
 CONTROLNET_FOLDER = "controlnet"
@@ -97,12 +96,7 @@ class LoadPoseKeypoints(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose_file) -> io.NodeOutput:
-        path = _pose_path(pose_file)
-        try:
-            with open(path, encoding="utf-8") as file:
-                pose = json.load(file)
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            raise InputError("pose_file", f"{pose_file!r} is not a readable JSON file ({err})") from err
+        pose = read_pose_file(_pose_path(pose_file), "pose_file")
         clip = parse_pose_keypoint(pose, "pose_file")
         return io.NodeOutput(pose, ui=ui.PreviewText(f"{clip.frames} frames: {clip.describe()}"))
 
@@ -247,13 +241,9 @@ class TrainMotionEdit(io.ComfyNode):
             use_model(model, "encode", x0.shape)
             subject = VideoLatents(model.encode_video(subject_frames(source_frames, subject_mask, "subject_mask")),
                                    model.fingerprint)
-        total = subject_steps + full_steps
-        progress = Progress(total, node=cls.hidden.unique_id if cls.hidden else None)
-
-        def callback(step: int, steps: int, terms: dict[str, float]) -> None:
-            stage = "stage 1 (subject)" if step <= subject_steps else "stage 2 (full frames)"
-            progress.text(f"{stage} · {loss_text(step, steps, terms)}")
-            progress(step, steps)
+        callback, _ = training_progress(
+            subject_steps + full_steps, cls.hidden.unique_id if cls.hidden else None,
+            lambda step: "stage 1 (subject) · " if step <= subject_steps else "stage 2 (full frames) · ")
 
         use_model(model, "train", x0.shape, beside=(controlnet,))
         settings = EditTraining(subject_steps, full_steps, lr, seed,

@@ -56,31 +56,30 @@ def patcher(backbone: VideoBackbone) -> comfy.model_patcher.ModelPatcher:
     """The backbone's patcher (made on first use). A backbone that offloads itself (``offload``
     model) is registered as a model of the offload device: ComfyUI must not move its parts, which
     :meth:`~VideoBackbone.hold` moves to the device one at a time."""
-    found = _PATCHERS.get(backbone)
-    if found is None:
-        offload = comfy.model_management.unet_offload_device()
-        device = offload if backbone.offloads else backbone.device
-        found = comfy.model_patcher.ModelPatcher(VideoModelWeights(backbone.weight_modules()), load_device=device,
-                                                 offload_device=offload)
-        _PATCHERS[backbone] = found
-    return found
+    return _cached_patcher(_PATCHERS, backbone, lambda: VideoModelWeights(backbone.weight_modules()),
+                           None if backbone.offloads else backbone.device)
 
 
 def auxiliary_patcher(module: torch.nn.Module, backbone: VideoBackbone) -> comfy.model_patcher.ModelPatcher:
     """The patcher of a model that works beside ``backbone`` (a pose ControlNet), made on first use: on
     ``backbone``'s device, so ComfyUI loads and evicts it like the backbone itself."""
-    found = _AUXILIARY.get(module)
+    return _cached_patcher(_AUXILIARY, module, lambda: AuxiliaryWeights(module), backbone.device)
+
+
+def _cached_patcher(table: weakref.WeakKeyDictionary, key, container, device: torch.device | None):
+    """``table[key]``, made on first use: a patcher of ``container()`` loading to ``device`` (None: the
+    offload device) and offloading to ComfyUI's offload device."""
+    found = table.get(key)
     if found is None:
         offload = comfy.model_management.unet_offload_device()
-        found = comfy.model_patcher.ModelPatcher(AuxiliaryWeights(module), load_device=backbone.device,
-                                                 offload_device=offload)
-        _AUXILIARY[module] = found
+        found = comfy.model_patcher.ModelPatcher(container(), load_device=device or offload, offload_device=offload)
+        table[key] = found
     return found
 
 
 def register_auxiliary(module: torch.nn.Module, backbone: VideoBackbone) -> torch.nn.Module:
     """Enter a freshly loaded model that works beside ``backbone`` in ComfyUI's loaded-model list."""
-    comfy.model_management.load_models_gpu([auxiliary_patcher(module, backbone)], force_full_load=True)
+    _enter(auxiliary_patcher(module, backbone))
     return module
 
 
@@ -100,8 +99,12 @@ def make_room_for_files(paths: list[str], device: torch.device) -> None:
 def register(backbone: VideoBackbone) -> VideoBackbone:
     """Enter a freshly loaded backbone in ComfyUI's loaded-model list (its weights are already where
     ``motion_core`` put them)."""
-    comfy.model_management.load_models_gpu([patcher(backbone)], force_full_load=True)
+    _enter(patcher(backbone))
     return backbone
+
+
+def _enter(model: comfy.model_patcher.ModelPatcher) -> None:
+    comfy.model_management.load_models_gpu([model], force_full_load=True)
 
 
 def load(backbone: VideoBackbone, task: str, latent_shape: tuple[int, ...],

@@ -1,5 +1,7 @@
 """The node that learns a clip's motion."""
 
+from collections.abc import Callable
+
 from ..motion_core.adapters import ADAPTER_KINDS
 from ..motion_core.objectives import ObjectiveSpec
 from ..motion_core.pipeline import TrainingPreview, options_for, train_adapter
@@ -15,6 +17,18 @@ def loss_text(step: int, steps: int, terms: dict[str, float]) -> str:
     """One line for the node while training: the step and each loss term."""
     parts = [f"{name} {value:.4f}" for name, value in terms.items() if name != "total"]
     return f"step {step}/{steps} · loss {terms['total']:.4f}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def training_progress(steps: int, node: str | None, stage: Callable[[int], str] | None = None):
+    """``callback(step, total, terms)`` for training: the node's progress bar and a line of text with the
+    step and each loss term, after ``stage(step)`` (e.g. "stage 1 (subject) · ") when given."""
+    progress = Progress(steps, node=node)
+
+    def callback(step: int, total: int, terms: dict[str, float]) -> None:
+        progress.text((stage(step) if stage else "") + loss_text(step, total, terms))
+        progress(step, total)
+
+    return callback, progress
 
 
 class TrainMotionAdapter(io.ComfyNode):
@@ -105,12 +119,7 @@ class TrainMotionAdapter(io.ComfyNode):
                 gradient_checkpointing, objective=None, adapter_options=None, timestep_low=0.0, timestep_high=1.0,
                 timestep_shift=1.0, loss_weighting=LOSS_WEIGHTINGS[0], min_snr_gamma=5.0,
                 more_references=(), preview_every=0) -> io.NodeOutput:
-        progress = Progress(steps, node=cls.hidden.unique_id if cls.hidden else None)
-
-        def callback(step: int, total: int, terms: dict[str, float]) -> None:
-            progress.text(loss_text(step, total, terms))
-            progress(step, total)
-
+        callback, progress = training_progress(steps, cls.hidden.unique_id if cls.hidden else None)
         use_model(model, "train", latents.samples.shape)
         spec = ObjectiveSpec.from_dict(objective) if objective is not None else None
         options = TrainOptions(precision=precision, gradient_checkpointing=gradient_checkpointing,

@@ -8,10 +8,10 @@
 
 from .align import SIZE_MEASURES, AlignedPoses, Similarity, align_pose_keypoint, align_reference, skeleton_offset
 from .draw import COLOURS, LIMBS, draw_pose_frames, draw_skeleton
-from .pose import POINT_NAMES, PoseClip, parse_pose_keypoint, to_pose_keypoint
+from .pose import POINT_NAMES, PoseClip, parse_pose_keypoint, read_pose_file, to_pose_keypoint
 from .rca import RCAAttachment, RecurrentCausalAttention, attach_rca, neighbour_frames, spatial_self_attentions
 
 __all__ = ["SIZE_MEASURES", "AlignedPoses", "Similarity", "align_pose_keypoint", "align_reference", "skeleton_offset",
            "COLOURS", "LIMBS", "draw_pose_frames", "draw_skeleton", "POINT_NAMES", "PoseClip", "parse_pose_keypoint",
-           "to_pose_keypoint", "RCAAttachment", "RecurrentCausalAttention", "attach_rca", "neighbour_frames",
-           "spatial_self_attentions"]
+           "read_pose_file", "to_pose_keypoint", "RCAAttachment", "RecurrentCausalAttention", "attach_rca",
+           "neighbour_frames", "spatial_self_attentions"]

@@ -121,6 +121,20 @@ def parse_pose_keypoint(data: object, input_name: str = "pose") -> PoseClip:
     return PoseClip(keypoints, valid, canvas, tuple(picked), tuple(len(people) for people in rows))
 
 
+def read_pose_file(path, input_name: str = "pose_file") -> object:
+    """The JSON in a pose file (``POSE_KEYPOINT`` as comfyui_controlnet_aux's Save Pose Keypoints writes
+    it; :func:`parse_pose_keypoint` checks it); :class:`InputError` naming ``input_name`` for a file that
+    cannot be read as JSON."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(input_name, f"{Path(path).name!r} is not a readable JSON file ({err})") from None
+    return data
+
+
 def to_pose_keypoint(clip: PoseClip) -> list[dict]:
     """A :class:`PoseClip` as ``POSE_KEYPOINT`` in pixels of its canvas (DWPose's convention).
 
