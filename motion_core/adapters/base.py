@@ -100,7 +100,8 @@ class Attachment:
         self._undo.append(undo)
 
     def add_hook(self, handle) -> None:
-        """Remember a hook handle (``module.register_forward_pre_hook(...)``) to remove at detach."""
+        """Remember a hook handle (``module.register_forward_pre_hook(...)``, or anything with a
+        ``remove()`` that undoes a change to the view) to remove at detach."""
         self._undo.append(handle.remove)
 
     def include(self, inner: Attachment) -> None:

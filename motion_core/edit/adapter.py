@@ -32,7 +32,7 @@ from ..adapters.base import Attachment, MotionAdapter, options_metadata
 from ..adapters.lora import ATTENTION_LINEARS, LoRAAdapter, lora_targets
 from ..errors import InputError
 from .motion_attention import MotionAttention, PoseCondition, attach_pose_control
-from .rca import FrameCount, RecurrentCausalAttention, spatial_self_attentions
+from .rca import attach_rca, spatial_self_attentions
 
 STAGES = ("subject", "full", "all")
 """What a training run moves: ``subject`` (stage 1: temporal LoRA + Motion Attention), ``full``
@@ -126,11 +126,7 @@ class EditAdapter(MotionAdapter, register=False):
         if self.motion_attention is not None:
             self.motion_attention.to(device)
         if options["rca"]:
-            frame_count = FrameCount()
-            processor = RecurrentCausalAttention(frame_count)
-            for _, attention in spatial_self_attentions(view):
-                attachment.set_processor(attention, processor)
-            attachment.add_hook(view.register_forward_pre_hook(frame_count.hook, with_kwargs=True))
+            attachment.add_hook(attach_rca(view))  # undone with the rest (RCAAttachment.remove)
         attachment.include(self.lora.attach(view, attachment.strength, parts="temporal+spatial"))
         for handle in attach_pose_control(view, condition, self.motion_attention):
             attachment.add_hook(handle)
