@@ -63,7 +63,8 @@ def caption_section(backbone, seeds: int, steps: int, cfg: float, motions=world.
 def reconstruction_section(backbone, clips: int, inversion_steps: int, cfg: float) -> str:
     errors, shifts, fidelities = [], [], []
     for k in range(clips):
-        clip = world.random_clip(HELD_OUT_SEEDS + 5000 + k, model.FRAMES, model.WIDTH, model.HEIGHT)
+        clip = world.random_clip(HELD_OUT_SEEDS + 5000 + k, model.clip_frames(backbone.frame_multiple), model.WIDTH,
+                                 model.HEIGHT)
         reference, fitted = encode_reference(backbone, world.to_image_tensor(clip))
         decoded = decode(backbone, reference).numpy()
         errors.append(np.abs(decoded - clip.frames).mean())

@@ -36,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=24, help="held-out clips for the noise-prediction errors")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
-    clips = [world.make_clip(world.SHAPES[k % len(world.SHAPES)], list(world.COLOURS)[k % len(world.COLOURS)],
-                             world.MOTIONS[k % len(world.MOTIONS)], model.FRAMES, model.WIDTH, model.HEIGHT,
-                             seed=HELD_OUT_SEEDS + 9000 + k) for k in range(args.clips)]
     signal_rows, error_rows = [], []
     for name in args.models:
         backbone = load_backbone(ROOT / name)
+        clips = [world.make_clip(world.SHAPES[k % len(world.SHAPES)], list(world.COLOURS)[k % len(world.COLOURS)],
+                                 world.MOTIONS[k % len(world.MOTIONS)], model.clip_frames(backbone.frame_multiple),
+                                 model.WIDTH, model.HEIGHT, seed=HELD_OUT_SEEDS + 9000 + k) for k in range(args.clips)]
         for label, (text, features) in evaluate.word_signal(backbone).items():
             signal_rows.append([f"`{name}`", label, f"{text:.3f}", f"{features:.4f}"])
         for t in TIMESTEPS:

@@ -66,11 +66,11 @@ def guidance_settings(variant: str) -> dict:
     return settings
 
 
-def references(count: int) -> list[world.Clip]:
-    """``count`` held-out random-path clips, cycling through shapes and colours."""
+def references(count: int, frames: int = model.FRAMES) -> list[world.Clip]:
+    """``count`` held-out random-path clips of ``frames`` frames, cycling through shapes and colours."""
     colours = list(world.COLOURS)
     return [world.make_clip(world.SHAPES[k % len(world.SHAPES)], colours[(k * 3) % len(colours)], world.RANDOM,
-                            model.FRAMES, model.WIDTH, model.HEIGHT, seed=HELD_OUT_SEEDS + 1000 + k)
+                            frames, model.WIDTH, model.HEIGHT, seed=HELD_OUT_SEEDS + 1000 + k)
             for k in range(count)]
 
 
@@ -92,7 +92,7 @@ class Case:
 
 def cases(backbone: VideoBackbone, count: int) -> Iterator[Case]:
     """The first ``count`` held-out references, encoded by ``backbone``, each with its target."""
-    for index, clip in enumerate(references(count)):
+    for index, clip in enumerate(references(count, model.clip_frames(backbone.frame_multiple))):
         shape, colour = evaluate.target_for(clip, index)
         yield Case(index, clip, encode_reference(backbone, world.to_image_tensor(clip))[0], shape, colour)
 
@@ -218,13 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scores, seconds = run(args)
     rows = summarise(scores)
+    frames = model.clip_frames(load_toy_model(args.model).frame_multiple)
     header = ["method · initial noise", "n", "motion fidelity (mean ± sd [95 % interval])",
               "− no training, same noise", "median", "target colour", "target shape", "leakage", "object found"]
     body = (f"{args.references} held-out random-path references × {args.seeds} seeds = "
             f"{args.references * args.seeds} transfers per row; target prompt of another shape and colour "
-            f"(\"a blue circle moving\"); {model.FRAMES} frames × {model.WIDTH}×{model.HEIGHT}; adapters trained "
-            f"{args.steps} steps at each kind's default lr and each method's training timesteps; inversion "
-            f"{args.inversion_steps} steps, sampling "
+            f"(\"a blue circle moving\"); model `{args.model}`, {frames} frames × {model.WIDTH}×{model.HEIGHT}; "
+            f"adapters trained {args.steps} steps at each kind's default lr and each method's training timesteps; "
+            f"inversion {args.inversion_steps} steps, sampling "
             f"{args.sampling_steps} steps, cfg {args.cfg}; flowmotion: MotionGuidance defaults unless its row "
             "says otherwise. Fidelity: cosine of per-frame displacements "
             "(`tracker.motion_fidelity`; lost or static objects count 0); intervals: percentile bootstrap of the "

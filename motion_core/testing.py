@@ -215,13 +215,13 @@ def tiny_wan_vae(seed: int = 0):
                             temperal_downsample=[False, True, True]).eval()
 
 
-def write_tiny_t5_tokenizer(folder):
-    """A T5-style (unigram, ``▁`` word marks) tokenizer of the toy words, pad 0, eos 1, unk 2, saved
-    with ``save_pretrained`` (``tokenizer.json``); returns it."""
+def write_tiny_t5_tokenizer(folder, words=TINY_WAN_WORDS):
+    """A T5-style (unigram, ``▁`` word marks) tokenizer of ``words`` (each one piece; other text falls back
+    to letters), pad 0, eos 1, unk 2, saved with ``save_pretrained`` (``tokenizer.json``); returns it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import T5TokenizerFast
 
-    pieces = ["<pad>", "</s>", "<unk>", *("▁" + word for word in TINY_WAN_WORDS), *"abcdefghijklmnopqrstuvwxyz"]
+    pieces = ["<pad>", "</s>", "<unk>", *("▁" + word for word in words), *"abcdefghijklmnopqrstuvwxyz"]
     model = Tokenizer(models.Unigram([(piece, -1.0) for piece in pieces], unk_id=2))
     model.pre_tokenizer, model.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
     model.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
@@ -244,11 +244,11 @@ def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0, bounda
     ``boundary_ratio``: Wan 2.2 A14B's layout, a second transformer (``transformer_2``, the low-noise
     expert, seed + 1) and the ratio in ``model_index.json``. Loads through exactly the code users'
     folders go through."""
-    import json
     from pathlib import Path
 
-    import diffusers
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
+
+    from .backbones.wan import save_folder
 
     folder = Path(folder)
     tokenizer = write_tiny_t5_tokenizer(folder / "tokenizer")
@@ -258,20 +258,9 @@ def write_tiny_wan_folder(folder, seed: int = 0, flow_shift: float = 3.0, bounda
                            temperal_downsample=[False, True, True])
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                         flow_shift=flow_shift)
-    parts = {"transformer": tiny_wan_transformer(seed), "vae": vae, "text_encoder": text_encoder}
-    if boundary_ratio is not None:
-        parts["transformer_2"] = tiny_wan_transformer(seed + 1)
-    for name, part in parts.items():
-        part.save_pretrained(folder / name, safe_serialization=True)
-    scheduler.save_pretrained(folder / "scheduler")
-    index = {"_class_name": "WanPipeline", "_diffusers_version": diffusers.__version__,
-             "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"],
-             "text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "T5TokenizerFast"],
-             "scheduler": ["diffusers", "UniPCMultistepScheduler"]}
-    if boundary_ratio is not None:
-        index.update(transformer_2=["diffusers", "WanTransformer3DModel"], boundary_ratio=boundary_ratio)
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    return folder
+    second = tiny_wan_transformer(seed + 1) if boundary_ratio is not None else None
+    return save_folder(folder, tiny_wan_transformer(seed), vae, text_encoder, tokenizer, scheduler, second,
+                       boundary_ratio)
 
 
 def write_tiny_text_to_video_folder(folder, seed: int = 0):

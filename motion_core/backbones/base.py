@@ -309,3 +309,24 @@ class VideoBackbone(ABC):
     @abstractmethod
     def pixel_multiple(self) -> int:
         """Width and height of frames must be multiples of this."""
+
+
+def save_pipeline_folder(folder: str | Path, parts: dict, pipeline_class: str, index_entries: dict | None = None) -> Path:
+    """Write a diffusers pipeline folder: each of ``parts`` (name -> model, tokenizer or scheduler) by its
+    own ``save_pretrained`` (safetensors) in its subfolder, and a ``model_index.json`` naming
+    ``pipeline_class``, each part's library and class, and ``index_entries`` (e.g. Wan 2.2's
+    ``boundary_ratio``). Returns the folder."""
+    import diffusers
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {"_class_name": pipeline_class, "_diffusers_version": diffusers.__version__, **(index_entries or {})}
+    for name, part in parts.items():
+        if isinstance(part, torch.nn.Module):
+            part.save_pretrained(folder / name, safe_serialization=True)
+        else:  # tokenizer, scheduler
+            part.save_pretrained(folder / name)
+        library = "diffusers" if type(part).__module__.startswith("diffusers") else "transformers"
+        index[name] = [library, type(part).__name__]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return folder

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InputError
-from .base import ModelOptions, describe_contents, module_dtype, part_class
+from .base import ModelOptions, describe_contents, module_dtype, part_class, save_pipeline_folder
 from .latent_unet import LatentUNetBackbone, set_attention
 from .sites import MotionSite, unet_motion_sites
 
@@ -156,21 +156,8 @@ def temporal_transformers(unet: nn.Module) -> list[MotionSite]:
 
 def save_folder(folder: str | Path, unet, vae, text_encoder, tokenizer, scheduler,
                 pipeline_class: str = PIPELINE_CLASS) -> Path:
-    """Write a diffusers pipeline folder: each part by its own ``save_pretrained`` (safetensors) and a
-    ``model_index.json`` naming the parts as ModelScope/ZeroScope folders do (``pipeline_class``: the
-    pipeline the index names; AnimateDiff folders name ``AnimateDiffPipeline``). Returns the folder."""
-    import diffusers
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    index = {"_class_name": pipeline_class, "_diffusers_version": diffusers.__version__}
-    for name, part in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder), ("tokenizer", tokenizer),
-                       ("scheduler", scheduler)):
-        if isinstance(part, nn.Module):
-            part.save_pretrained(folder / name, safe_serialization=True)
-        else:  # tokenizer, scheduler
-            part.save_pretrained(folder / name)
-        library = "diffusers" if type(part).__module__.startswith("diffusers") else "transformers"
-        index[name] = [library, type(part).__name__]
-    (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    return folder
+    """Write a diffusers pipeline folder of a UNet model as ModelScope/ZeroScope folders are laid out
+    (:func:`~.base.save_pipeline_folder`; ``pipeline_class``: the pipeline the index names,
+    AnimateDiff folders name ``AnimateDiffPipeline``). Returns the folder."""
+    return save_pipeline_folder(folder, {"unet": unet, "vae": vae, "text_encoder": text_encoder,
+                                         "tokenizer": tokenizer, "scheduler": scheduler}, pipeline_class)

@@ -37,7 +37,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..sampling import FlowMatching
-from .base import ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype, on_device_while, part_class
+from .base import (ModelOptions, Parts, VideoBackbone, describe_contents, module_dtype, on_device_while, part_class,
+                   save_pipeline_folder)
 from .sites import MotionSite
 from .wan_files import WAN_CONFIGS  # noqa: F401  (re-exported: the shipped configs)
 from .wan_files import (WanFileConfigs, check_text_encoder_file, check_vae_file, load_text_encoder, load_transformer,
@@ -54,11 +55,23 @@ FILE_PARTS = {
     "configs": "a folder of diffusers configs (transformer, vae, text_encoder, scheduler) replacing the Wan ones "
                "shipped with the pack (for non-standard sizes)",
 }
+PIPELINE_CLASS = "WanPipeline"
 TEXT_TOKENS = 512
 """Prompt length Wan's text encoder is run at (its pipeline's ``max_sequence_length``)."""
 TIME_COMPRESSION = 4
+"""Wan's VAE encodes a clip's first frame alone, then chunks of 4 frames (diffusers' ``AutoencoderKLWan``
+and Wan's own code), so it takes ``4k + 1`` frames; the real VAEs compress each chunk to one latent
+frame. A VAE's own temporal factor (``scale_factor_temporal``: 4, or 1 in the toy Wan model) says how
+many latent frames a chunk gives."""
 NUM_TRAIN_TIMESTEPS = 1000
 """The transformer's timestep is ``1000·σ``; Wan 2.2's ``boundary_ratio`` is a fraction of it."""
+
+
+def text_embeddings(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """UMT5 embeddings ``(b, tokens, dim)`` of token ``ids`` ``(b, tokens)`` with the padding (``mask`` 0)
+    zeroed, as Wan's pipeline makes them; differentiable (the toy Wan model trains its encoder so)."""
+    embeddings = text_encoder(ids, attention_mask=mask).last_hidden_state
+    return embeddings * mask[..., None].to(embeddings.dtype)
 
 
 class TransformersTokenizer:
@@ -307,7 +320,8 @@ class WanBackbone(VideoBackbone):
     # --- frames, sizes, text and video ------------------------------------------------------------
 
     def latent_frames(self, frames: int) -> int:
-        return (frames - 1) // TIME_COMPRESSION + 1
+        chunk = TIME_COMPRESSION // int(getattr(self.vae.config, "scale_factor_temporal", None) or TIME_COMPRESSION)
+        return (frames - 1) // TIME_COMPRESSION * chunk + 1
 
     def latent_scale(self) -> int:
         return int(self.vae.spatial_compression_ratio)
@@ -317,10 +331,8 @@ class WanBackbone(VideoBackbone):
 
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         ids, mask = self.tokenizer.tokens(list(prompts), TEXT_TOKENS)
-        ids, mask = ids.to(self.device), mask.to(self.device)
         with torch.no_grad(), self.hold(self.text_encoder):
-            embeddings = self.text_encoder(ids, attention_mask=mask).last_hidden_state
-        return (embeddings * mask[..., None].to(embeddings.dtype)).to(self.dtype)  # padding zeroed, as Wan's pipeline
+            return text_embeddings(self.text_encoder, ids.to(self.device), mask.to(self.device)).to(self.dtype)
 
     def check_frames(self, frames: torch.Tensor, input_name: str = "frames") -> None:
         if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -357,3 +369,16 @@ class WanBackbone(VideoBackbone):
                 if progress is not None:
                     progress(index, latents.shape[0])
         return torch.cat(frames)
+
+
+def save_folder(folder: str | Path, transformer, vae, text_encoder, tokenizer, scheduler, transformer_2=None,
+                boundary_ratio: float | None = None) -> Path:
+    """Write a diffusers ``WanPipeline`` folder (:func:`~.base.save_pipeline_folder`); with
+    ``transformer_2`` and ``boundary_ratio``, Wan 2.2 A14B's layout (the low-noise expert and the
+    ratio in ``model_index.json``). Returns the folder."""
+    parts = {"transformer": transformer, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+             "scheduler": scheduler}
+    if transformer_2 is not None:
+        parts["transformer_2"] = transformer_2
+    extra = {} if boundary_ratio is None else {"boundary_ratio": boundary_ratio}
+    return save_pipeline_folder(folder, parts, PIPELINE_CLASS, extra)

@@ -45,15 +45,16 @@ class Prompted:
 
 
 def generate_batch(backbone: VideoBackbone, prompts: Sequence[str], seeds: Sequence[int], steps: int = 25,
-                   cfg: float = 7.5, frames: int = model.FRAMES, width: int = model.WIDTH,
-                   height: int = model.HEIGHT) -> np.ndarray:
+                   cfg: float = 7.5, width: int = model.WIDTH, height: int = model.HEIGHT) -> np.ndarray:
     """Sample one clip per prompt from fresh noise of its seed, all in one batch (no adapter).
 
-    Returns frames ``(len(prompts), frames, height, width, 3)`` float32 in [0, 1]. The noise of a
-    seed is the same whatever else is in the batch (it is drawn per clip).
+    Returns frames ``(len(prompts), frames, height, width, 3)`` float32 in [0, 1] (the toy clip length
+    for this model, :func:`model.clip_frames`). The noise of a seed is the same whatever else is in the
+    batch (it is drawn per clip).
     """
-    scale = backbone.latent_scale()
-    shape = (1, backbone.denoiser_module.config.in_channels, frames, height // scale, width // scale)
+    scale, frames = backbone.latent_scale(), model.clip_frames(backbone.frame_multiple)
+    shape = (1, backbone.denoiser_module.config.in_channels, backbone.latent_frames(frames), height // scale,
+             width // scale)
     x_T = torch.cat([fresh_noise(torch.empty(shape), seed) for seed in seeds]).to(backbone.device, backbone.dtype)
     cond, uncond = backbone.encode_prompt(list(prompts)), backbone.encode_prompt([""])
     with torch.no_grad():
@@ -134,7 +135,8 @@ def word_signal(backbone: VideoBackbone, pairs: dict[str, tuple[str, str]] = WOR
     spatial transformers' outputs (``find_appearance_sites``: where the text enters the UNet) on the
     same noisy input (8 frames of fresh noise at timestep ``t``). A word the model ignores gives ~0."""
     scale = backbone.latent_scale()
-    x = fresh_noise(torch.empty(1, backbone.denoiser_module.config.in_channels, model.FRAMES, model.HEIGHT // scale,
+    frames = backbone.latent_frames(model.clip_frames(backbone.frame_multiple))
+    x = fresh_noise(torch.empty(1, backbone.denoiser_module.config.in_channels, frames, model.HEIGHT // scale,
                                 model.WIDTH // scale), seed).to(backbone.device, backbone.dtype)
     outputs: dict[str, list[torch.Tensor]] = {}
     handles = [module.register_forward_hook(lambda m, i, o, name=name: outputs.setdefault(name, []).append(
@@ -158,9 +160,9 @@ def word_signal(backbone: VideoBackbone, pairs: dict[str, tuple[str, str]] = WOR
 
 def motion_phrase_errors(backbone: VideoBackbone, clips: Sequence[world.Clip], t: int,
                          seed: int = 0) -> tuple[float, float, float]:
-    """Noise-prediction MSE on ``clips`` at timestep ``t`` with each clip's caption, with its motion phrase
-    swapped for the opposite one of :data:`world.MOTIONS` (six places on) and with it left out: equal
-    errors mean the model does not use the motion words."""
+    """Prediction MSE (ε, or v for a flow model) on ``clips`` at timestep ``t`` with each clip's caption,
+    with its motion phrase swapped for the opposite one of :data:`world.MOTIONS` (six places on) and
+    with it left out: equal errors mean the model does not use the motion words."""
     latents = torch.cat([backbone.encode_video(world.to_image_tensor(clip)) for clip in clips])
     half = len(world.MOTIONS) // 2
     opposite = {m: world.MOTIONS[(i + half) % len(world.MOTIONS)] for i, m in enumerate(world.MOTIONS)}
@@ -169,10 +171,10 @@ def motion_phrase_errors(backbone: VideoBackbone, clips: Sequence[world.Clip], t
                 [f"a {clip.colour} {clip.shape}" for clip in clips])
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(latents)
     steps = torch.full((len(clips),), t)
-    noisy = backbone.sampling.noised(latents, noise, steps)
+    noisy, target = backbone.sampling.noised(latents, noise, steps), backbone.sampling.target(latents, noise, steps)
     errors = []
     for texts in captions:
         with torch.no_grad():
             predicted = backbone.call_denoiser(backbone.denoiser_module, noisy, steps, backbone.encode_prompt(texts))
-        errors.append((predicted.float() - noise).pow(2).mean().item())
+        errors.append((predicted.float() - target).pow(2).mean().item())
     return tuple(errors)

@@ -32,6 +32,14 @@ LATENT_CHANNELS = 4
 FRAMES, WIDTH, HEIGHT = 8, 32, 32
 """The clip size the toy model is trained on (pixels; latents are half as wide and high)."""
 
+
+def clip_frames(frame_multiple: int = 1) -> int:
+    """Frames of a toy clip for a model that takes ``1 + k·frame_multiple`` frames (a backbone's
+    ``frame_multiple``): :data:`FRAMES`, or the next count such a model takes (Wan's 4k+1: 9)."""
+    if frame_multiple <= 1:
+        return FRAMES
+    return -(-(FRAMES - 1) // frame_multiple) * frame_multiple + 1
+
 SCHEDULER = {  # ModelScope's schedule: scaled-linear betas, DDIM, 1000 training steps
     "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
     "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1, "prediction_type": "epsilon",
@@ -133,18 +141,38 @@ def build_parts(tokenizer_folder: str | Path, seed: int = 0) -> dict:
 
 def load_parts(folder: str | Path) -> dict:
     """The parts ``{tokenizer, text_encoder, vae, unet, scheduler}`` of a folder :func:`save_model` wrote,
-    in training mode's float32 (to train further; ``motion_core.backbones`` loads a folder for use)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    in training mode's float32 (to train further; ``motion_core.backbones`` loads a folder for use).
+    The UNet is the class its ``model_index.json`` names (a ``UNet3DConditionModel`` or, in the toy
+    AnimateDiff model, a ``UNetMotionModel``)."""
+    import diffusers
+    from diffusers import AutoencoderKL, DDIMScheduler
     from transformers import CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)
+    unet_class = getattr(diffusers, unet_class_name(folder))
     return {
         "tokenizer": CLIPTokenizer.from_pretrained(folder / "tokenizer", model_max_length=MAX_TOKENS),
         "text_encoder": CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32),
         "vae": AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32),
-        "unet": UNet3DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32),
+        "unet": unet_class.from_pretrained(folder / "unet", torch_dtype=torch.float32),
         "scheduler": DDIMScheduler.from_pretrained(folder / "scheduler"),
     }
+
+
+UNET_CLASSES = ("UNet3DConditionModel", "UNetMotionModel")
+"""The denoisers a toy model folder holds: the toy text-to-video model's and the toy AnimateDiff model's."""
+
+
+def unet_class_name(folder: str | Path) -> str:
+    """The UNet class a toy model folder's ``model_index.json`` names (one of :data:`UNET_CLASSES`).
+
+    Raises:
+        ValueError: when the folder names another class.
+    """
+    name = json.loads((Path(folder) / "model_index.json").read_text())["unet"][1]
+    if name not in UNET_CLASSES:
+        raise ValueError(f"{folder}: its UNet is a {name}, not one of {', '.join(UNET_CLASSES)}")
+    return name
 
 
 def save_model(parts: dict, folder: str | Path, pipeline_class: str | None = None) -> Path:

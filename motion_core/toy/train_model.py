@@ -63,18 +63,19 @@ def training_caption(clip: world.Clip, draw: float, drop: dict[str, float] = CAP
 
 
 def clip_batch(rng: np.random.Generator, count: int, single_frames: bool = False,
-               caption_drop: dict[str, float] = CAPTION_DROP) -> tuple[torch.Tensor, list[str]]:
-    """``count`` fresh training clips: pixels ``(count, 3, FRAMES, H, W)`` in [-1, 1] and their captions
-    (dropped as :func:`training_caption` says with ``caption_drop``).
+               caption_drop: dict[str, float] = CAPTION_DROP, frames: int = model.FRAMES
+               ) -> tuple[torch.Tensor, list[str]]:
+    """``count`` fresh training clips of ``frames`` frames: pixels ``(count, 3, frames, H, W)`` in [-1, 1]
+    and their captions (dropped as :func:`training_caption` says with ``caption_drop``).
 
     With ``single_frames``, one random frame of each clip: ``(count, 3, 1, H, W)``.
     """
-    clips = [world.random_clip(int(rng.integers(HELD_OUT_SEEDS)), model.FRAMES, model.WIDTH, model.HEIGHT)
+    clips = [world.random_clip(int(rng.integers(HELD_OUT_SEEDS)), frames, model.WIDTH, model.HEIGHT)
              for _ in range(count)]
-    frames = np.stack([clip.frames for clip in clips])
+    pixels = np.stack([clip.frames for clip in clips])
     if single_frames:
-        frames = frames[np.arange(count), rng.integers(model.FRAMES, size=count)][:, None]
-    pixels = torch.from_numpy(frames).permute(0, 4, 1, 2, 3) * 2 - 1
+        pixels = pixels[np.arange(count), rng.integers(frames, size=count)][:, None]
+    pixels = torch.from_numpy(pixels).permute(0, 4, 1, 2, 3) * 2 - 1
     return pixels, [training_caption(clip, float(rng.random()), caption_drop) for clip in clips]
 
 
@@ -98,19 +99,22 @@ def _log(stage: str, step: int, steps: int, loss: float, started: float) -> None
 
 
 def train_vae(vae: torch.nn.Module, rng: np.random.Generator, steps: int, clips_per_step: int = 4,
-              lr: float = 1e-3, log_every: int = 100) -> float:
-    """Reconstruction training of ``vae`` in place; returns the final mean absolute pixel error."""
+              lr: float = 1e-3, log_every: int = 100, frames: int = model.FRAMES, video: bool = False) -> float:
+    """Reconstruction training of ``vae`` in place on clips of ``frames`` frames; returns the final mean
+    absolute pixel error. ``video``: the VAE takes whole clips ``(b, 3, f, h, w)`` (Wan's causal 3-D
+    VAE); otherwise single frames ``(b·f, 3, h, w)``."""
     vae.train().requires_grad_(True)
     optimiser = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     started, error = time.time(), float("nan")
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = lr * _lr_factor(step, steps, 50)
-        frames = _frames_of(clip_batch(rng, clips_per_step)[0])
-        mean = vae.encode(frames).latent_dist.mode()
+        pixels = clip_batch(rng, clips_per_step, frames=frames)[0]
+        pixels = pixels if video else _frames_of(pixels)
+        mean = vae.encode(pixels).latent_dist.mode()
         decoded = vae.decode(mean).sample
-        error = (decoded - frames).abs().mean()
-        loss = error + (decoded - frames).pow(2).mean() + 1e-4 * mean.pow(2).mean()
+        error = (decoded - pixels).abs().mean()
+        loss = error + (decoded - pixels).pow(2).mean() + 1e-4 * mean.pow(2).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -143,41 +147,55 @@ def is_image_step(step: int, video_share: float) -> bool:
     return math.floor((step + 1) * image_share + 1e-9) > math.floor(step * image_share + 1e-9)
 
 
-def loss_weights(abar: torch.Tensor, min_snr: float) -> torch.Tensor:
-    """Per-example weights of the ε-prediction loss for noise levels ``abar`` (ᾱ_t): ``min(SNR, γ) / SNR``
-    with ``SNR = ᾱ / (1 - ᾱ)`` and ``γ = min_snr`` (min-SNR weighting); all ones when ``min_snr`` is 0."""
-    if not min_snr:
-        return torch.ones_like(abar)
-    snr = abar / (1 - abar)
-    return snr.clamp(max=min_snr) / snr
+def encode_frames(vae: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """Latents ``(b, c, f, h', w')`` of clips ``(b, 3, f, h, w)`` in [-1, 1], frame by frame through an
+    image VAE (``AutoencoderKL``), scaled by its ``scaling_factor``."""
+    latents = vae.encode(_frames_of(pixels)).latent_dist.mode() * vae.config.scaling_factor
+    return latents.unflatten(0, pixels.shape[0:1] + pixels.shape[2:3]).permute(0, 2, 1, 3, 4)
+
+
+def embed_captions(tokenizer, text_encoder: torch.nn.Module, captions: list[str]) -> torch.Tensor:
+    """CLIP text embeddings ``(b, MAX_TOKENS, TEXT_DIM)`` of ``captions`` (gradients flow into the encoder)."""
+    tokens = tokenizer(captions, padding="max_length", max_length=model.MAX_TOKENS, truncation=True,
+                       return_tensors="pt").input_ids
+    return text_encoder(tokens)[0]
 
 
 def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int = 8, lr: float = 8e-4,
                    ema_decay: float = 0.995, log_every: int = 100,
                    checkpoint=None, checkpoint_every: int = 0, video_share: float = 0.5,
                    min_snr: float = 0.0, trained: dict | None = None, call=None,
-                   caption_drop: dict[str, float] = CAPTION_DROP, timesteps=None, stage: str = "unet") -> dict:
-    """Noise-prediction training (VAE frozen); returns the parts with the trained ones replaced by their EMA.
+                   caption_drop: dict[str, float] = CAPTION_DROP, timesteps=None, stage: str = "unet",
+                   sampling=None, encode=None, embed=None, frames: int = model.FRAMES,
+                   denoiser: str = "unet") -> dict:
+    """Denoiser training (VAE frozen); returns the parts with the trained ones replaced by their EMA.
 
     ``trained`` maps part names to the parameters of that part to train (default: every parameter of
-    the UNet and the text encoder); the other parameters of those parts stay frozen, and the EMA copy
-    is of the whole part. ``call(unet, x_t (b, c, f, h, w), t (b,), text (b, tokens, dim))`` runs the
-    denoiser (default: ``UNet3DBackbone.call_denoiser``). ``checkpoint(ema_parts, step)`` is called
-    every ``checkpoint_every`` steps (0 = never); ``video_share`` is the share of video steps
-    (:func:`is_image_step`), ``min_snr`` the γ of :func:`loss_weights` (0 = plain MSE),
-    ``caption_drop`` the caption drop rates (:func:`training_caption`), ``timesteps`` a
+    the denoiser and the text encoder); the other parameters of those parts stay frozen, and the EMA
+    copy is of the whole part. ``call(denoiser, x_t (b, c, f, h, w), t (b,), text (b, tokens, dim))``
+    runs the denoiser ``parts[denoiser]`` (default: ``UNet3DBackbone.call_denoiser``), trained on
+    ``sampling``'s noising and target (default: the DDPM process of ``parts["scheduler"]``, ε-MSE;
+    a :class:`~motion_core.sampling.FlowMatching` trains v). ``encode(pixels)`` makes the latents
+    (default :func:`encode_frames`) and ``embed(captions)`` the text (default :func:`embed_captions`);
+    clips have ``frames`` frames. ``checkpoint(ema_parts, step)`` is called every ``checkpoint_every``
+    steps (0 = never); ``video_share`` is the share of video steps (:func:`is_image_step`),
+    ``min_snr`` the γ of min-SNR weighting (:class:`~motion_core.sampling.LossWeighting`; 0 = plain
+    MSE), ``caption_drop`` the caption drop rates (:func:`training_caption`), ``timesteps`` a
     :class:`~motion_core.sampling.TimestepDistribution` (default: uniform), ``stage`` the name the
     progress lines carry.
     """
     from ..backbones.unet3d import UNet3DBackbone
-    from ..sampling import DiscreteDiffusion, TimestepDistribution
+    from ..sampling import DiscreteDiffusion, LossWeighting, TimestepDistribution
 
     call = call or UNet3DBackbone.call_denoiser
-    unet, text_encoder, tokenizer, vae = parts["unet"], parts["text_encoder"], parts["tokenizer"], parts["vae"]
-    sampling = DiscreteDiffusion(dict(parts["scheduler"].config))
-    alphas, timesteps = sampling.alphas_cumprod, timesteps or TimestepDistribution()
+    unet, text_encoder = parts[denoiser], parts["text_encoder"]
+    sampling = sampling or DiscreteDiffusion(dict(parts["scheduler"].config))
+    encode = encode or (lambda pixels: encode_frames(parts["vae"], pixels))
+    embed = embed or (lambda captions: embed_captions(parts["tokenizer"], text_encoder, captions))
+    weighting = LossWeighting("min_snr", min_snr) if min_snr else LossWeighting()
+    timesteps = timesteps or TimestepDistribution()
     if trained is None:
-        trained = {"unet": list(unet.parameters()), "text_encoder": list(text_encoder.parameters())}
+        trained = {denoiser: list(unet.parameters()), "text_encoder": list(text_encoder.parameters())}
     params = [p for part in trained.values() for p in part]
     for name, part_params in trained.items():
         parts[name].train().requires_grad_(False)
@@ -192,20 +210,16 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
         for group in optimiser.param_groups:
             group["lr"] = lr * _lr_factor(step, steps, 100)
         images = is_image_step(step, video_share)
-        pixels, captions = clip_batch(rng, batch * model.FRAMES if images else batch, single_frames=images,
-                                      caption_drop=caption_drop)
+        pixels, captions = clip_batch(rng, batch * frames if images else batch, single_frames=images,
+                                      caption_drop=caption_drop, frames=frames)
         with torch.no_grad():
-            latents = vae.encode(_frames_of(pixels)).latent_dist.mode() * vae.config.scaling_factor
-        latents = latents.unflatten(0, pixels.shape[0:1] + pixels.shape[2:3]).permute(0, 2, 1, 3, 4)
-        tokens = tokenizer(captions, padding="max_length", max_length=model.MAX_TOKENS, truncation=True,
-                           return_tensors="pt").input_ids
+            latents = encode(pixels)
         t = sampling.draw_timesteps(latents.shape[0], generator, timesteps)
         noise = torch.randn(latents.shape, generator=generator)
-        abar = alphas[t].reshape(-1, 1, 1, 1, 1)
-        noisy = abar.sqrt() * latents + (1 - abar).sqrt() * noise
-        predicted = call(unet, noisy, t, text_encoder(tokens)[0])
-        weights = loss_weights(alphas[t], min_snr)
-        loss = ((predicted - noise).pow(2).mean(dim=(1, 2, 3, 4)) * weights).mean()
+        predicted = call(unet, sampling.noised(latents, noise, t), t, embed(captions))
+        errors = (predicted - sampling.target(latents, noise, t)).pow(2).mean(dim=(1, 2, 3, 4))
+        weights = weighting.weights(sampling, t)
+        loss = errors.mean() if weights is None else (errors * weights).mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower --lr")
         optimiser.zero_grad(set_to_none=True)
@@ -267,48 +281,73 @@ def output_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motion_core.toy.train_model", description=__doc__.split("\n")[0])
-    add_output_arguments(parser, "models/toy-t2v")
+def add_from_nothing_arguments(parser: argparse.ArgumentParser, vae_steps: int, steps: int, lr: float,
+                               frames: int) -> None:
+    """The options of a toy model trained from nothing (VAE, then denoiser and text encoder) or continued:
+    ``--seed``, ``--init-from``, ``--vae-steps``, ``--steps``, ``--batch``, ``--lr``, ``--video-share``."""
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init-from", metavar="DIR",
                         help="continue from this model folder (written by this script): no VAE stage, its VAE kept")
-    parser.add_argument("--vae-steps", type=int, help="VAE steps (default: 2500; none with --init-from)")
-    parser.add_argument("--steps", type=int, default=1600,
-                        help="UNet + text encoder steps, video and image steps in turn (default: %(default)s)")
+    parser.add_argument("--vae-steps", type=int,
+                        help=f"VAE steps (default: {vae_steps}; none with --init-from)")
+    parser.set_defaults(default_vae_steps=vae_steps)
+    parser.add_argument("--steps", type=int, default=steps,
+                        help="denoiser + text encoder steps, video and image steps in turn (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=8,
-                        help="clips per video step; image steps take 8x as many frames (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=8e-4)
+                        help=f"clips per video step; image steps take {frames}x as many frames (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--video-share", type=float, default=0.5,
-                        help="share of the UNet steps that are video steps, the rest image steps (default: %(default)s)")
+                        help="share of the denoiser steps that are video steps, the rest image steps "
+                             "(default: %(default)s)")
+
+
+def check_from_nothing_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, denoiser: str) -> None:
+    """Refuse (exit 2) what :func:`add_from_nothing_arguments`' options cannot mean together; ``denoiser`` is
+    the subfolder a folder to continue from has. Sets ``args.vae_steps`` (0 when continuing)."""
+    if args.init_from and args.vae_steps:
+        parser.error("--vae-steps and --init-from exclude each other: a continued model keeps its VAE")
+    if args.init_from and not (Path(args.init_from) / denoiser).is_dir():
+        parser.error(f"--init-from: {args.init_from} is not a model folder this script wrote")
+    if not 0 < args.video_share <= 1:
+        parser.error(f"--video-share must be in (0, 1], got {args.video_share}")
+    if args.vae_steps is None:
+        args.vae_steps = 0 if args.init_from else args.default_vae_steps
+
+
+def run_record(script: str, argv: list[str] | None, args: argparse.Namespace) -> dict:
+    """The start of a from-nothing run's ``training.json``: its command (``python -m motion_core.toy.<script>
+    ...``), seed and VAE steps and, when continuing, the folder and the record of the run it continues."""
+    record = {"command": f"python -m motion_core.toy.{script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "seed": args.seed, "vae_steps": args.vae_steps}
+    if args.init_from:
+        init_record = Path(args.init_from) / "training.json"
+        record.update(init_from=str(args.init_from),
+                      init_training=json.loads(init_record.read_text()) if init_record.is_file() else None)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m motion_core.toy.train_model", description=__doc__.split("\n")[0])
+    add_output_arguments(parser, "models/toy-t2v")
+    add_from_nothing_arguments(parser, vae_steps=2500, steps=1600, lr=8e-4, frames=model.FRAMES)
     parser.add_argument("--min-snr", type=float, default=0.0, metavar="GAMMA",
                         help="min-SNR loss weighting with this gamma, e.g. 5 (default: 0 = off)")
     args = parser.parse_args(argv)
     out = output_folder(parser, args)
-    if args.init_from and args.vae_steps:
-        parser.error("--vae-steps and --init-from exclude each other: a continued model keeps its VAE")
-    if args.init_from and not (Path(args.init_from) / "unet").is_dir():
-        parser.error(f"--init-from: {args.init_from} is not a model folder this script wrote")
-    if not 0 < args.video_share <= 1:
-        parser.error(f"--video-share must be in (0, 1], got {args.video_share}")
+    check_from_nothing_arguments(parser, args, "unet")
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     started = time.time()
-    record = {"command": "python -m motion_core.toy.train_model " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "seed": args.seed}
+    record = run_record("train_model", argv, args)
     if args.init_from:
         parts = model.load_parts(args.init_from)
-        init_record = Path(args.init_from) / "training.json"
-        record.update(init_from=str(args.init_from), vae_steps=0,
-                      init_training=json.loads(init_record.read_text()) if init_record.is_file() else None)
     else:
         with tempfile.TemporaryDirectory() as tokenizer_folder:
             parts = model.build_parts(model.write_tokenizer(tokenizer_folder), seed=args.seed)
-        vae_steps = 2500 if args.vae_steps is None else args.vae_steps
-        vae_error = train_vae(parts["vae"], rng, vae_steps)
+        vae_error = train_vae(parts["vae"], rng, args.vae_steps)
         set_scaling_factor(parts["vae"], rng)
-        record.update(vae_steps=vae_steps, vae_pixel_error=round(vae_error, 5))
+        record.update(vae_pixel_error=round(vae_error, 5))
         print(f"vae: mean absolute pixel error {vae_error:.4f}, scaling_factor "
               f"{parts['vae'].config.scaling_factor:.4f}", file=sys.stderr)
     parts["vae"].eval().requires_grad_(False)

@@ -79,6 +79,24 @@ def test_the_training_script_writes_an_animatediff_folder(tmp_path):
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
 
 
+
+def test_training_the_words_continues_an_animatediff_folder_and_moves_only_text_paths_and_motion(tmp_path):
+    first, out = tmp_path / "first", tmp_path / "words"
+    assert train_animatediff.main(["--init-from", str(ROOT / "models" / "toy-t2v"), "--out", str(first),
+                                   "--image-steps", "1", "--steps", "1", "--batch", "1"]) == 0
+    assert train_animatediff.main(["--init-from", str(first), "--out", str(out), "--train-text", "--steps", "2",
+                                   "--batch", "1", "--lr", "1e-2"]) == 0
+    before, after = model.load_parts(first), model.load_parts(out)
+    moved = {name for name, p in after["unet"].named_parameters()
+             if not torch.equal(p, dict(before["unet"].named_parameters())[name])}
+    assert moved and all(".motion_modules." in name or ".attn2." in name for name in moved)
+    assert any(".attn2." in name for name in moved) and any(".motion_modules." in name for name in moved)
+    assert any(not torch.equal(a, b) for a, b in zip(before["text_encoder"].parameters(),
+                                                       after["text_encoder"].parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before["vae"].parameters(), after["vae"].parameters()))
+    record = json.loads((out / "training.json").read_text())
+    assert record["train_text"] and record["image_steps"] == 0 and record["init_training"]["steps"] == 1
+
 # --- the shipped model -----------------------------------------------------------------------------
 
 

@@ -104,12 +104,6 @@ def test_image_steps_take_the_share_the_video_share_leaves():
     assert not any(train_model.is_image_step(s, 1.0) for s in range(8))
 
 
-def test_min_snr_weights_only_the_nearly_clean_timesteps_down():
-    abar = torch.tensor([0.001, 0.5, 5 / 6, 0.99])  # SNR 0.001, 1, 5, 99
-    np.testing.assert_allclose(train_model.loss_weights(abar, 5.0), [1, 1, 1, 5 / 99], rtol=1e-5)
-    assert torch.equal(train_model.loss_weights(abar, 0.0), torch.ones(4))
-
-
 def test_training_continues_from_a_model_folder_and_keeps_its_vae(trained_briefly, tmp_path):
     out = tmp_path / "continued"
     assert train_model.main(["--out", str(out), "--init-from", str(trained_briefly), "--steps", "2",

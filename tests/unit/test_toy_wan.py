@@ -1,0 +1,48 @@
+"""The toy Wan model's training script: what it builds, and that the folder loads as users' Wan folders do."""
+
+import json
+
+import torch
+
+from motion_core.backbones import load_backbone
+from motion_core.pipeline import decode, encode_reference
+from motion_core.toy import model, train_wan, world
+
+
+def test_the_training_script_writes_a_wan_folder_with_its_latent_statistics(tmp_path):
+    out = tmp_path / "toy-wan"
+    assert train_wan.main(["--out", str(out), "--vae-steps", "2", "--steps", "2", "--batch", "1"]) == 0
+    backbone = load_backbone(out)
+    assert backbone.family == "wan" and backbone.sampling.shift == train_wan.FLOW_SHIFT
+    vae = json.loads((out / "vae" / "config.json").read_text())
+    assert vae["latents_mean"] != [0.0] * train_wan.LATENT_CHANNELS and all(s > 0 for s in vae["latents_std"])
+    # the toy VAE keeps every frame (the real one compresses time 4x): 9 frames, 9 latent frames
+    assert backbone.latent_frames(train_wan.FRAMES) == train_wan.FRAMES
+    clip = world.make_clip("circle", "red", "left", train_wan.FRAMES, model.WIDTH, model.HEIGHT, seed=3)
+    reference, _ = encode_reference(backbone, world.to_image_tensor(clip))
+    assert reference.samples.shape == (1, train_wan.LATENT_CHANNELS, train_wan.FRAMES, 16, 16)
+    assert decode(backbone, reference).shape == (train_wan.FRAMES, model.HEIGHT, model.WIDTH, 3)
+    record = json.loads((out / "training.json").read_text())
+    assert (record["vae_steps"], record["steps"], record["frames"]) == (2, 2, 9)
+
+
+def test_every_world_word_is_one_token_and_the_prompt_is_wans_length(tmp_path):
+    parts = train_wan.build_parts(tmp_path / "tokenizer")
+    tokenizer = parts["tokenizer"]
+    for word in model.vocabulary():
+        assert len(tokenizer(word, add_special_tokens=False).input_ids) == 1, word
+    embed = train_wan.caption_embedder(tokenizer, parts["text_encoder"])
+    text = embed(["a red circle moving left", ""])
+    assert text.shape == (2, 512, train_wan.TEXT_DIM) and text.requires_grad
+    assert torch.all(text[0, 6:] == 0) and torch.all(text[1, 1:] == 0)  # the padding zeroed, as Wan's pipeline
+
+
+def test_continuing_keeps_the_vae(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train_wan.main(["--out", str(first), "--vae-steps", "1", "--steps", "1", "--batch", "1"]) == 0
+    assert train_wan.main(["--out", str(second), "--init-from", str(first), "--steps", "1", "--batch", "1"]) == 0
+    a, b = train_wan.load_parts(first), train_wan.load_parts(second)
+    assert all(torch.equal(x, y) for x, y in zip(a["vae"].parameters(), b["vae"].parameters()))
+    assert a["vae"].config.latents_mean == b["vae"].config.latents_mean
+    assert any(not torch.equal(x, y) for x, y in zip(a["transformer"].parameters(), b["transformer"].parameters()))
+    assert json.loads((second / "training.json").read_text())["init_training"]["steps"] == 1
