@@ -57,9 +57,9 @@ import numpy as np
 import torch
 
 from ..backbones.animatediff import AnimateDiffBackbone
-from ..sampling import TimestepDistribution
+from ..sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution
 from . import model
-from .train_model import add_output_arguments, output_folder, save_atomically, train_denoiser
+from .train_model import add_output_arguments, min_snr_weighting, output_folder, save_atomically, train_denoiser
 
 SCHEDULER = {**model.SCHEDULER, "beta_schedule": "linear"}
 """AnimateDiff's schedule: linear betas 0.00085 → 0.012 over 1000 steps, DDIM, ε-prediction."""
@@ -172,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8,
                         help="clips per motion step; image steps take 8x as many single frames (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=8e-4, help="motion-module learning rate (default: %(default)s)")
+    parser.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="min_snr",
+                        help="motion stage: loss weighting by noise level (motion_core.sampling.LossWeighting; "
+                             "v: the ε-MSE plus the x0-MSE, which weights high noise up; default: %(default)s)")
     parser.add_argument("--min-snr", type=float, default=5.0, metavar="GAMMA",
-                        help="motion stage: min-SNR loss weighting (0 = off; default: %(default)s)")
+                        help="motion stage: min-SNR loss weighting's γ (0 = off; default: %(default)s)")
     parser.add_argument("--timestep-shift", type=float, default=3.0,
                         help="motion stage: timestep draws shifted toward high noise (1 = uniform; "
                              "default: %(default)s)")
@@ -210,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
               "seed": args.seed, "init_from": str(args.init_from),
               "init_training": json.loads(init_record.read_text()) if init_record.is_file() else None,
               "image_steps": args.image_steps, "image_lr": args.image_lr, "steps": args.steps, "batch": args.batch,
-              "lr": args.lr, "min_snr": args.min_snr, "timestep_shift": args.timestep_shift,
+              "lr": args.lr, "loss_weighting": args.loss_weighting, "min_snr": args.min_snr,
+              "timestep_shift": args.timestep_shift,
               "train_text": args.train_text, "motion_drop": args.motion_drop,
               "motion_module": {"heads": MOTION_HEADS, "groups": MOTION_GROUPS, "max_frames": MOTION_FRAMES},
               "scaling_factor": parts["vae"].config.scaling_factor, "frames": model.FRAMES, "width": model.WIDTH,
@@ -236,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         save_atomically(ema_parts, out.with_name(f"{out.name}-step{step}"), {**record, **so_far},
                         overwrite=True, pipeline_class=PIPELINE_CLASS)
 
-    trained = train_denoiser(parts, rng, args.steps, args.batch, args.lr, video_share=1.0, min_snr=args.min_snr,
+    weighting = (min_snr_weighting(args.min_snr) if args.loss_weighting == "min_snr"
+                 else LossWeighting(args.loss_weighting).validate())
+    trained = train_denoiser(parts, rng, args.steps, args.batch, args.lr, video_share=1.0, weighting=weighting,
                              trained=moved, call=AnimateDiffBackbone.call_denoiser,
                              caption_drop={**MOTION_CAPTION_DROP, "no_motion": args.motion_drop},
                              timesteps=timesteps, stage="motion",

@@ -164,7 +164,7 @@ def embed_captions(tokenizer, text_encoder: torch.nn.Module, captions: list[str]
 def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int = 8, lr: float = 8e-4,
                    ema_decay: float = 0.995, log_every: int = 100,
                    checkpoint=None, checkpoint_every: int = 0, video_share: float = 0.5,
-                   min_snr: float = 0.0, trained: dict | None = None, call=None,
+                   weighting=None, trained: dict | None = None, call=None,
                    caption_drop: dict[str, float] = CAPTION_DROP, timesteps=None, stage: str = "unet",
                    sampling=None, encode=None, embed=None, frames: int = model.FRAMES,
                    denoiser: str = "unet") -> dict:
@@ -179,8 +179,8 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
     (default :func:`encode_frames`) and ``embed(captions)`` the text (default :func:`embed_captions`);
     clips have ``frames`` frames. ``checkpoint(ema_parts, step)`` is called every ``checkpoint_every``
     steps (0 = never); ``video_share`` is the share of video steps (:func:`is_image_step`),
-    ``min_snr`` the γ of min-SNR weighting (:class:`~motion_core.sampling.LossWeighting`; 0 = plain
-    MSE), ``caption_drop`` the caption drop rates (:func:`training_caption`), ``timesteps`` a
+    ``weighting`` a :class:`~motion_core.sampling.LossWeighting` (default: none, the plain MSE),
+    ``caption_drop`` the caption drop rates (:func:`training_caption`), ``timesteps`` a
     :class:`~motion_core.sampling.TimestepDistribution` (default: uniform), ``stage`` the name the
     progress lines carry.
     """
@@ -192,7 +192,7 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
     sampling = sampling or DiscreteDiffusion(dict(parts["scheduler"].config))
     encode = encode or (lambda pixels: encode_frames(parts["vae"], pixels))
     embed = embed or (lambda captions: embed_captions(parts["tokenizer"], text_encoder, captions))
-    weighting = LossWeighting("min_snr", min_snr) if min_snr else LossWeighting()
+    weighting = weighting or LossWeighting()
     timesteps = timesteps or TimestepDistribution()
     if trained is None:
         trained = {denoiser: list(unet.parameters()), "text_encoder": list(text_encoder.parameters())}
@@ -314,6 +314,13 @@ def check_from_nothing_arguments(parser: argparse.ArgumentParser, args: argparse
         args.vae_steps = 0 if args.init_from else args.default_vae_steps
 
 
+def min_snr_weighting(gamma: float):
+    """Min-SNR weighting with ``gamma`` (:class:`~motion_core.sampling.LossWeighting`); the plain MSE for 0."""
+    from ..sampling import LossWeighting
+
+    return LossWeighting("min_snr", gamma).validate() if gamma else LossWeighting()
+
+
 def run_record(script: str, argv: list[str] | None, args: argparse.Namespace) -> dict:
     """The start of a from-nothing run's ``training.json``: its command (``python -m motion_core.toy.<script>
     ...``), seed and VAE steps and, when continuing, the folder and the record of the run it continues."""
@@ -360,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trained = train_denoiser(parts, rng, args.steps, args.batch, args.lr, checkpoint=checkpoint,
                              checkpoint_every=args.checkpoint_every, video_share=args.video_share,
-                             min_snr=args.min_snr)
+                             weighting=min_snr_weighting(args.min_snr))
     record["minutes"] = round((time.time() - started) / 60, 1)
     record["threads"] = torch.get_num_threads()
     save_atomically(trained, out, record, overwrite=args.overwrite)
