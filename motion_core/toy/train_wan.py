@@ -119,12 +119,18 @@ def normalised_latents(vae: torch.nn.Module, pixels: torch.Tensor) -> torch.Tens
 
 
 def caption_embedder(tokenizer, text_encoder: torch.nn.Module):
-    """``embed(captions) -> (b, 512, TEXT_DIM)``: Wan's prompt embeddings, differentiable."""
+    """``embed(captions) -> (b, 512, TEXT_DIM)``: Wan's prompt embeddings (what ``WanBackbone.encode_prompt``
+    gives), differentiable.
+
+    The encoder runs on :data:`model.MAX_TOKENS` positions only and the rest is zero padding: the
+    padding's attention is masked inside the encoder and its outputs are zeroed, so the embeddings
+    are the same as at Wan's 512 tokens (tested) at a thirtieth of the cost."""
     adapter = wan.TransformersTokenizer(tokenizer)
 
     def embed(captions: list[str]) -> torch.Tensor:
-        ids, mask = adapter.tokens(captions, wan.TEXT_TOKENS)
-        return wan.text_embeddings(text_encoder, ids, mask)
+        ids, mask = adapter.tokens(captions, model.MAX_TOKENS)
+        text = wan.text_embeddings(text_encoder, ids, mask)
+        return torch.nn.functional.pad(text, (0, 0, 0, wan.TEXT_TOKENS - model.MAX_TOKENS))
 
     return embed
 

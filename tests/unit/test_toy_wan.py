@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from motion_core.backbones import load_backbone
+from motion_core.backbones import load_backbone, wan
 from motion_core.pipeline import decode, encode_reference
 from motion_core.toy import model, train_wan, world
 
@@ -31,10 +31,15 @@ def test_every_world_word_is_one_token_and_the_prompt_is_wans_length(tmp_path):
     tokenizer = parts["tokenizer"]
     for word in model.vocabulary():
         assert len(tokenizer(word, add_special_tokens=False).input_ids) == 1, word
-    embed = train_wan.caption_embedder(tokenizer, parts["text_encoder"])
-    text = embed(["a red circle moving left", ""])
+    embed = train_wan.caption_embedder(tokenizer, parts["text_encoder"].eval())  # eval: no dropout
+    captions = ["a red circle moving up and left", ""]
+    text = embed(captions)
     assert text.shape == (2, 512, train_wan.TEXT_DIM) and text.requires_grad
-    assert torch.all(text[0, 6:] == 0) and torch.all(text[1, 1:] == 0)  # the padding zeroed, as Wan's pipeline
+    assert torch.all(text[0, 9:] == 0) and torch.all(text[1, 1:] == 0)  # the padding zeroed, as Wan's pipeline
+    # training embeds 16 positions and pads: the same as the backbone's 512 (every world caption fits in 16)
+    ids, mask = wan.TransformersTokenizer(tokenizer).tokens(captions, wan.TEXT_TOKENS)
+    with torch.no_grad():
+        torch.testing.assert_close(text.detach(), wan.text_embeddings(parts["text_encoder"], ids, mask))
 
 
 def test_continuing_keeps_the_vae(tmp_path):
