@@ -85,8 +85,8 @@ class LoadVideoModel(io.ComfyNode):
                 io.Combo.Input("text_encoder_name", options=[NONE, *list_text_encoder_files()], default=NONE,
                                optional=True,
                                tooltip="The text encoder (models/text_encoders) for a Wan model from "
-                                       "diffusion_models: umt5_xxl_fp16 or _bf16 (not fp8). none for diffusers "
-                                       "folders and checkpoints."),
+                                       "diffusion_models: umt5_xxl_fp16, _bf16 or _fp8_e4m3fn_scaled. none for "
+                                       "diffusers folders and checkpoints."),
             ],
             outputs=[VideoModel.Output("model", display_name="model",
                                        tooltip="The loaded model, for the other motion transfer nodes.")],
