@@ -244,6 +244,16 @@ def text_encoder_path(name: str) -> str:
                            "copy the model's text encoder there (Wan: umt5_xxl_fp16.safetensors)")
 
 
+def list_diffusion_model_files() -> list[str]:
+    return folder_paths.get_filename_list("diffusion_models")
+
+
+def diffusion_model_file_path(name: str) -> str:
+    """A file of ``models/diffusion_models`` chosen as Wan 2.2 A14B's low-noise expert (``low_noise_model_name``)."""
+    return model_file_path("diffusion_models", name, "low_noise_model_name",
+                           "copy the low-noise expert there (wan2.2_t2v_low_noise_14B_fp16.safetensors)")
+
+
 def sd1_tokenizer_folder() -> str:
     """The SD1.5 CLIP tokenizer ComfyUI ships (``comfy/sd1_tokenizer``), for single-file checkpoints."""
     return os.path.join(os.path.dirname(comfy.utils.__file__), "sd1_tokenizer")

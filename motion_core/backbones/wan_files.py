@@ -55,6 +55,8 @@ DOWNLOADS = {
                   "Wan_2.1_ComfyUI_repackaged, split_files/diffusion_models)",
     "vae": "wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)",
     "text_encoder": "umt5_xxl_fp16.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/text_encoders)",
+    "low_noise_model": "wan2.2_t2v_low_noise_14B_fp16.safetensors beside wan2.2_t2v_high_noise_14B_fp16.safetensors "
+                       "(Comfy-Org/Wan_2.2_ComfyUI_Repackaged, split_files/diffusion_models)",
 }
 """What to download, by input, for messages."""
 VAE_MARK = "decoder.middle.0.residual.0.gamma"
