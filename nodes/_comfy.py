@@ -161,10 +161,10 @@ def compute_device() -> str:
 
 # --- models ---------------------------------------------------------------------------------------
 
-def load_video_model(load: Callable[[], object], files: list[str], device: str):
-    """``load()`` a video model in ComfyUI's memory manager: room is made for its ``files`` on ``device``
-    first, and the model is registered after (nodes/memory.py)."""
-    memory.make_room_for_files(files, torch.device(device))
+def load_video_model(load: Callable[[], object], files: list[str], device: str, dtype: torch.dtype):
+    """``load()`` a video model in ComfyUI's memory manager: room is made for its ``files`` loaded in
+    ``dtype`` on ``device`` first, and the model is registered after (nodes/memory.py)."""
+    memory.make_room_for_files(files, torch.device(device), dtype)
     return memory.register(load())
 
 

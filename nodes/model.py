@@ -131,7 +131,7 @@ class LoadVideoModel(io.ComfyNode):
         parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name, low_noise_model_name)
         files = [path, *parts.values()] if offload == "none" else []
         return io.NodeOutput(_named_as_inputs(lambda: load_video_model(
-            lambda: load_backbone(path, options, "model_name", parts), files, options.device)))
+            lambda: load_backbone(path, options, "model_name", parts), files, options.device, options.torch_dtype())))
 
 
 class EncodeReference(io.ComfyNode):

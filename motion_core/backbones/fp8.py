@@ -103,6 +103,12 @@ def check_quantisation(header: Mapping[str, TensorInfo], name: str, input_name: 
             refuse(f"scaled in an unknown way ({key!r} of shape {info.shape}, {beside})")
 
 
+def dequantised_growth(header: Mapping[str, TensorInfo], dtype: torch.dtype) -> int:
+    """The bytes by which a file's fp8 tensors (1 byte a value on disk) grow once loaded in ``dtype``:
+    what a memory estimate made from the file's size before loading must add."""
+    return sum(_numel(info) for info in header.values() if info.dtype in FLOAT8) * (dtype.itemsize - 1)
+
+
 def _numel(info: TensorInfo) -> int:
     count = 1
     for size in info.shape:
