@@ -155,6 +155,9 @@ def add_model_arguments(group) -> None:
                                     "transformer file --model")
     group.add_argument("--text-encoder", help="UMT5-XXL text encoder file with its tokenizer (ComfyUI's "
                                              "models/text_encoders: umt5_xxl_fp16.safetensors) for a Wan --model file")
+    group.add_argument("--low-noise-model", help="Wan 2.2 A14B's low-noise expert file (ComfyUI's "
+                                                "models/diffusion_models: wan2.2_t2v_low_noise_14B_fp16.safetensors) "
+                                                "with --model the high-noise expert: the two load as one model")
 
 
 def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
@@ -292,7 +295,7 @@ def loss_weighting(args: argparse.Namespace):
 
 
 PART_FLAGS = {"motion_module": "--motion-module", "tokenizer": "--tokenizer", "vae": "--vae",
-              "text_encoder": "--text-encoder"}
+              "text_encoder": "--text-encoder", "low_noise_model": "--low-noise-model"}
 """The flags of a model's extra files (:data:`motion_core.backbones.base.Parts`)."""
 
 

@@ -161,10 +161,10 @@ def compute_device() -> str:
 
 # --- models ---------------------------------------------------------------------------------------
 
-def load_video_model(load: Callable[[], object], files: list[str], device: str):
-    """``load()`` a video model in ComfyUI's memory manager: room is made for its ``files`` on ``device``
-    first, and the model is registered after (nodes/memory.py)."""
-    memory.make_room_for_files(files, torch.device(device))
+def load_video_model(load: Callable[[], object], files: list[str], device: str, dtype: torch.dtype):
+    """``load()`` a video model in ComfyUI's memory manager: room is made for its ``files`` loaded in
+    ``dtype`` on ``device`` first, and the model is registered after (nodes/memory.py)."""
+    memory.make_room_for_files(files, torch.device(device), dtype)
     return memory.register(load())
 
 
@@ -242,6 +242,16 @@ def list_text_encoder_files() -> list[str]:
 def text_encoder_path(name: str) -> str:
     return model_file_path("text_encoders", name, "text_encoder_name",
                            "copy the model's text encoder there (Wan: umt5_xxl_fp16.safetensors)")
+
+
+def list_diffusion_model_files() -> list[str]:
+    return folder_paths.get_filename_list("diffusion_models")
+
+
+def diffusion_model_file_path(name: str) -> str:
+    """A file of ``models/diffusion_models`` chosen as Wan 2.2 A14B's low-noise expert (``low_noise_model_name``)."""
+    return model_file_path("diffusion_models", name, "low_noise_model_name",
+                           "copy the low-noise expert there (wan2.2_t2v_low_noise_14B_fp16.safetensors)")
 
 
 def sd1_tokenizer_folder() -> str:

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import os
 import weakref
+from pathlib import Path
 
 import comfy.model_management
 import comfy.model_patcher
 import torch
 
 from ..motion_core.backbones.base import VideoBackbone
+from ..motion_core.backbones.fp8 import dequantised_growth
+from ..motion_core.backbones.single_files import safetensors_header
+from ..motion_core.errors import InputError
 
 MIB = 1024 ** 2
 TASKS = ("encode", "decode", "invert", "sample", "train")
@@ -83,17 +87,29 @@ def register_auxiliary(module: torch.nn.Module, backbone: VideoBackbone) -> torc
     return module
 
 
-def make_room_for_files(paths: list[str], device: torch.device) -> None:
+def make_room_for_files(paths: list[str], device: torch.device, dtype: torch.dtype = torch.float16) -> None:
     """Before loading a model ComfyUI does not see yet: have it evict models until the weight files
-    under ``paths`` (files or folders; their size on disk as the estimate) fit on ``device``."""
+    under ``paths`` (files or folders) fit on ``device``. Estimate: their size on disk, fp8 tensors
+    counted at ``dtype``'s size (the model's dtype: they load dequantised)."""
     if device.type == "cpu":
         return  # as load_models_gpu: ComfyUI frees no system memory for a load
     size = 0
     for path in paths:
         walked = os.walk(path, followlinks=True) if os.path.isdir(path) else [("", [], [path])]
-        size += sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in walked for name in names
+        size += sum(_loaded_size(os.path.join(folder, name), dtype) for folder, _, names in walked for name in names
                     if name.endswith(WEIGHT_SUFFIXES))
     comfy.model_management.free_memory(size, device)
+
+
+def _loaded_size(path: str, dtype: torch.dtype) -> int:
+    """A weight file's size on disk, plus what its fp8 tensors grow by when loaded in ``dtype``."""
+    size = os.path.getsize(path)
+    if path.endswith(".safetensors"):
+        try:
+            size += dequantised_growth(safetensors_header(Path(path), "model"), dtype)
+        except InputError:  # not readable: the loader says so by name
+            pass
+    return size
 
 
 def register(backbone: VideoBackbone) -> VideoBackbone:

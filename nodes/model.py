@@ -7,26 +7,28 @@ from ..motion_core.backbones.base import ATTENTION, DTYPES, OFFLOAD, ModelOption
 from ..motion_core.pipeline import decode, describe_fitting, encode_reference
 from ..motion_core.video import MAX_SIDE
 from ..motion_core.errors import InputError
-from ._comfy import (CATEGORY, CHECKPOINTS, Progress, compute_device, file_fingerprint, input_problem, io,
-                     list_motion_modules, list_text_encoder_files, list_vae_files, list_video_models,
-                     load_video_model, motion_module_path, node_id, sd1_tokenizer_folder, text_encoder_path, ui,
-                     use_model, vae_path, video_model_path)
+from ._comfy import (CATEGORY, CHECKPOINTS, Progress, compute_device, diffusion_model_file_path, file_fingerprint,
+                     input_problem, io, list_diffusion_model_files, list_motion_modules, list_text_encoder_files,
+                     list_vae_files, list_video_models, load_video_model, motion_module_path, node_id,
+                     sd1_tokenizer_folder, text_encoder_path, ui, use_model, vae_path, video_model_path)
 from .types import Latents, VideoInfo, VideoModel
 
 
 NONE = "none"
-PART_INPUTS = {"vae": "vae_name", "text_encoder": "text_encoder_name"}
+PART_INPUTS = {"vae": "vae_name", "text_encoder": "text_encoder_name", "low_noise_model": "low_noise_model_name"}
 """Load Video Model's input of each model part whose name differs from the part's."""
 
 
 def model_parts(model_name: str, path: str, motion_module: str = NONE, vae_name: str = NONE,
-                text_encoder_name: str = NONE) -> dict[str, str]:
+                text_encoder_name: str = NONE, low_noise_model_name: str = NONE) -> dict[str, str]:
     """The extra files (``motion_core.backbones`` parts) Load Video Model's inputs name for the model at
-    ``path``: ComfyUI's SD1.5 tokenizer for checkpoint files, the motion module, the VAE and text encoder."""
+    ``path``: ComfyUI's SD1.5 tokenizer for checkpoint files, the motion module, the VAE and text encoder,
+    Wan 2.2 A14B's low-noise expert."""
     is_checkpoint = model_name.startswith(CHECKPOINTS) and not os.path.isdir(path)
     parts = {"tokenizer": sd1_tokenizer_folder()} if is_checkpoint else {}
     for part, name, locate in (("motion_module", motion_module, motion_module_path), ("vae", vae_name, vae_path),
-                               ("text_encoder", text_encoder_name, text_encoder_path)):
+                               ("text_encoder", text_encoder_name, text_encoder_path),
+                               ("low_noise_model", low_noise_model_name, diffusion_model_file_path)):
         if name and name != NONE:
             parts[part] = locate(name)
     return parts
@@ -55,7 +57,7 @@ class LoadVideoModel(io.ComfyNode):
                         "folder in models/diffusers); AnimateDiff: a Stable Diffusion 1.5 checkpoint (models/"
                         "checkpoints) or diffusers folder with a motion module (models/animatediff_models); Wan 2.1 "
                         "text-to-video: a diffusers folder, or the files ComfyUI uses (models/diffusion_models with a "
-                        "VAE and a text encoder). Never runs pickled code.",
+                        "VAE and a text encoder; Wan 2.2 A14B: both expert files). Never runs pickled code.",
             inputs=[
                 io.Combo.Input("model_name", options=list_video_models(),
                                tooltip="A diffusers folder (with model_index.json) in models/diffusers; "
@@ -85,41 +87,51 @@ class LoadVideoModel(io.ComfyNode):
                 io.Combo.Input("text_encoder_name", options=[NONE, *list_text_encoder_files()], default=NONE,
                                optional=True,
                                tooltip="The text encoder (models/text_encoders) for a Wan model from "
-                                       "diffusion_models: umt5_xxl_fp16 or _bf16 (not fp8). none for diffusers "
-                                       "folders and checkpoints."),
+                                       "diffusion_models: umt5_xxl_fp16, _bf16 or _fp8_e4m3fn_scaled. none for "
+                                       "diffusers folders and checkpoints."),
+                io.Combo.Input("low_noise_model_name", options=[NONE, *list_diffusion_model_files()], default=NONE,
+                               optional=True,
+                               tooltip="Wan 2.2 A14B: the low-noise expert (models/diffusion_models, e.g. "
+                                       "wan2.2_t2v_low_noise_14B_fp16), with model_name the high-noise expert "
+                                       "(diffusion_models/wan2.2_t2v_high_noise_14B_fp16). Both load as one model "
+                                       "that switches to this expert below 87.5 % noise, as Wan 2.2 does. none: "
+                                       "one model."),
             ],
             outputs=[VideoModel.Output("model", display_name="model",
                                        tooltip="The loaded model, for the other motion transfer nodes.")],
         )
 
     @classmethod
-    def validate_inputs(cls, model_name, motion_module=NONE, vae_name=NONE, text_encoder_name=NONE):
+    def validate_inputs(cls, model_name, motion_module=NONE, vae_name=NONE, text_encoder_name=NONE,
+                        low_noise_model_name=NONE):
         def check():
             path = video_model_path(model_name)
-            parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name)
+            parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name, low_noise_model_name)
             _named_as_inputs(lambda: check_model(path, "model_name", parts))
 
         return input_problem(check)
 
     @classmethod
-    def fingerprint_inputs(cls, model_name, motion_module=NONE, vae_name=NONE, text_encoder_name=NONE, **_):
+    def fingerprint_inputs(cls, model_name, motion_module=NONE, vae_name=NONE, text_encoder_name=NONE,
+                           low_noise_model_name=NONE, **_):
         def files() -> list[str]:
             path = video_model_path(model_name)
             found = [os.path.join(path, part) for part in ("model_index.json", "unet")] if os.path.isdir(path) else [path]
-            return found + list(model_parts(model_name, path, motion_module, vae_name, text_encoder_name).values())
+            return found + list(model_parts(model_name, path, motion_module, vae_name, text_encoder_name,
+                                            low_noise_model_name).values())
 
         return file_fingerprint(files)
 
     @classmethod
     def execute(cls, model_name, dtype, offload, attention, vae_decode_chunk, motion_module=NONE,
-                vae_name=NONE, text_encoder_name=NONE) -> io.NodeOutput:
+                vae_name=NONE, text_encoder_name=NONE, low_noise_model_name=NONE) -> io.NodeOutput:
         options = ModelOptions(dtype=dtype, device=compute_device(), offload=offload,
                                vae_decode_chunk=vae_decode_chunk, attention=attention)
         path = video_model_path(model_name)
-        parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name)
+        parts = model_parts(model_name, path, motion_module, vae_name, text_encoder_name, low_noise_model_name)
         files = [path, *parts.values()] if offload == "none" else []
         return io.NodeOutput(_named_as_inputs(lambda: load_video_model(
-            lambda: load_backbone(path, options, "model_name", parts), files, options.device)))
+            lambda: load_backbone(path, options, "model_name", parts), files, options.device, options.torch_dtype())))
 
 
 class EncodeReference(io.ComfyNode):

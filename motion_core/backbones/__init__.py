@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .base import FAMILIES, describe_contents, Denoiser, ModelOptions, Parts, VideoBackbone
+from .single_files import refuse_gguf
 from .sites import LAYOUTS, MotionSite, SiteAttention, motion_sites, site_attentions
 from .unet3d import UNet3DBackbone
 from .animatediff import AnimateDiffBackbone  # noqa: E402  (registers after unet3d: folders are tried in order)
@@ -23,6 +24,7 @@ def family_for(path: str | Path, input_name: str = "model", parts: Parts | None 
     """The family whose files ``path`` (with the extra ``parts``) holds; :class:`InputError` naming
     what each family takes."""
     path = Path(path)
+    refuse_gguf(path, input_name)
     for family in FAMILIES.values():
         if family.recognises(path, parts):
             return family

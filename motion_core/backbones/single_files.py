@@ -2,7 +2,8 @@
 
 Tensors come from ``.safetensors`` files, or from pickle-format checkpoints read with
 ``weights_only`` (never pickled code). What a file is can be told from its safetensors header alone
-(names, dtypes, shapes), without reading a weight: :func:`safetensors_header`.
+(names, dtypes, shapes), without reading a weight: :func:`safetensors_header`. GGUF files are
+refused by name (:func:`refuse_gguf`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,22 @@ import torch
 from ..errors import InputError
 
 
+GGUF = ".gguf"
+"""The suffix of GGUF files (ComfyUI-GGUF's quantised weights, from llama.cpp's format)."""
+
+
+def refuse_gguf(path: Path, input_name: str) -> None:
+    """Refuse a GGUF file by name, saying what to choose instead."""
+    if Path(path).suffix.lower() == GGUF:
+        raise InputError(input_name, f"{Path(path).name!r} is a GGUF file (quantised weights for ComfyUI-GGUF), which "
+                                     "this pack does not load; choose the model's .safetensors file (fp16, bf16, or "
+                                     "fp8: fp8_e4m3fn, fp8_scaled)")
+
+
 def read_state_dict(path: Path, input_name: str) -> dict[str, torch.Tensor]:
     """All tensors of a ``.safetensors`` or a pickle-format checkpoint (read with ``weights_only``)."""
     path = Path(path)
+    refuse_gguf(path, input_name)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -62,6 +76,7 @@ def safetensors_header(path: Path, input_name: str) -> dict[str, TensorInfo]:
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
+    refuse_gguf(path, input_name)
     try:
         with safe_open(path, framework="pt") as handle:
             return {name: TensorInfo(handle.get_slice(name).get_dtype(), tuple(handle.get_slice(name).get_shape()))

@@ -11,8 +11,10 @@ What loads, safetensors only, offline:
 
 Wan 2.2 A14B is two transformers of the 14B architecture: a diffusers folder naming ``transformer``
 (the high-noise expert) and ``transformer_2`` (the low-noise one) with ``boundary_ratio`` (T2V
-0.875) loads as one :class:`WanExperts` denoiser, which sends each sample to the expert of its
-timestep (``t >= boundary_ratio·1000``: high). Both experts' blocks are motion sites (``high.blocks.<i>``,
+0.875), or ComfyUI's two expert files (the high-noise one as the main path, the low-noise one as the
+part ``low_noise_model``, with the T2V boundary :data:`T2V_A14B_BOUNDARY_RATIO`), loads as one
+:class:`WanExperts` denoiser, which sends each sample to the expert of its timestep
+(``t >= boundary_ratio·1000``: high). Both experts' blocks are motion sites (``high.blocks.<i>``,
 ``low.blocks.<i>``), so an adapter spans both; training on a timestep range inside one expert's
 (e.g. ``timestep_low`` 0.875) trains that expert's part only.
 
@@ -41,8 +43,8 @@ from .base import (ModelOptions, Parts, VideoBackbone, describe_contents, module
                    save_pipeline_folder)
 from .sites import MotionSite
 from .wan_files import WAN_CONFIGS  # noqa: F401  (re-exported: the shipped configs)
-from .wan_files import (WanFileConfigs, check_text_encoder_file, check_vae_file, load_text_encoder, load_transformer,
-                        load_vae, safetensors_header, transformer_configs, transformer_prefix)
+from .wan_files import (DOWNLOADS, WanFileConfigs, check_text_encoder_file, check_vae_file, load_text_encoder,
+                        load_transformer, load_vae, safetensors_header, transformer_configs, transformer_prefix)
 
 SUPPORTED = ("a Wan 2.1 / 2.2 text-to-video diffusers folder (model_index.json naming a WanTransformer3DModel "
              "transformer, with transformer, vae, text_encoder, tokenizer and scheduler subfolders), or ComfyUI's Wan "
@@ -54,6 +56,8 @@ FILE_PARTS = {
                     "umt5_xxl_fp16.safetensors), for a Wan transformer file",
     "configs": "a folder of diffusers configs (transformer, vae, text_encoder, scheduler) replacing the Wan ones "
                "shipped with the pack (for non-standard sizes)",
+    "low_noise_model": "Wan 2.2 A14B's low-noise expert file (models/diffusion_models: "
+                       "wan2.2_t2v_low_noise_14B_fp16.safetensors), with the high-noise expert file as the model",
 }
 PIPELINE_CLASS = "WanPipeline"
 TEXT_TOKENS = 512
@@ -65,6 +69,12 @@ frame. A VAE's own temporal factor (``scale_factor_temporal``: 4, or 1 in the to
 many latent frames a chunk gives."""
 NUM_TRAIN_TIMESTEPS = 1000
 """The transformer's timestep is ``1000·σ``; Wan 2.2's ``boundary_ratio`` is a fraction of it."""
+T2V_A14B_BOUNDARY_RATIO = 0.875
+"""Where Wan 2.2 T2V A14B hands over from the high-noise to the low-noise expert, as a fraction of the
+training timesteps: Wan 2.2's own ``wan/configs/wan_t2v_A14B.py`` (``boundary = 0.875``; ``text2video.py``
+runs the high-noise expert while ``t >= boundary·num_train_timesteps``), the ``boundary_ratio`` of the
+Wan2.2-T2V-A14B-Diffusers ``model_index.json``. The expert files carry no such number; I2V A14B's, 0.9,
+does not apply (image-to-video files are refused)."""
 
 
 def text_embeddings(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -188,6 +198,9 @@ class WanBackbone(VideoBackbone):
         if not cls.recognises(path):
             raise InputError(input_name, f"{path.name!r} is not a Wan folder ({describe_contents(path)}); "
                                          f"choose {SUPPORTED}")
+        if "low_noise_model" in parts:
+            raise InputError("low_noise_model", f"{path.name!r} is a Wan diffusers folder: a Wan 2.2 A14B folder "
+                                                "carries its low-noise expert itself (transformer_2); choose none")
         if parts:
             raise InputError(next(iter(parts)), f"{path.name!r} is a Wan diffusers folder with its own VAE, text "
                                                 "encoder and configs; choose none")
@@ -211,7 +224,27 @@ class WanBackbone(VideoBackbone):
                 raise InputError(part, f"{Path(parts[part]).name!r} not found")
         check_vae_file(parts["vae"], configs, "vae")
         check_text_encoder_file(parts["text_encoder"], "text_encoder")
+        if "low_noise_model" in parts:
+            cls._check_low_noise_expert(path, Path(parts["low_noise_model"]), configs, parts.get("configs"))
         return configs
+
+    @staticmethod
+    def _check_low_noise_expert(high: Path, low: Path, configs: WanFileConfigs, folder: Path | None) -> None:
+        """Check the low-noise expert file of a Wan 2.2 A14B pair (headers only): another file than the
+        model (the high-noise expert), of its architecture."""
+        part, download = "low_noise_model", DOWNLOADS["low_noise_model"]
+        if not low.is_file():
+            raise InputError(part, f"{low.name!r} not found")
+        if low.resolve() == high.resolve():
+            raise InputError(part, f"{low.name!r} is the model itself; choose the low-noise expert, with the "
+                                   f"high-noise expert as the model: {download}")
+        if "low_noise" in high.name.lower() and "high_noise" in low.name.lower():
+            raise InputError(part, f"{low.name!r} is named as the high-noise expert and the model {high.name!r} as the "
+                                   "low-noise one: swap them (the model is the high-noise expert)")
+        found = transformer_configs(safetensors_header(low, part), low.name, folder, part)
+        if found.transformer != configs.transformer:
+            raise InputError(part, f"{low.name!r} is {found.variant} but the model {high.name!r} is {configs.variant}: "
+                                   f"Wan 2.2 A14B's two experts are of one architecture; choose {download}")
 
     @classmethod
     def load(cls, path: Path, options: ModelOptions, input_name: str = "model", parts: Parts | None = None) -> WanBackbone:
@@ -262,6 +295,9 @@ class WanBackbone(VideoBackbone):
         configs = cls._file_configs(path, input_name, parts)
         dtype = options.torch_dtype()
         transformer = load_transformer(path, configs, dtype, input_name)
+        if "low_noise_model" in parts:
+            low = load_transformer(parts["low_noise_model"], configs, dtype, "low_noise_model")
+            transformer = WanExperts(transformer, low, T2V_A14B_BOUNDARY_RATIO * NUM_TRAIN_TIMESTEPS)
         vae = load_vae(parts["vae"], configs, "vae")
         text_encoder, tokenizer = load_text_encoder(parts["text_encoder"], configs, dtype, "text_encoder")
         if text_encoder.config.d_model != transformer.config.text_dim:

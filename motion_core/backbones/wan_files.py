@@ -19,9 +19,11 @@ Weights are converted by diffusers' own converters (``diffusers.loaders.single_f
 loaded into models built on the ``meta`` device (no random initialisation, no second copy), with the
 dtypes ``from_pretrained`` gives a diffusers folder (Wan's ``_keep_in_fp32_modules`` stay fp32).
 
-Refused, by name: image-to-video, VACE and Animate transformers (other inputs than text-to-video);
-Wan 2.2 TI2V-5B and the 48-channel Wan 2.2 VAE (diffusers' converter handles only the Wan 2.1 VAE);
-fp8 files (``scaled_fp8`` / ``scale_weight`` / float8 tensors), which would need ComfyUI's scaled matmuls.
+fp8 files (``…_fp8_e4m3fn``, ``…_fp8_scaled``, ``umt5_xxl_fp8_e4m3fn_scaled``) load dequantised to the
+model's dtype (:mod:`.fp8`): the memory of fp16/bf16 weights. Refused, by name: image-to-video, VACE and
+Animate transformers (other inputs than text-to-video); Wan 2.2 TI2V-5B and the 48-channel Wan 2.2 VAE
+(diffusers' converter handles only the Wan 2.1 VAE); other quantised layouts (ComfyUI's newer
+``comfy_quant``, int8, fp4, GGUF).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
+from .fp8 import check_quantisation, dequantised, take_scales
 from .single_files import TensorInfo, read_state_dict, safetensors_header
 
 WAN_CONFIGS = Path(__file__).parent / "configs" / "wan"
@@ -52,6 +55,8 @@ DOWNLOADS = {
                   "Wan_2.1_ComfyUI_repackaged, split_files/diffusion_models)",
     "vae": "wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)",
     "text_encoder": "umt5_xxl_fp16.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/text_encoders)",
+    "low_noise_model": "wan2.2_t2v_low_noise_14B_fp16.safetensors beside wan2.2_t2v_high_noise_14B_fp16.safetensors "
+                       "(Comfy-Org/Wan_2.2_ComfyUI_Repackaged, split_files/diffusion_models)",
 }
 """What to download, by input, for messages."""
 VAE_MARK = "decoder.middle.0.residual.0.gamma"
@@ -70,14 +75,6 @@ def transformer_prefix(header) -> str | None:
         if f"{prefix}head.modulation" in header and f"{prefix}patch_embedding.weight" in header:
             return prefix
     return None
-
-
-def refuse_fp8(header: dict[str, TensorInfo], name: str, input_name: str, download: str) -> None:
-    """Refuse fp8 files: float8 tensors, or ComfyUI's ``scaled_fp8`` marker and ``scale_weight`` scales."""
-    scaled = any(key.endswith(("scaled_fp8", ".scale_weight")) for key in header)
-    if scaled or any(info.dtype.startswith("F8") for info in header.values()):
-        raise InputError(input_name, f"{name!r} holds fp8 weights{' (scaled_fp8)' if scaled else ''}, which this pack "
-                                     f"does not load; download the fp16 or bf16 file instead: {download}")
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ def transformer_configs(header: dict[str, TensorInfo], name: str, configs: Path 
     if prefix is None:
         raise InputError(input_name, f"{name!r} is not a Wan transformer (it has no 'head.modulation' tensor); "
                                      f"choose {DOWNLOADS['model_name']}")
-    refuse_fp8(header, name, input_name, DOWNLOADS["model_name"])
+    check_quantisation(header, name, input_name, DOWNLOADS["model_name"])
     for mark, what in NOT_TEXT_TO_VIDEO:
         if any(key.startswith(prefix + mark) for key in header):
             raise InputError(input_name, f"{name!r} is {what}; this pack transfers motion with text-to-video Wan "
@@ -156,7 +153,7 @@ def check_vae_file(path: Path, configs: WanFileConfigs, input_name: str = "vae")
     if VAE_MARK not in header:
         raise InputError(input_name, f"{name!r} is not a Wan VAE (it has no {VAE_MARK!r} tensor); choose "
                                      f"{DOWNLOADS['vae']}")
-    refuse_fp8(header, name, input_name, DOWNLOADS["vae"])
+    check_quantisation(header, name, input_name, DOWNLOADS["vae"])
     channels = header["decoder.conv1.weight"].shape[1] if "decoder.conv1.weight" in header else None
     if WAN22_VAE_MARK in header or channels == 48:
         raise InputError(input_name, f"{name!r} is the Wan 2.2 VAE (48 latent channels), which this pack does not load "
@@ -172,7 +169,7 @@ def check_text_encoder_file(path: Path, input_name: str = "text_encoder") -> Non
     if not all(mark in header for mark in TEXT_MARKS):
         raise InputError(input_name, f"{name!r} is not a UMT5 text encoder in ComfyUI's layout (it has no "
                                      f"{TEXT_MARKS[1]!r}); choose {DOWNLOADS['text_encoder']}")
-    refuse_fp8(header, name, input_name, DOWNLOADS["text_encoder"])
+    check_quantisation(header, name, input_name, DOWNLOADS["text_encoder"])
     if SPIECE not in header:
         raise InputError(input_name, f"{name!r} carries no tokenizer (no {SPIECE!r} tensor, which ComfyUI's own UMT5 "
                                      f"files have); choose {DOWNLOADS['text_encoder']}")
@@ -189,10 +186,19 @@ def _empty_weights():
     return init_empty_weights()
 
 
+def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype, keep_fp32, scales: dict[str, torch.Tensor]) -> None:
+    """Cast a state dict in place as ``from_pretrained`` does (``keep_fp32`` modules in fp32, every other
+    floating tensor in ``dtype``), dequantising fp8 weights on the way (``scales``: of scaled-fp8 weights,
+    by the weights' names; :func:`~.fp8.dequantised`), one tensor at a time."""
+    for key in list(state):
+        if state[key].is_floating_point():
+            target = torch.float32 if any(m in key.split(".") for m in keep_fp32) else dtype
+            state[key] = dequantised(state[key], scales.get(key), target)
+
+
 def _into_model(model: torch.nn.Module, state: dict[str, torch.Tensor], dtype: torch.dtype, keep_fp32,
-                name: str, input_name: str, what: str) -> torch.nn.Module:
-    """Load a converted state dict whose names and shapes must be exactly the model's, casting as
-    ``from_pretrained`` does: ``keep_fp32`` modules in fp32, every other floating tensor in ``dtype``."""
+                name: str, input_name: str, what: str, scales: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Load a converted state dict whose names and shapes must be exactly the model's, cast by :func:`_cast`."""
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [key for key in set(expected) & set(state) if tuple(expected[key].shape) != tuple(state[key].shape)]
@@ -200,11 +206,18 @@ def _into_model(model: torch.nn.Module, state: dict[str, torch.Tensor], dtype: t
         raise InputError(input_name, f"{name!r} does not fit {what}: {len(missing)} tensors missing (e.g. "
                                      f"{missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
                                      f"{len(wrong)} of another shape (e.g. {sorted(wrong)[:2]})")
-    for key in list(state):
-        if state[key].is_floating_point():
-            state[key] = state[key].to(torch.float32 if any(m in key.split(".") for m in keep_fp32) else dtype)
+    _cast(state, dtype, keep_fp32, scales)
     model.load_state_dict(state, assign=True)
     return model.eval()
+
+
+def _read_converted(path: Path, input_name: str, convert) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A file's tensors converted to diffusers' names by ``convert``, and its scaled-fp8 scales
+    (:func:`~.fp8.take_scales`) under the names of their converted weights: diffusers' Wan converters only
+    rename tensors, one name at a time, so the scales go through the same converter as their weights."""
+    state = read_state_dict(path, input_name)
+    scales = take_scales(state)
+    return convert(state), convert(scales)
 
 
 def load_transformer(path: Path, configs: WanFileConfigs, dtype: torch.dtype, input_name: str = "model"):
@@ -212,11 +225,11 @@ def load_transformer(path: Path, configs: WanFileConfigs, dtype: torch.dtype, in
     from diffusers import WanTransformer3DModel
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
-    state = convert_wan_transformer_to_diffusers(read_state_dict(path, input_name))
+    state, scales = _read_converted(path, input_name, convert_wan_transformer_to_diffusers)
     with _empty_weights():
         model = WanTransformer3DModel.from_config(configs.transformer_config())
     return _into_model(model, state, dtype, WanTransformer3DModel._keep_in_fp32_modules or (), Path(path).name,
-                       input_name, configs.variant)
+                       input_name, configs.variant, scales)
 
 
 def load_vae(path: Path, configs: WanFileConfigs, input_name: str = "vae"):
@@ -224,10 +237,10 @@ def load_vae(path: Path, configs: WanFileConfigs, input_name: str = "vae"):
     from diffusers import AutoencoderKLWan
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-    state = convert_wan_vae_to_diffusers(read_state_dict(path, input_name))
+    state, scales = _read_converted(path, input_name, convert_wan_vae_to_diffusers)
     with _empty_weights():
         model = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(configs.vae))
-    return _into_model(model, state, torch.float32, (), Path(path).name, input_name, "the Wan 2.1 VAE")
+    return _into_model(model, state, torch.float32, (), Path(path).name, input_name, "the Wan 2.1 VAE", scales)
 
 
 def load_text_encoder(path: Path, configs: WanFileConfigs, dtype: torch.dtype, input_name: str = "text_encoder"):
@@ -241,6 +254,7 @@ def load_text_encoder(path: Path, configs: WanFileConfigs, dtype: torch.dtype, i
 
     name = Path(path).name
     state = read_state_dict(path, input_name)
+    scales = take_scales(state)
     tokenizer = SentencePieceTokenizer(state.pop(SPIECE).numpy().tobytes(), name, input_name)
     config = UMT5Config.from_json_file(configs.text_encoder / "config.json")
     with _empty_weights():
@@ -256,6 +270,9 @@ def load_text_encoder(path: Path, configs: WanFileConfigs, dtype: torch.dtype, i
     if len(tokenizer) > config.vocab_size:
         raise InputError(input_name, f"{name!r}: its tokenizer has {len(tokenizer)} tokens but its encoder "
                                      f"{config.vocab_size}; the file's parts do not belong together")
+    # transformers keeps UMT5's ``wo`` in fp32 at fp16 only (``PreTrainedModel._get_dtype_plan``); cast so before
+    # it sees the state, dequantising fp8 weights tensor by tensor (no fp32 copy of the whole encoder)
+    _cast(state, dtype, UMT5EncoderModel._keep_in_fp32_modules if dtype == torch.float16 else (), scales)
     model = UMT5EncoderModel.from_pretrained(None, config=config, state_dict=state, dtype=dtype)
     return model.eval(), tokenizer
 

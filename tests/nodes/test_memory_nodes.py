@@ -128,3 +128,21 @@ def test_an_offloading_model_is_registered_where_its_parts_stay(pack, tiny_folde
     assert [w for w in registered(pack) if w.unet is model.unet]
     with pytest.raises(ValueError, match="task 'dream'"):
         memory.working_memory(model, "dream", (1, 4, 2, 2, 2))
+
+
+def test_room_is_made_for_fp8_weights_as_they_load_dequantised(pack, tmp_path, monkeypatch):
+    """An fp8 file takes its values at the model's dtype once loaded: the room asked for counts them so."""
+    import os
+
+    import comfy.model_management
+
+    from support.original_files import _save
+
+    freed = []
+    monkeypatch.setattr(comfy.model_management, "free_memory", lambda size, device, **_: freed.append((size, device)))
+    path = str(_save(tmp_path / "wan_fp8_e4m3fn.safetensors", {"w": torch.zeros(100, 10, dtype=torch.float8_e4m3fn),
+                                                                "b": torch.zeros(10, dtype=torch.float16)}))
+    gpu = torch.device("cuda")
+    for dtype in (torch.float16, torch.float32):
+        pack.nodes.memory.make_room_for_files([path], gpu, dtype)
+    assert freed == [(os.path.getsize(path) + 1000, gpu), (os.path.getsize(path) + 3000, gpu)]

@@ -14,6 +14,8 @@ from support.wan_files import transformer_to_original, vae_to_original, write_he
 TINY = "diffusion_models/tiny-wan.safetensors"
 REAL = "diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors"
 """A file with the 1.3B's architecture tensors only (headers are all validation reads)."""
+HIGH, LOW = "wan2.2_t2v_high_noise_14B_fp16.safetensors", "wan2.2_t2v_low_noise_14B_fp16.safetensors"
+"""Wan 2.2 A14B's two expert files (14B architecture tensors only)."""
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,8 @@ def models_dir(pack, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     written = write_wan_files(root)
     write_header_only_transformer(root / "diffusion_models" / REAL.split("/")[1], 1536, 30)
+    for expert in (HIGH, LOW):
+        write_header_only_transformer(root / "diffusion_models" / expert, 5120, 40)
     shutil.copy(written["files"]["text_encoder"], root / "vae" / "a-text-encoder.safetensors")
     shutil.copy(written["files"]["vae"], root / "text_encoders" / "a-vae.safetensors")
     testing.write_tiny_text_to_video_folder(root / "diffusers" / "tiny-t2v")
@@ -44,7 +48,10 @@ def test_the_loader_lists_diffusion_models_vaes_and_text_encoders(loader):
     assert inputs["vae_name"].options[0] == "none" and "tiny-wan-vae.safetensors" in inputs["vae_name"].options
     assert inputs["text_encoder_name"].options[0] == "none"
     assert "tiny-umt5.safetensors" in inputs["text_encoder_name"].options
-    assert list(inputs)[-3:] == ["motion_module", "vae_name", "text_encoder_name"]  # appended: saved graphs load
+    assert inputs["low_noise_model_name"].options[0] == "none" and LOW in inputs["low_noise_model_name"].options
+    assert inputs["low_noise_model_name"].default == "none" and inputs["low_noise_model_name"].optional
+    # appended: saved graphs load
+    assert list(inputs)[-4:] == ["motion_module", "vae_name", "text_encoder_name", "low_noise_model_name"]
 
 
 def test_encode_reference_resamples_a_clip_of_known_rate_to_16_fps_and_says_so(pack, loader):
@@ -82,6 +89,31 @@ def test_the_loader_says_what_a_wan_file_needs(loader):
         "takes no vae; leave it out (none)")
     assert loader.validate_inputs("diffusion_models/missing.safetensors").startswith(
         "model_name: 'missing.safetensors' is not in models/diffusion_models")
+
+
+def test_the_loader_takes_wan_22_a14b_as_its_two_expert_files(loader):
+    """model_name the high-noise expert, low_noise_model_name the low-noise one; a pair that cannot be one
+    Wan 2.2 A14B is refused naming low_noise_model_name, before the graph runs and when it runs."""
+    vae, text, high = "tiny-wan-vae.safetensors", "tiny-umt5.safetensors", f"diffusion_models/{HIGH}"
+    assert loader.validate_inputs(high, "none", vae, text, LOW) is True
+    assert loader.validate_inputs(REAL, "none", vae, text, LOW).startswith(
+        f"low_noise_model_name: '{LOW}' is Wan 2.1 T2V 14B (or a Wan 2.2 T2V A14B expert) but the model "
+        "'wan2.1_t2v_1.3B_fp16.safetensors' is Wan 2.1 T2V 1.3B: Wan 2.2 A14B's two experts are of one architecture")
+    assert loader.validate_inputs(high, "none", vae, text, HIGH).startswith(
+        f"low_noise_model_name: '{HIGH}' is the model itself; choose the low-noise expert")
+    assert loader.validate_inputs(f"diffusion_models/{LOW}", "none", vae, text, HIGH).startswith(
+        f"low_noise_model_name: '{HIGH}' is named as the high-noise expert and the model '{LOW}' as the low-noise one")
+    assert loader.validate_inputs("tiny-t2v", "none", "none", "none", LOW).endswith(
+        "takes no low noise model; leave it out (none)")
+    assert loader.validate_inputs("tiny-wan", "none", "none", "none", LOW).startswith(
+        "low_noise_model_name: 'tiny-wan' is a Wan diffusers folder: a Wan 2.2 A14B folder carries its low-noise "
+        "expert itself (transformer_2)")
+    assert loader.validate_inputs(high, "none", vae, text, "missing.safetensors").startswith(
+        "low_noise_model_name: 'missing.safetensors' is not in models/diffusion_models")
+    with pytest.raises(Exception, match="^low_noise_model_name: 'wan2.2_t2v_low_noise_14B_fp16.safetensors' is Wan"):
+        loader.execute(REAL, "fp32", "none", "sdpa", 8, "none", vae, text, LOW)
+    single, pair = (loader.fingerprint_inputs(high, "none", vae, text, *low) for low in ((), (LOW,)))
+    assert single != pair, "ComfyUI's cache tells the pair from the expert alone"
 
 
 def test_a_file_of_no_published_size_is_refused_naming_the_input(loader):

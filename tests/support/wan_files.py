@@ -48,19 +48,19 @@ VAE_NAMES = {"encoder.conv_in": "encoder.conv1", "decoder.conv_in": "decoder.con
 def transformer_to_original(transformer, prefix: str = "") -> dict[str, torch.Tensor]:
     """A diffusers ``WanTransformer3DModel``'s tensors under the original Wan keys (``blocks.0.self_attn.q.weight``,
     ``head.modulation``…), each under ``prefix`` (Comfy-Org's files: none; some: ``model.diffusion_model.``)."""
-    out = {}
-    for name, tensor in transformer.state_dict().items():
-        if name == "scale_shift_table":
-            name = "head.modulation"
-        elif name.endswith(".scale_shift_table"):
-            name = name[: -len("scale_shift_table")] + "modulation"
-        else:
-            name = "." + name
-            for new, old in TRANSFORMER_NAMES:
-                name = name.replace(new, old)
-            name = name[1:]
-        out[prefix + name] = tensor.clone()
-    return out
+    return {prefix + original_name(name): tensor.clone() for name, tensor in transformer.state_dict().items()}
+
+
+def original_name(name: str) -> str:
+    """A ``WanTransformer3DModel`` tensor's original Wan name."""
+    if name == "scale_shift_table":
+        return "head.modulation"
+    if name.endswith(".scale_shift_table"):
+        return name[: -len("scale_shift_table")] + "modulation"
+    name = "." + name
+    for new, old in TRANSFORMER_NAMES:
+        name = name.replace(new, old)
+    return name[1:]
 
 
 def vae_to_original(vae) -> dict[str, torch.Tensor]:
@@ -105,6 +105,53 @@ def umt5_to_comfy(text_encoder, spiece_model: bytes) -> dict[str, torch.Tensor]:
     out = {name: tensor.clone() for name, tensor in text_encoder.state_dict().items()
            if name != "encoder.embed_tokens.weight"}
     out["spiece_model"] = torch.tensor(list(spiece_model), dtype=torch.uint8)  # as ComfyUI serialises it
+    return out
+
+
+def linear_weights(model, rename=lambda name: name) -> set[str]:
+    """The names (``rename``d, e.g. by :func:`original_name`) of ``model``'s ``nn.Linear`` weights: the layers
+    ComfyUI's ``scaled_fp8_ops`` scales (its ``Linear`` only; convolutions, norms and embeddings are not)."""
+    return {rename(f"{name}.weight") for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+
+
+def as_fp8(state: dict[str, torch.Tensor], fp8: torch.dtype = torch.float8_e4m3fn, scaled=(),
+           prefix: str = "") -> dict[str, torch.Tensor]:
+    """A ComfyUI-layout state dict as the fp8 files hold it. With ``scaled`` (the names of the linear
+    weights, :func:`linear_weights`): ComfyUI's scaled-fp8 layout, each of those weights quantised per
+    tensor as ComfyUI's fp8 layout does (``scale = max|W| / max fp8``, ``W8 = fp8(W / scale)``) with its
+    ``<layer>.scale_weight`` (fp32, 0-d) and a ``<layer>.scale_input`` of 1, and its bias in fp8 unscaled (0.3.75's
+    ``scaled_fp8_ops`` builds the whole layer in fp8, so its files hold biases so), the rest unchanged, and the
+    ``scaled_fp8`` marker (an empty fp8 tensor, as ComfyUI saves it) under ``prefix``. Without: every
+    floating tensor of two or more dimensions stored as ``fp8`` (``…_fp8_e4m3fn`` files)."""
+    biases = {name[: -len("weight")] + "bias" for name in scaled}
+    out = {}
+    for name, tensor in state.items():
+        if name in scaled:
+            layer = name[: -len(".weight")]
+            scale = tensor.abs().amax().float() / torch.finfo(fp8).max
+            out[name] = (tensor.float() / scale).to(fp8)
+            out[f"{layer}.scale_weight"], out[f"{layer}.scale_input"] = scale, torch.ones(())
+        elif name in biases or (not scaled and tensor.is_floating_point() and tensor.ndim >= 2):
+            out[name] = tensor.to(fp8)
+        else:
+            out[name] = tensor
+    if scaled:
+        out[prefix + "scaled_fp8"] = torch.empty(0, dtype=fp8)
+    return out
+
+
+def dequantised_file(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an fp8 file as their fp32 values: ``W8 * scale_weight`` for scaled weights, every other
+    tensor as it is (fp8 upcast); without ComfyUI's markers and scales (the expectation, computed here)."""
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    out = {}
+    for name, tensor in state.items():
+        if name.endswith(("scaled_fp8", ".scale_weight", ".scale_input")) or name == "spiece_model":
+            continue
+        scale = state.get(name[: -len("weight")] + "scale_weight") if name.endswith(".weight") else None
+        out[name] = tensor.float() * scale if scale is not None else tensor.float()
     return out
 
 

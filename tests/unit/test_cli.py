@@ -196,6 +196,12 @@ def test_a_wan_file_names_the_flags_of_the_files_it_needs(inputs, tmp_path):
     assert result.returncode == 2
     assert "error: --text-encoder: 'tiny-wan.safetensors' is not a UMT5 text encoder in ComfyUI's layout" \
         in result.stderr
+    low = write_header_only_transformer(tmp_path / "wan2.2_t2v_low_noise_14B_fp16.safetensors", 5120, 40)
+    result = run(command(model, clip, tmp_path / "out", "--target", "x", "--vae", str(files["vae"]),
+                         "--text-encoder", str(files["text_encoder"]), "--low-noise-model", str(low), *QUICK))
+    assert result.returncode == 2
+    assert "error: --low-noise-model: 'wan2.2_t2v_low_noise_14B_fp16.safetensors' is Wan 2.1 T2V 14B (or a Wan 2.2 " \
+           "T2V A14B expert) but the model 'wan2.1_t2v_1.3B_fp16.safetensors' is Wan 2.1 T2V 1.3B" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

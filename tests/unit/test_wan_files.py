@@ -15,10 +15,14 @@ from motion_core.backbones.wan_files import (WAN_CONFIGS, SentencePieceTokenizer
 from motion_core.errors import InputError
 from motion_core.testing import TINY_WAN_TEXT_DIM, moving_square_frames
 from support.original_files import _save
-from support.wan_files import (transformer_to_original, umt5_to_comfy, vae_to_original, write_header_only_transformer,
-                               write_wan_files)
+from support.wan_files import (as_fp8, dequantised_file, linear_weights, original_name, transformer_to_original,
+                               umt5_to_comfy, vae_to_original, write_header_only_transformer, write_wan_files)
 
 FP32 = ModelOptions(dtype="fp32", device="cpu")
+FP8_ERROR = {"fp8_e4m3fn": 2 ** -4, "fp8_e5m2": 2 ** -3, "fp8_scaled": 2 ** -4}
+"""The largest relative rounding error of one value in each fp8 format (e4m3: 3 mantissa bits, e5m2: 2): an fp8
+file's outputs are the full-precision file's within it (measured on the tiny models: 2.7-5.3 % for e4m3,
+7-10 % for e5m2)."""
 
 
 pytestmark = pytest.mark.usefixtures("offline_hub")
@@ -187,8 +191,19 @@ def test_the_header_alone_tells_a_real_size_file(tmp_path):
     (5120, 40, 36, ("img_emb.proj.0.weight",), "F16", "is a Wan 2.1 image-to-video"),
     (1536, 30, 16, ("vace_blocks.0.after_proj.bias",), "F16", "is a Wan VACE model"),
     (5120, 40, 36, ("motion_encoder.dec.direction.weight",), "BF16", "is a Wan 2.2 Animate model"),
-    (1536, 30, 16, (), "F8_E4M3", r"holds fp8 weights, .*download the fp16 or bf16 file instead: wan2.1_t2v_1.3B_fp16"),
-    (1536, 30, 16, ("scaled_fp8",), "F16", r"holds fp8 weights \(scaled_fp8\)"),
+    (1536, 30, 16, ("blocks.0.ffn.0.comfy_quant",), "F8_E4M3",
+     r"is quantised in ComfyUI's newer per-layer format \('blocks.0.ffn.0.comfy_quant': comfy_quant / weight_scale\), "
+     r"which this pack does not load; download the fp16, bf16 or fp8 \(fp8_e4m3fn, fp8_scaled\) file instead: "
+     r"wan2.1_t2v_1.3B_fp16"),
+    (1536, 30, 16, ("blocks.0.ffn.0.weight_scale",), "F8_E4M3", "is quantised in ComfyUI's newer per-layer format"),
+    (1536, 30, 16, (), "I8", r"is quantised \('patch_embedding.weight' is I8\), which this pack does not load"),
+    (1536, 30, 16, (), "F8_E8M0", r"is quantised \('patch_embedding.weight' is F8_E8M0\)"),
+    (1536, 30, 16, ("blocks.0.norm3.scale_weight",), "F8_E4M3",
+     "is scaled \\('blocks.0.norm3.scale_weight'\\) without ComfyUI's 'scaled_fp8' marker"),
+    (1536, 30, 16, ("blocks.0.norm3.weight", "blocks.0.norm3.scale_weight", "scaled_fp8"), "F16",
+     r"is scaled in an unknown way \('blocks.0.norm3.scale_weight' of shape \(1,\), beside a F16 weight\)"),
+    (1536, 30, 16, ("blocks.0.norm3.scale_weight", "scaled_fp8"), "F8_E4M3",
+     r"is scaled in an unknown way \('blocks.0.norm3.scale_weight' of shape \(1,\), with no weight beside it\)"),
     (2048, 30, 16, (), "F16", "is a Wan transformer 2048 wide, which is none of the published text-to-video sizes"),
 ])
 def test_what_the_pack_does_not_load_is_refused_by_name(width, blocks, channels, extra, dtype, message):
@@ -213,11 +228,20 @@ def test_missing_and_wrong_parts_are_named(written, tmp_path):
                     {k: v for k, v in umt5_to_comfy(written["text_encoder"], written["spiece"]).items() if k != "spiece_model"})
     with pytest.raises(InputError, match="^text_encoder: 'umt5-no-tokenizer.safetensors' carries no tokenizer"):
         load(written, text_encoder=without)
-    fp8 = _save(tmp_path / "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
-                {**umt5_to_comfy(written["text_encoder"], written["spiece"]), "scaled_fp8": torch.zeros(0)})
-    with pytest.raises(InputError, match=r"^text_encoder: 'umt5_xxl_fp8_e4m3fn_scaled.safetensors' holds fp8 weights "
-                                         r"\(scaled_fp8\), .* umt5_xxl_fp16.safetensors"):
-        load(written, text_encoder=fp8)
+    mixed = _save(tmp_path / "umt5_xxl_fp8_mixed.safetensors",
+                  {**umt5_to_comfy(written["text_encoder"], written["spiece"]),
+                   "encoder.block.0.layer.0.SelfAttention.q.comfy_quant": torch.zeros(4, dtype=torch.uint8)})
+    with pytest.raises(InputError, match=r"^text_encoder: 'umt5_xxl_fp8_mixed.safetensors' is quantised in ComfyUI's "
+                                         r"newer per-layer format .* umt5_xxl_fp16.safetensors"):
+        load(written, text_encoder=mixed)
+    gguf = tmp_path / "umt5-xxl-encoder-Q8_0.gguf"
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    with pytest.raises(InputError, match=r"^text_encoder: 'umt5-xxl-encoder-Q8_0.gguf' is a GGUF file \(quantised "
+                                         r"weights for ComfyUI-GGUF\), which this pack does not load; choose the "
+                                         r"model's .safetensors file \(fp16, bf16, or fp8"):
+        load(written, text_encoder=gguf)
+    with pytest.raises(InputError, match=r"^model_name: 'umt5-xxl-encoder-Q8_0.gguf' is a GGUF file"):
+        load(written, model=gguf)
     wan22 = _save(tmp_path / "wan2.2_vae.safetensors", {"decoder.middle.0.residual.0.gamma": torch.zeros(1),
                                                         "decoder.upsamples.0.upsamples.0.residual.2.weight":
                                                             torch.zeros(1)})
@@ -258,3 +282,110 @@ def test_a_text_encoder_of_another_size_or_vocabulary_is_refused(written, tmp_pa
     with pytest.raises(InputError, match=f"^text_encoder: 'small-umt5.safetensors': its tokenizer has {tokens} tokens "
                                          "but its encoder 8; the file's parts do not belong together"):
         load(written, text_encoder=small, configs=configs)
+
+
+# --- fp8 files: dequantised on load -----------------------------------------------------------------
+
+FP8_LAYOUTS = ("fp8_e4m3fn", "fp8_e5m2", "fp8_scaled")
+
+
+@pytest.fixture(scope="module")
+def fp8_files(written, tmp_path_factory):
+    """The tiny models written as ComfyUI's fp8 files, by layout: the transformer, the text encoder and (plain
+    fp8 only; ComfyUI scales linear layers, the VAE has none) the VAE. The scaled transformer keeps its
+    tensors (and the marker) under ``model.diffusion_model.``, as some files do."""
+    root, files = tmp_path_factory.mktemp("wan-fp8"), {}
+    transformer, text_encoder = written["transformer"], written["text_encoder"]
+    comfy_text = umt5_to_comfy(text_encoder, written["spiece"])
+    for layout in FP8_LAYOUTS:
+        fp8 = torch.float8_e5m2 if layout == "fp8_e5m2" else torch.float8_e4m3fn
+        if layout == "fp8_scaled":
+            prefix = "model.diffusion_model."
+            model = as_fp8(transformer_to_original(transformer, prefix), fp8, prefix=prefix,
+                           scaled=linear_weights(transformer, lambda name: prefix + original_name(name)))
+            text = as_fp8(comfy_text, fp8, scaled=linear_weights(text_encoder))
+            vae = None
+        else:
+            model, text = as_fp8(transformer_to_original(transformer), fp8), as_fp8(comfy_text, fp8)
+            vae = _save(root / f"tiny-wan-vae_{layout}.safetensors", as_fp8(vae_to_original(written["vae"]), fp8))
+        files[layout] = {"model": _save(root / f"tiny-wan_{layout}.safetensors", model), "vae": vae,
+                         "text_encoder": _save(root / f"tiny-umt5_{layout}.safetensors", text)}
+    return files
+
+
+def without_prefix(state: dict[str, torch.Tensor], prefix: str = "model.diffusion_model.") -> dict[str, torch.Tensor]:
+    return {name.removeprefix(prefix): tensor for name, tensor in state.items()}
+
+
+def test_the_fp8_files_are_what_users_download(fp8_files):
+    """As ComfyUI's files: fp8 tensors; the scaled ones with one fp32 scale per linear layer and the marker."""
+    from safetensors import safe_open
+
+    with safe_open(fp8_files["fp8_scaled"]["model"], "pt") as handle:
+        names = set(handle.keys())
+        assert handle.get_slice("model.diffusion_model.blocks.0.self_attn.q.weight").get_dtype() == "F8_E4M3"
+        assert handle.get_slice("model.diffusion_model.blocks.0.self_attn.q.scale_weight").get_dtype() == "F32"
+        assert handle.get_slice("model.diffusion_model.patch_embedding.weight").get_dtype() == "F32"  # a Conv3d
+    assert "model.diffusion_model.scaled_fp8" in names and "model.diffusion_model.blocks.1.ffn.2.scale_input" in names
+    with safe_open(fp8_files["fp8_scaled"]["text_encoder"], "pt") as handle:
+        names = set(handle.keys())
+        assert "scaled_fp8" in names and "encoder.block.0.layer.1.DenseReluDense.wo.scale_weight" in names
+        assert handle.get_slice("shared.weight").get_dtype() == "F32"  # an embedding: not scaled
+    with safe_open(fp8_files["fp8_e5m2"]["model"], "pt") as handle:
+        assert handle.get_slice("blocks.0.self_attn.q.weight").get_dtype() == "F8_E5M2"
+
+
+@pytest.mark.parametrize("layout", FP8_LAYOUTS)
+def test_fp8_files_load_dequantised_and_compute_what_the_full_precision_files_do(written, backbone, fp8_files, layout):
+    """Each weight is its dequantised value exactly (``W8 * scale_weight``, or the fp8 value upcast); the outputs
+    are the full-precision files' up to fp8 rounding."""
+    files = fp8_files[layout]
+    loaded = load(written, model=files["model"], text_encoder=files["text_encoder"],
+                  vae=files["vae"] or written["files"]["vae"])
+    want = without_prefix(dequantised_file(files["model"]))
+    got = transformer_to_original(loaded.transformer)
+    assert set(got) == set(want)
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+    want = dequantised_file(files["text_encoder"])
+    got = {k: v for k, v in umt5_to_comfy(loaded.text_encoder, written["spiece"]).items() if k != "spiece_model"}
+    assert set(got) == set(want) and all(torch.equal(got[name], want[name]) for name in want)
+    if files["vae"] is not None:
+        want, got = dequantised_file(files["vae"]), vae_to_original(loaded.vae)
+        assert set(got) == set(want) and all(torch.equal(got[name], want[name]) for name in want)
+    query = loaded.transformer.blocks[0].attn1.to_q.weight
+    assert not torch.equal(query, backbone.transformer.blocks[0].attn1.to_q.weight), "fp8 values, not the originals"
+
+    gen = torch.Generator().manual_seed(2)
+    x, text = torch.randn(2, 16, 3, 4, 4, generator=gen), torch.randn(2, 7, TINY_WAN_TEXT_DIM, generator=gen)
+    with torch.no_grad():
+        ours = loaded.call_denoiser(loaded.transformer, x, torch.tensor([300.0, 900.0]), text)
+        full = backbone.call_denoiser(backbone.transformer, x, torch.tensor([300.0, 900.0]), text)
+        prompts = [model.encode_prompt(["a red square is moving left"]) for model in (loaded, backbone)]
+    for fp8, reference in ((ours, full), prompts):
+        error = float((fp8 - reference).norm() / reference.norm())
+        assert 0 < error < FP8_ERROR[layout], (layout, error)
+
+
+def test_fp8_files_load_in_the_dtypes_and_to_the_values_of_the_compute_precision(written, fp8_files):
+    """At fp16 each weight is its dequantised value rounded once to the dtype the full-precision file gives it
+    (Wan's fp32 modules and UMT5's ``wo`` stay fp32: there the dequantised value itself)."""
+    from motion_core.backbones.wan_files import WanFileConfigs
+
+    configs = WanFileConfigs.in_folder(written["files"]["configs"], "tiny")
+    files = fp8_files["fp8_scaled"]
+    loaded = {"transformer": load_transformer(files["model"], configs, torch.float16),
+              "text_encoder": load_text_encoder(files["text_encoder"], configs, torch.float16)[0]}
+    full = {"transformer": load_transformer(written["files"]["model"], configs, torch.float16),
+            "text_encoder": load_text_encoder(written["files"]["text_encoder"], configs, torch.float16)[0]}
+    originals = {"transformer": transformer_to_original,
+                 "text_encoder": lambda model: umt5_to_comfy(model, written["spiece"])}
+    wanted = {"transformer": without_prefix(dequantised_file(files["model"])),
+              "text_encoder": dequantised_file(files["text_encoder"])}
+    for part, model in loaded.items():
+        got, reference = originals[part](model), originals[part](full[part])
+        assert {k: v.dtype for k, v in got.items()} == {k: v.dtype for k, v in reference.items()}, part
+        for name, want in wanted[part].items():
+            assert torch.equal(got[name], want.to(got[name].dtype)), (part, name)
+    assert loaded["text_encoder"].encoder.block[0].layer[1].DenseReluDense.wo.weight.dtype == torch.float32
+    assert loaded["transformer"].condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32
