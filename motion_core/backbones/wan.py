@@ -67,6 +67,10 @@ TIME_COMPRESSION = 4
 and Wan's own code), so it takes ``4k + 1`` frames; the real VAEs compress each chunk to one latent
 frame. A VAE's own temporal factor (``scale_factor_temporal``: 4, or 1 in the toy Wan model) says how
 many latent frames a chunk gives."""
+T2V_A14B_FLOW_SHIFT = 12.0
+"""The flow shift Wan 2.2 T2V A14B samples with (Wan 2.2's ``wan/configs/wan_t2v_A14B.py``,
+``sample_shift = 12.0``; Wan 2.1 480p's is 3.0, the shipped scheduler config's): a pair of expert
+files gets it, since the files carry no scheduler."""
 NUM_TRAIN_TIMESTEPS = 1000
 """The transformer's timestep is ``1000·σ``; Wan 2.2's ``boundary_ratio`` is a fraction of it."""
 T2V_A14B_BOUNDARY_RATIO = 0.875
@@ -82,6 +86,16 @@ def text_embeddings(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tens
     zeroed, as Wan's pipeline makes them; differentiable (the toy Wan model trains its encoder so)."""
     embeddings = text_encoder(ids, attention_mask=mask).last_hidden_state
     return embeddings * mask[..., None].to(embeddings.dtype)
+
+
+def files_scheduler_config(configs: WanFileConfigs, pair: bool, shipped: bool) -> dict:
+    """The scheduler config of a model loaded from single files: ``configs``' (the shipped one, Wan 2.1's
+    shift 3.0, unless a ``configs`` folder replaced them), with Wan 2.2 A14B's own shift
+    :data:`T2V_A14B_FLOW_SHIFT` for a ``pair`` of expert files on the ``shipped`` configs."""
+    config = json.loads((configs.scheduler / "scheduler_config.json").read_text())
+    if pair and shipped:
+        config["flow_shift"] = T2V_A14B_FLOW_SHIFT
+    return config
 
 
 class TransformersTokenizer:
@@ -303,7 +317,8 @@ class WanBackbone(VideoBackbone):
         if text_encoder.config.d_model != transformer.config.text_dim:
             raise InputError("text_encoder", f"the text encoder gives {text_encoder.config.d_model}-wide embeddings; "
                                              f"{configs.variant} takes {transformer.config.text_dim}")
-        scheduler_config = json.loads((configs.scheduler / "scheduler_config.json").read_text())
+        scheduler_config = files_scheduler_config(configs, pair="low_noise_model" in parts,
+                                                  shipped=parts.get("configs") is None)
         return cls(transformer, vae, text_encoder, tokenizer, scheduler_config, options)
 
     # --- the denoiser -----------------------------------------------------------------------------

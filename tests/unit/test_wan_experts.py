@@ -197,3 +197,14 @@ def test_a_low_noise_expert_with_another_model_is_refused_by_name(expert_files, 
     with pytest.raises(InputError, match="^low_noise_model: a ModelScope/ZeroScope.* takes no low noise model; leave "
                                          r"it out \(none\)"):
         check_model(write_tiny_text_to_video_folder(tmp_path / "t2v"), parts={"low_noise_model": low})
+
+
+def test_a_pair_of_expert_files_samples_with_wan22s_own_shift():
+    from motion_core.backbones.wan import T2V_A14B_FLOW_SHIFT, files_scheduler_config
+    from motion_core.backbones.wan_files import WanFileConfigs
+
+    shipped = WanFileConfigs.shipped("t2v-14b")
+    assert files_scheduler_config(shipped, pair=False, shipped=True)["flow_shift"] == 3.0  # Wan 2.1 480p
+    assert files_scheduler_config(shipped, pair=True, shipped=True)["flow_shift"] == T2V_A14B_FLOW_SHIFT == 12.0
+    # a configs folder that replaces the shipped ones is taken as it is
+    assert files_scheduler_config(shipped, pair=True, shipped=False)["flow_shift"] == 3.0
