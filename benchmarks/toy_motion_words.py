@@ -8,7 +8,9 @@ This measures where the motion words are lost, per model:
 - text encoder and spatial transformers (where the text enters the UNet): the relative difference
   of their outputs for captions that differ in one word (motion, colour, shape);
 - the denoiser: noise-prediction MSE on held-out clips with their own caption, with the motion
-  phrase swapped for the opposite one, and without it. Equal errors: the motion words are not used.
+  phrase swapped for the opposite one, and without it. Equal errors: the motion words are not used;
+- the clean-clip estimate at high noise, where the path is decided: which way the object drifts
+  in it for "moving left / right / up / down" (``evaluate.motion_word_drift``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMESTEPS = (500, 800, 950)
+DRIFT_TIMESTEPS = (700, 900)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=24, help="held-out clips for the noise-prediction errors")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
-    signal_rows, error_rows = [], []
+    signal_rows, error_rows, drift_rows = [], [], []
     for name in args.models:
         backbone = load_backbone(ROOT / name)
         clips = [world.make_clip(world.SHAPES[k % len(world.SHAPES)], list(world.COLOURS)[k % len(world.COLOURS)],
@@ -47,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         for t in TIMESTEPS:
             right, swapped, dropped = evaluate.motion_phrase_errors(backbone, clips, t)
             error_rows.append([f"`{name}`", t, f"{right:.5f}", f"{swapped:.5f}", f"{dropped:.5f}"])
+        for t in DRIFT_TIMESTEPS:
+            drift = evaluate.motion_word_drift(backbone, t)
+            drift_rows.append([f"`{name}`", t, *(f"{dx:+.2f}, {dy:+.2f}" for dx, dy in drift.values())])
     body = "\n\n".join([
         "**Words into the model** — relative difference `|a - b| / |a|` of the outputs for two captions "
         "that differ in one word: the text encoder's, and the spatial transformers' (mean over them) on the "
@@ -55,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         f"**Motion phrase in the denoiser** — noise-prediction MSE on {args.clips} held-out clips (every "
         "motion, shape and colour) with the clip's caption, with the opposite motion phrase, and without one.",
         table(["model", "t", "own caption", "opposite motion", "no motion phrase"], error_rows),
+        "**Motion word in the clean-clip estimate** — drift (dx, dy) in pixels, first frame to last, of the "
+        "red object in the decoded mean of the x0 estimates from 8 fresh noises at timestep t, for \"a red "
+        "circle moving <word>\" (x right, y down; `evaluate.motion_word_drift`). A model that hears the word "
+        "drifts the named way (left: dx < 0, up: dy < 0); the same drift for every word: it does not.",
+        table(["model", "t", *(f"moving {word}" for word in evaluate.DRIFT_WORDS)], drift_rows),
     ])
     publish(body, args.write, "toy_motion_words", "Do the toy models hear motion words?")
     return 0
