@@ -181,15 +181,17 @@ TINY_WAN_WORDS = ("a the red green blue yellow square circle triangle star movin
                   "turning orbit").split()
 
 
-def tiny_wan_transformer(seed: int = 0):
+def tiny_wan_transformer(seed: int = 0, channels: int = 16):
     """A ``WanTransformer3DModel`` with diffusers' own test sizes (~28 k parameters): 2 blocks, 2 heads of
-    12, patch (1, 2, 2), 16 latent channels, text width :data:`TINY_WAN_TEXT_DIM`, 3-D RoPE."""
+    12, patch (1, 2, 2), ``channels`` latent channels in and out (the Wan 2.1 VAE's 16; TI2V-5B's 48),
+    text width :data:`TINY_WAN_TEXT_DIM`, 3-D RoPE."""
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(seed)
-    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
-                                 out_channels=16, text_dim=TINY_WAN_TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2,
-                                 cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32).eval()
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                 in_channels=channels, out_channels=channels, text_dim=TINY_WAN_TEXT_DIM, freq_dim=256,
+                                 ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                 rope_max_seq_len=32).eval()
 
 
 def tiny_umt5(vocab_size: int):
@@ -213,6 +215,19 @@ def tiny_wan_vae(seed: int = 0):
     torch.manual_seed(seed)
     return AutoencoderKLWan(base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
                             temperal_downsample=[False, True, True]).eval()
+
+
+def tiny_wan22_vae(seed: int = 0):
+    """An ``AutoencoderKLWan`` in the Wan 2.2 VAE's layout: the shipped config (``configs/wan/ti2v-5b/vae``:
+    residual levels, patch 2, 48 latent channels with their real mean and std, 4× in time, 16× in space)
+    at encoder width 4 and decoder width 8 (~0.73 M parameters, most in the 48-channel convolutions)."""
+    from diffusers import AutoencoderKLWan
+
+    from .backbones.wan_files import WAN_CONFIGS
+
+    torch.manual_seed(seed)
+    config = AutoencoderKLWan.load_config(WAN_CONFIGS / "ti2v-5b" / "vae")
+    return AutoencoderKLWan.from_config({**config, "base_dim": 4, "decoder_base_dim": 8}).eval()
 
 
 def write_tiny_t5_tokenizer(folder, words=TINY_WAN_WORDS):

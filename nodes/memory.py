@@ -153,7 +153,9 @@ def working_memory(backbone: VideoBackbone, task: str, latent_shape: tuple[int, 
     if task in ("encode", "decode"):
         chunk = min(backbone.options.vae_decode_chunk or frames, frames)
         pixels = height * width * backbone.latent_scale() ** 2
-        per_frame = 2178 * 64 * height * width if task == "decode" else 1767 * pixels
+        # ComfyUI's decode estimate is per latent pixel times 64, the pixels of one at its VAEs' 8×: per pixel here
+        # (the Wan 2.2 VAE's latent pixel is 256)
+        per_frame = (2178 if task == "decode" else 1767) * pixels
         return int(per_frame * chunk * size)
     denoiser = batch * frames * height * width * size * 0.01 * MIB
     return int(denoiser * {"invert": 1, "sample": 2, "train": 3}[task])

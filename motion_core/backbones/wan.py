@@ -4,8 +4,9 @@ What loads, safetensors only, offline:
 
 - a diffusers ``WanPipeline`` folder (``model_index.json`` naming a ``WanTransformer3DModel``
   transformer, an ``AutoencoderKLWan``, a ``UMT5EncoderModel`` and its tokenizer, a flow scheduler);
-- ComfyUI's single files (:mod:`.wan_files`): the transformer (``models/diffusion_models``) as the
-  main path, with the :attr:`WanBackbone.parts` ``vae`` (``models/vae``) and ``text_encoder``
+- ComfyUI's single files (:mod:`.wan_files`): the transformer (``models/diffusion_models``: Wan 2.1 T2V
+  1.3B / 14B, a Wan 2.2 A14B expert, Wan 2.2 TI2V-5B) as the main path, with the :attr:`WanBackbone.parts`
+  ``vae`` (``models/vae``: the Wan 2.1 VAE, or the Wan 2.2 VAE for TI2V-5B) and ``text_encoder``
   (``models/text_encoders``, carrying its SentencePiece tokenizer), with the configs shipped in the
   pack (``configs/wan``; the ``configs`` part replaces them, e.g. for tiny test models).
 
@@ -23,8 +24,11 @@ shift of the folder's scheduler (``flow_shift``, or ``shift``; Wan 2.1 480p: 3.0
 timestep is ``1000·σ``. Motion sites are the transformer's blocks, layout ``joint``: each block's
 ``attn1`` attends over every frame × height × width token (frame-major order; 3-D RoPE gives each
 token its frame); ``attn2`` is cross-attention to the text and is not a motion site. The VAE
-compresses time 4× (``frames = 4k + 1``) and space 8×; latents are normalised by the VAE's
-``latents_mean`` / ``latents_std``. Prompts are UMT5 embeddings of 512 tokens with the padding zeroed,
+compresses time 4× (``frames = 4k + 1``) and space by its ``scale_factor_spatial`` (the Wan 2.1 VAE 8×,
+16 channels; the Wan 2.2 VAE 16×, 48 channels, TI2V-5B's); latents are normalised by the VAE's
+``latents_mean`` / ``latents_std``. TI2V-5B runs as text-to-video: with no image its per-token timesteps are
+all the sample's one (Wan 2.2's ``textimage2video.py`` ``t2v``: ``masks_like(…, zero=False)``, all ones), so
+it is called as the other Wan transformers are. Prompts are UMT5 embeddings of 512 tokens with the padding zeroed,
 as Wan's pipeline makes them.
 """
 
@@ -44,14 +48,16 @@ from .base import (ModelOptions, Parts, VideoBackbone, describe_contents, module
 from .sites import MotionSite
 from .wan_files import WAN_CONFIGS  # noqa: F401  (re-exported: the shipped configs)
 from .wan_files import (DOWNLOADS, WanFileConfigs, check_text_encoder_file, check_vae_file, load_text_encoder,
-                        load_transformer, load_vae, safetensors_header, transformer_configs, transformer_prefix)
+                        load_transformer, load_vae, safetensors_header, transformer_configs, transformer_prefix,
+                        wanted_vae)
 
 SUPPORTED = ("a Wan 2.1 / 2.2 text-to-video diffusers folder (model_index.json naming a WanTransformer3DModel "
              "transformer, with transformer, vae, text_encoder, tokenizer and scheduler subfolders), or ComfyUI's Wan "
              "text-to-video transformer file (models/diffusion_models) with its VAE and UMT5 text encoder files")
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 FILE_PARTS = {
-    "vae": "the Wan 2.1 VAE file (models/vae: wan_2.1_vae.safetensors), for a Wan transformer file",
+    "vae": "the Wan VAE file (models/vae: wan_2.1_vae.safetensors; for Wan 2.2 TI2V-5B wan2.2_vae.safetensors), "
+           "for a Wan transformer file",
     "text_encoder": "the UMT5-XXL text encoder file with its tokenizer (models/text_encoders: "
                     "umt5_xxl_fp16.safetensors), for a Wan transformer file",
     "configs": "a folder of diffusers configs (transformer, vae, text_encoder, scheduler) replacing the Wan ones "
@@ -79,6 +85,13 @@ training timesteps: Wan 2.2's own ``wan/configs/wan_t2v_A14B.py`` (``boundary = 
 runs the high-noise expert while ``t >= boundary·num_train_timesteps``), the ``boundary_ratio`` of the
 Wan2.2-T2V-A14B-Diffusers ``model_index.json``. The expert files carry no such number; I2V A14B's, 0.9,
 does not apply (image-to-video files are refused)."""
+TI2V_5B_FRAME_RATE = 24.0
+"""The frame rate Wan 2.2 TI2V-5B was trained at and samples (Wan 2.2's ``wan/configs/wan_ti2v_5B.py``,
+``sample_fps = 24``); the other Wan models' is 16. TI2V-5B is the model of the Wan 2.2 VAE, so a backbone
+with that VAE takes it."""
+LATENT_FORMATS = {False: "Wan21", True: "Wan22"}
+"""ComfyUI's latent format of each Wan VAE (by ``is_residual``: the Wan 2.2 VAE's layout), for previews:
+``comfy/latent_formats.py`` ``Wan21`` (16 channels) and ``Wan22`` (48 channels, 16×)."""
 
 
 def text_embeddings(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -170,7 +183,7 @@ class WanBackbone(VideoBackbone):
     parts = FILE_PARTS
     checkpoint_blocks = ("blocks",)
     frame_multiple = TIME_COMPRESSION
-    frame_rate = 16.0  # Wan 2.1 and 2.2 A14B were trained on 16 fps video (TI2V-5B: 24)
+    frame_rate = 16.0  # Wan 2.1 and 2.2 A14B were trained on 16 fps video (TI2V-5B: 24, set per instance)
     latent_format = "Wan21"  # normalised by the VAE's per-channel mean and std, as ComfyUI's Wan21 format
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler_config: dict, options: ModelOptions):
@@ -186,6 +199,10 @@ class WanBackbone(VideoBackbone):
             module.requires_grad_(False).eval()
             module.to("cpu" if self._offload else self.device)
         config = vae.config
+        wan22 = bool(getattr(config, "is_residual", False))
+        self.latent_format = LATENT_FORMATS[wan22]
+        if wan22:
+            self.frame_rate = TI2V_5B_FRAME_RATE
         self._latent_mean = torch.tensor(config.latents_mean, dtype=torch.float32).reshape(1, -1, 1, 1, 1)
         self._latent_std = torch.tensor(config.latents_std, dtype=torch.float32).reshape(1, -1, 1, 1, 1)
 
@@ -231,6 +248,10 @@ class WanBackbone(VideoBackbone):
         """Check a transformer file and its parts (headers only); the configs they load with."""
         configs = transformer_configs(safetensors_header(path, input_name), path.name, parts.get("configs"),
                                       input_name)
+        if "vae" not in parts:
+            vae, download = wanted_vae(configs)
+            raise InputError("vae", f"{path.name!r} is a Wan transformer file: choose the {vae} file (models/vae: "
+                                    f"{download})")
         for part in ("vae", "text_encoder"):
             if part not in parts:
                 raise InputError(part, f"{path.name!r} is a Wan transformer file: choose {FILE_PARTS[part]}")

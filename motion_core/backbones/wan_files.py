@@ -4,8 +4,10 @@ The three files (Comfy-Org's repackaged downloads; ComfyUI's own key layouts):
 
 - the transformer, ``models/diffusion_models`` (``wan2.1_t2v_1.3B_fp16.safetensors``…): the original Wan
   keys (``blocks.0.self_attn.q.weight``, ``head.modulation``), possibly under ``model.diffusion_model.``;
-- the VAE, ``models/vae`` (``wan_2.1_vae.safetensors``): the original Wan VAE keys
-  (``decoder.middle.0.residual.0.gamma``…);
+- the VAE, ``models/vae``: the Wan 2.1 VAE (``wan_2.1_vae.safetensors``, 16 latent channels) or, for Wan 2.2
+  TI2V-5B, the Wan 2.2 VAE (``wan2.2_vae.safetensors``, 48), each in its original keys
+  (``decoder.middle.0.residual.0.gamma``…; the Wan 2.2 VAE's levels nested:
+  ``decoder.upsamples.0.upsamples.0.residual.2.weight``, see :func:`wan22_vae_to_diffusers`);
 - the text encoder, ``models/text_encoders`` (``umt5_xxl_fp16.safetensors``): UMT5-XXL's encoder under the
   T5 names transformers uses too (``shared.weight``, ``encoder.block.0.layer.0.SelfAttention.q.weight``),
   with the SentencePiece tokenizer as a ``uint8`` tensor ``spiece_model`` (ComfyUI's ``comfy/sd.py``
@@ -14,22 +16,26 @@ The three files (Comfy-Org's repackaged downloads; ComfyUI's own key layouts):
 
 What each file is, and which architecture, is read from its safetensors header (names, dtypes,
 shapes) before any weight: the transformer's width picks the shipped config (1536: Wan 2.1 T2V 1.3B,
-5120: T2V 14B and each Wan 2.2 A14B expert; ``configs/wan``), its block count is checked against it.
-Weights are converted by diffusers' own converters (``diffusers.loaders.single_file_utils``) and
+5120: T2V 14B and each Wan 2.2 A14B expert, 3072: Wan 2.2 TI2V-5B; ``configs/wan``), its block count is
+checked against it; the VAE file must be the VAE that config names (told by its layout and latent
+channels). Weights are converted by diffusers' own converters (``diffusers.loaders.single_file_utils``;
+TI2V-5B's transformer has the T2V keys, which diffusers' converter renames; diffusers converts no Wan 2.2
+VAE file, so :func:`wan22_vae_to_diffusers` does) and
 loaded into models built on the ``meta`` device (no random initialisation, no second copy), with the
 dtypes ``from_pretrained`` gives a diffusers folder (Wan's ``_keep_in_fp32_modules`` stay fp32).
 
 fp8 files (``…_fp8_e4m3fn``, ``…_fp8_scaled``, ``umt5_xxl_fp8_e4m3fn_scaled``) load dequantised to the
 model's dtype (:mod:`.fp8`): the memory of fp16/bf16 weights. Refused, by name: image-to-video, VACE and
-Animate transformers (other inputs than text-to-video); Wan 2.2 TI2V-5B and the 48-channel Wan 2.2 VAE
-(diffusers' converter handles only the Wan 2.1 VAE); other quantised layouts (ComfyUI's newer
-``comfy_quant``, int8, fp4, GGUF).
+Animate transformers (other inputs than text-to-video; TI2V-5B is text-to-video when given no image, as it
+is here); a VAE of the other Wan generation than the transformer's; other quantised layouts (ComfyUI's
+newer ``comfy_quant``, int8, fp4, GGUF).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +58,10 @@ NOT_TEXT_TO_VIDEO = (("vace_blocks.", "a Wan VACE model"), ("motion_encoder.", "
 """Tensor-name marks of the Wan variants that take other inputs than a prompt, and what they are."""
 DOWNLOADS = {
     "model_name": "wan2.1_t2v_1.3B_fp16.safetensors or wan2.1_t2v_14B_fp16.safetensors (Comfy-Org/"
-                  "Wan_2.1_ComfyUI_repackaged, split_files/diffusion_models)",
+                  "Wan_2.1_ComfyUI_repackaged, split_files/diffusion_models), or wan2.2_ti2v_5B_fp16.safetensors "
+                  "(Comfy-Org/Wan_2.2_ComfyUI_Repackaged, split_files/diffusion_models)",
     "vae": "wan_2.1_vae.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/vae)",
+    "vae-2.2": "wan2.2_vae.safetensors (Comfy-Org/Wan_2.2_ComfyUI_Repackaged, split_files/vae)",
     "text_encoder": "umt5_xxl_fp16.safetensors (Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/text_encoders)",
     "low_noise_model": "wan2.2_t2v_low_noise_14B_fp16.safetensors beside wan2.2_t2v_high_noise_14B_fp16.safetensors "
                        "(Comfy-Org/Wan_2.2_ComfyUI_Repackaged, split_files/diffusion_models)",
@@ -62,6 +70,8 @@ DOWNLOADS = {
 VAE_MARK = "decoder.middle.0.residual.0.gamma"
 WAN22_VAE_MARK = "decoder.upsamples.0.upsamples.0.residual.2.weight"
 """The Wan 2.2 VAE's nested up blocks (how ComfyUI's ``comfy/sd.py`` tells it from the Wan 2.1 VAE)."""
+VAE_GENERATIONS = {False: ("Wan 2.1 VAE", "vae"), True: ("Wan 2.2 VAE", "vae-2.2")}
+"""By the layout (``is_residual``: the Wan 2.2 VAE's residual levels): the VAE's name and its download."""
 TEXT_MARKS = ("shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight")
 SPIECE = "spiece_model"
 
@@ -99,8 +109,13 @@ class WanFileConfigs:
 
     @classmethod
     def shipped(cls, variant: str) -> WanFileConfigs:
-        return cls(WAN_CONFIGS / variant / "transformer", WAN_CONFIGS / "vae", WAN_CONFIGS / "text_encoder",
-                   WAN_CONFIGS / "scheduler", VARIANT_NAMES[variant])
+        """A published variant's configs: its own folder's parts (``ti2v-5b``: the Wan 2.2 VAE, flow shift 5),
+        else the shared ones (the Wan 2.1 VAE, UMT5-XXL, flow shift 3)."""
+        def part(name: str) -> Path:
+            own = WAN_CONFIGS / variant / name
+            return own if own.is_dir() else WAN_CONFIGS / name
+
+        return cls(part("transformer"), part("vae"), part("text_encoder"), part("scheduler"), VARIANT_NAMES[variant])
 
     def transformer_config(self) -> dict:
         return json.loads((self.transformer / "config.json").read_text())
@@ -125,16 +140,12 @@ def transformer_configs(header: dict[str, TensorInfo], name: str, configs: Path 
                      default=-1)
     if configs is not None:
         found = WanFileConfigs.in_folder(configs, f"the transformer of {Path(configs).name!r}")
-    elif WIDTHS.get(width) == "ti2v-5b":
-        raise InputError(input_name, f"{name!r} is {VARIANT_NAMES['ti2v-5b']}, which needs the 48-channel Wan 2.2 VAE; "
-                                     "this pack does not load that VAE from a single file yet (diffusers' converter "
-                                     "covers the Wan 2.1 VAE only): use the Wan2.2-TI2V-5B diffusers folder in "
-                                     "models/diffusers")
     elif width in WIDTHS:
         found = WanFileConfigs.shipped(WIDTHS[width])
     else:
         raise InputError(input_name, f"{name!r} is a Wan transformer {width} wide, which is none of the published "
-                                     f"text-to-video sizes (1536: 1.3B, 5120: 14B); choose {DOWNLOADS['model_name']}")
+                                     "text-to-video sizes (1536: 1.3B, 5120: 14B, 3072: TI2V-5B); choose "
+                                     f"{DOWNLOADS['model_name']}")
     config = found.transformer_config()
     expected = (config["num_attention_heads"] * config["attention_head_dim"], config["num_layers"])
     if (width, blocks) != expected:
@@ -147,20 +158,32 @@ def transformer_configs(header: dict[str, TensorInfo], name: str, configs: Path 
     return found
 
 
+def vae_config(configs: WanFileConfigs) -> dict:
+    return json.loads((configs.vae / "config.json").read_text())
+
+
+def wanted_vae(configs: WanFileConfigs) -> tuple[str, str]:
+    """The VAE a transformer's configs take: its name and what to download (``"Wan 2.2 VAE"``, ``wan2.2_vae…``)."""
+    name, download = VAE_GENERATIONS[bool(vae_config(configs).get("is_residual"))]
+    return name, DOWNLOADS[download]
+
+
 def check_vae_file(path: Path, configs: WanFileConfigs, input_name: str = "vae") -> None:
-    """Refuse a file that is not the Wan 2.1 VAE ``configs.vae`` describes (header only)."""
+    """Refuse a file that is not the VAE ``configs.vae`` describes (header only): the Wan 2.1 or the Wan 2.2
+    VAE, told apart by the layout (:data:`WAN22_VAE_MARK`) and the latent channels (``decoder.conv1``'s inputs)."""
     header, name = safetensors_header(path, input_name), Path(path).name
+    config, (wanted, download) = vae_config(configs), wanted_vae(configs)
     if VAE_MARK not in header:
-        raise InputError(input_name, f"{name!r} is not a Wan VAE (it has no {VAE_MARK!r} tensor); choose "
-                                     f"{DOWNLOADS['vae']}")
-    check_quantisation(header, name, input_name, DOWNLOADS["vae"])
+        raise InputError(input_name, f"{name!r} is not a Wan VAE (it has no {VAE_MARK!r} tensor); choose {download}")
+    check_quantisation(header, name, input_name, download)
     channels = header["decoder.conv1.weight"].shape[1] if "decoder.conv1.weight" in header else None
-    if WAN22_VAE_MARK in header or channels == 48:
-        raise InputError(input_name, f"{name!r} is the Wan 2.2 VAE (48 latent channels), which this pack does not load "
-                                     f"from a single file yet; choose {DOWNLOADS['vae']}")
-    z_dim = json.loads((configs.vae / "config.json").read_text())["z_dim"]
-    if channels != z_dim:
-        raise InputError(input_name, f"{name!r} has {channels} latent channels; {configs.variant} takes {z_dim}")
+    found = VAE_GENERATIONS[WAN22_VAE_MARK in header][0]
+    if found != wanted:
+        raise InputError(input_name, f"{name!r} is the {found} ({channels} latent channels); {configs.variant} takes "
+                                     f"the {wanted} ({config['z_dim']}): choose {download}")
+    if channels != config["z_dim"]:
+        raise InputError(input_name, f"{name!r} has {channels} latent channels; {configs.variant} takes "
+                                     f"{config['z_dim']}")
 
 
 def check_text_encoder_file(path: Path, input_name: str = "text_encoder") -> None:
@@ -233,14 +256,66 @@ def load_transformer(path: Path, configs: WanFileConfigs, dtype: torch.dtype, in
 
 
 def load_vae(path: Path, configs: WanFileConfigs, input_name: str = "vae"):
-    """An ``AutoencoderKLWan`` in fp32 (what Wan's pipeline runs its causal convolutions in)."""
+    """An ``AutoencoderKLWan`` in fp32 (what Wan's pipeline runs its causal convolutions in): the Wan 2.1 VAE
+    through diffusers' converter, the Wan 2.2 VAE (``is_residual`` in ``configs.vae``) through
+    :func:`wan22_vae_to_diffusers`."""
     from diffusers import AutoencoderKLWan
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-    state, scales = _read_converted(path, input_name, convert_wan_vae_to_diffusers)
+    config = vae_config(configs)
+    residual = bool(config.get("is_residual"))
+    convert = wan22_vae_to_diffusers if residual else convert_wan_vae_to_diffusers
+    state, scales = _read_converted(path, input_name, convert)
     with _empty_weights():
-        model = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(configs.vae))
-    return _into_model(model, state, torch.float32, (), Path(path).name, input_name, "the Wan 2.1 VAE", scales)
+        model = AutoencoderKLWan.from_config(config)
+    return _into_model(model, state, torch.float32, (), Path(path).name, input_name,
+                       f"the {VAE_GENERATIONS[residual][0]}", scales)
+
+
+WAN22_VAE_NAMES = (
+    # the levels: ``Down_ResidualBlock`` / ``Up_ResidualBlock`` hold their residual blocks then (all levels
+    # but the last) one ``Resample`` in one ``nn.Sequential`` (``downsamples`` / ``upsamples``); diffusers
+    # keeps them apart (``resnets``, ``downsampler`` / ``upsampler``); the shortcuts (``AvgDown3D``,
+    # ``DupUp3D``) have no weights
+    (r"^encoder\.downsamples\.(\d+)\.downsamples\.\d+\.(?=resample\.|time_conv\.)",
+     r"encoder.down_blocks.\1.downsampler."),
+    (r"^encoder\.downsamples\.(\d+)\.downsamples\.(\d+)\.", r"encoder.down_blocks.\1.resnets.\2."),
+    (r"^decoder\.upsamples\.(\d+)\.upsamples\.\d+\.(?=resample\.|time_conv\.)",
+     r"decoder.up_blocks.\1.upsampler."),
+    (r"^decoder\.upsamples\.(\d+)\.upsamples\.(\d+)\.", r"decoder.up_blocks.\1.resnets.\2."),
+    # the middles (residual, attention, residual) and heads (norm, SiLU, convolution) as in the Wan 2.1 VAE
+    (r"^(encoder|decoder)\.middle\.0\.", r"\1.mid_block.resnets.0."),
+    (r"^(encoder|decoder)\.middle\.1\.", r"\1.mid_block.attentions.0."),
+    (r"^(encoder|decoder)\.middle\.2\.", r"\1.mid_block.resnets.1."),
+    (r"^(encoder|decoder)\.head\.0\.", r"\1.norm_out."), (r"^(encoder|decoder)\.head\.2\.", r"\1.conv_out."),
+    (r"^(encoder|decoder)\.conv1\.", r"\1.conv_in."),
+    (r"^conv1\.", "quant_conv."), (r"^conv2\.", "post_quant_conv."),
+)
+"""Original Wan 2.2 VAE name (Wan 2.2's ``wan/modules/vae2_2.py`` ``WanVAE_``, ComfyUI's
+``comfy/ldm/wan/vae2_2.py`` ``WanVAE``) -> diffusers ``AutoencoderKLWan`` (``is_residual``), by its module
+path; the first pattern that matches applies. The facts of diffusers' ``scripts/convert_wan_to_diffusers.py``
+(``convert_vae_22``), which converts the original ``.pth`` file and nothing else."""
+RESIDUAL_LAYERS = {"residual.0": "norm1", "residual.2": "conv1", "residual.3": "norm2", "residual.6": "conv2",
+                   "shortcut": "conv_shortcut"}
+"""A residual block's layers (both Wan VAEs): the original ``ResidualBlock.residual`` ``nn.Sequential``
+indices (norm, SiLU, convolution, norm, SiLU, dropout, convolution) and ``shortcut`` -> diffusers'
+``WanResidualBlock``."""
+
+
+def wan22_vae_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A Wan 2.2 VAE file's tensors under diffusers' ``AutoencoderKLWan`` names (:data:`WAN22_VAE_NAMES`,
+    :data:`RESIDUAL_LAYERS`); names of no known layer stay as they are (and are then refused as unexpected)."""
+    out = {}
+    for name, tensor in state.items():
+        for pattern, replacement in WAN22_VAE_NAMES:
+            renamed, found = re.subn(pattern, replacement, name)
+            if found:
+                name = renamed
+                break
+        name = re.sub(r"(\.resnets\.\d+\.)(residual\.\d|shortcut)\.",
+                      lambda match: f"{match[1]}{RESIDUAL_LAYERS[match[2]]}.", name)
+        out[name] = tensor
+    return out
 
 
 def load_text_encoder(path: Path, configs: WanFileConfigs, dtype: torch.dtype, input_name: str = "text_encoder"):

@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 
+from support.original_files import _save
 from support.wan_files import transformer_to_original, vae_to_original, write_header_only_transformer, write_wan_files
 
 TINY = "diffusion_models/tiny-wan.safetensors"
@@ -16,6 +17,8 @@ REAL = "diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors"
 """A file with the 1.3B's architecture tensors only (headers are all validation reads)."""
 HIGH, LOW = "wan2.2_t2v_high_noise_14B_fp16.safetensors", "wan2.2_t2v_low_noise_14B_fp16.safetensors"
 """Wan 2.2 A14B's two expert files (14B architecture tensors only)."""
+TI2V = "diffusion_models/wan2.2_ti2v_5B_fp16.safetensors"
+"""A file with Wan 2.2 TI2V-5B's architecture tensors only (48 latent channels)."""
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,8 @@ def models_dir(pack, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     written = write_wan_files(root)
     write_header_only_transformer(root / "diffusion_models" / REAL.split("/")[1], 1536, 30)
+    write_header_only_transformer(root / "diffusion_models" / TI2V.split("/")[1], 3072, 30, channels=48)
+    _save(root / "vae" / "tiny-wan22-vae.safetensors", vae_to_original(testing.tiny_wan22_vae()))
     for expert in (HIGH, LOW):
         write_header_only_transformer(root / "diffusion_models" / expert, 5120, 40)
     shutil.copy(written["files"]["text_encoder"], root / "vae" / "a-text-encoder.safetensors")
@@ -89,6 +94,22 @@ def test_the_loader_says_what_a_wan_file_needs(loader):
         "takes no vae; leave it out (none)")
     assert loader.validate_inputs("diffusion_models/missing.safetensors").startswith(
         "model_name: 'missing.safetensors' is not in models/diffusion_models")
+
+
+def test_the_loader_takes_ti2v_5b_with_the_wan_22_vae_only(loader):
+    """Wan 2.2 TI2V-5B's file with the Wan 2.2 VAE passes; a VAE of the other generation, either way round, is
+    refused naming vae_name and what to choose."""
+    wan21, wan22, text = "tiny-wan-vae.safetensors", "tiny-wan22-vae.safetensors", "tiny-umt5.safetensors"
+    assert loader.validate_inputs(TI2V, "none", wan22, text) is True
+    assert loader.validate_inputs(TI2V).startswith(
+        "vae_name: 'wan2.2_ti2v_5B_fp16.safetensors' is a Wan transformer file: choose the Wan 2.2 VAE file "
+        "(models/vae: wan2.2_vae.safetensors")
+    assert loader.validate_inputs(TI2V, "none", wan21, text).startswith(
+        "vae_name: 'tiny-wan-vae.safetensors' is the Wan 2.1 VAE (16 latent channels); Wan 2.2 TI2V 5B takes the Wan "
+        "2.2 VAE (48): choose wan2.2_vae.safetensors")
+    assert loader.validate_inputs(REAL, "none", wan22, text).startswith(
+        "vae_name: 'tiny-wan22-vae.safetensors' is the Wan 2.2 VAE (48 latent channels); Wan 2.1 T2V 1.3B takes the "
+        "Wan 2.1 VAE (16): choose wan_2.1_vae.safetensors")
 
 
 def test_the_loader_takes_wan_22_a14b_as_its_two_expert_files(loader):
@@ -179,30 +200,38 @@ def test_comfyuis_own_modules_read_the_written_files_into_the_same_models(pack, 
     assert pack_ids[0, : ids.shape[1]].tolist() == ids[0].tolist()
 
 
-@pytest.mark.parametrize("variant, width, ffn, heads, layers", [("t2v-1.3b", 1536, 8960, 12, 30),
-                                                                 ("t2v-14b", 5120, 13824, 40, 40)])
-def test_the_shipped_configs_have_comfyuis_names_and_shapes_at_real_size(pack, variant, width, ffn, heads, layers):
-    """On the meta device: the published transformers, the Wan 2.1 VAE and UMT5-XXL as ComfyUI builds them
+@pytest.mark.parametrize("variant, width, ffn, heads, layers, channels", [("t2v-1.3b", 1536, 8960, 12, 30, 16),
+                                                                           ("t2v-14b", 5120, 13824, 40, 40, 16),
+                                                                           ("ti2v-5b", 3072, 14336, 24, 30, 48)])
+def test_the_shipped_configs_have_comfyuis_names_and_shapes_at_real_size(pack, variant, width, ffn, heads, layers,
+                                                                         channels):
+    """On the meta device: the published transformers, the Wan 2.1 and 2.2 VAEs and UMT5-XXL as ComfyUI builds them
     have exactly the tensors the pack's shipped configs give in the original layout."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
+    from test_wan22_vae_in_comfy import comfy_wan22_vae
+
     ops, WanModel, WanVAE, T5 = comfy_modules()
-    configs = __import__(f"{pack.__name__}.motion_core.backbones.wan_files", fromlist=["WAN_CONFIGS"]).WAN_CONFIGS
+    wan_files = __import__(f"{pack.__name__}.motion_core.backbones.wan_files", fromlist=["WanFileConfigs"])
+    shipped = wan_files.WanFileConfigs.shipped(variant)
 
     def shapes(state):
         return {name: tuple(tensor.shape) for name, tensor in state.items()}
 
     with torch.device("meta"):
-        theirs = WanModel(dim=width, ffn_dim=ffn, num_heads=heads, num_layers=layers, operations=ops)
-        ours = WanTransformer3DModel.from_config(WanTransformer3DModel.load_config(configs / variant / "transformer"))
+        theirs = WanModel(dim=width, ffn_dim=ffn, num_heads=heads, num_layers=layers, in_dim=channels,
+                          out_dim=channels, operations=ops)
+        ours = WanTransformer3DModel.from_config(WanTransformer3DModel.load_config(shipped.transformer))
         assert shapes(transformer_to_original(ours)) == shapes(theirs.state_dict())
-        if variant == "t2v-1.3b":  # one VAE and one text encoder for both
-            ours = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(configs / "vae"))
-            theirs = WanVAE(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                            temperal_downsample=[False, True, True])  # as comfy/sd.py builds it
+        if variant != "t2v-14b":  # the Wan 2.1 VAE (both T2V models') and the Wan 2.2 VAE (TI2V-5B's)
+            ours = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(shipped.vae))
+            theirs = comfy_wan22_vae(160, 256) if channels == 48 else WanVAE(
+                dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                temperal_downsample=[False, True, True])  # as comfy/sd.py builds each
             assert shapes(vae_to_original(ours)) == shapes(theirs.state_dict())
-            ours = UMT5EncoderModel(UMT5Config.from_json_file(configs / "text_encoder" / "config.json"))
+        if variant == "t2v-1.3b":  # one text encoder for all
+            ours = UMT5EncoderModel(UMT5Config.from_json_file(shipped.text_encoder / "config.json"))
             theirs = T5(umt5_xxl_config(), None, "meta", ops)
             assert shapes(ours.state_dict()) == shapes(theirs.state_dict()) | {
                 "encoder.embed_tokens.weight": (256384, 4096)}

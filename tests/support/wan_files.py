@@ -1,12 +1,14 @@
 """Write diffusers / transformers Wan models as the single files ComfyUI users hold: the transformer in the
-original Wan keys (``models/diffusion_models``), the Wan 2.1 VAE in its original keys (``models/vae``),
+original Wan keys (``models/diffusion_models``), the Wan 2.1 or 2.2 VAE in its original keys (``models/vae``),
 the UMT5 encoder in ComfyUI's T5 keys with its SentencePiece model as a ``uint8`` tensor
 ``spiece_model`` (``models/text_encoders``).
 
 The key layouts are those of ComfyUI's own modules (``comfy/ldm/wan/model.py``, ``comfy/ldm/wan/vae.py``,
-``comfy/text_encoders/t5.py``), which are the original Wan code's; these writers are the inverse of
-diffusers' converters (``diffusers.loaders.single_file_utils``). ``tests/unit/test_wan_files.py`` proves
-them through diffusers' converters, ``tests/nodes/test_wan_nodes.py`` through ComfyUI's own modules.
+``comfy/ldm/wan/vae2_2.py``, ``comfy/text_encoders/t5.py``), which are the original Wan code's; these writers
+are the inverse of diffusers' converters (``diffusers.loaders.single_file_utils``; the pack's
+``wan22_vae_to_diffusers`` for the Wan 2.2 VAE, which diffusers does not convert). ``tests/unit/test_wan_files.py``
+proves them through those converters, ``tests/nodes/test_wan_nodes.py`` and ``tests/nodes/test_wan22_vae_in_comfy.py``
+through ComfyUI's own modules.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from motion_core.testing import TINY_WAN_WORDS, tiny_umt5, tiny_wan_transformer, tiny_wan_vae
+from motion_core.backbones.wan_files import RESIDUAL_LAYERS
+from motion_core.testing import TINY_WAN_WORDS, tiny_umt5, tiny_wan22_vae, tiny_wan_transformer, tiny_wan_vae
 from support.original_files import _made, _save
 
 TRANSFORMER_NAMES = (
@@ -35,8 +38,7 @@ TRANSFORMER_NAMES = (
 )
 """diffusers ``WanTransformer3DModel`` name part -> original Wan name part."""
 
-RESIDUAL = {"norm1.gamma": "residual.0.gamma", "conv1": "residual.2", "norm2.gamma": "residual.3.gamma",
-            "conv2": "residual.6", "conv_shortcut": "shortcut"}
+RESIDUAL = {f"{new}.": f"{old}." for old, new in RESIDUAL_LAYERS.items()}
 """diffusers ``WanResidualBlock`` layer -> original ``ResidualBlock`` layer (``nn.Sequential`` indices)."""
 
 VAE_NAMES = {"encoder.conv_in": "encoder.conv1", "decoder.conv_in": "decoder.conv1", "quant_conv": "conv1",
@@ -64,15 +66,23 @@ def original_name(name: str) -> str:
 
 
 def vae_to_original(vae) -> dict[str, torch.Tensor]:
-    """A diffusers ``AutoencoderKLWan`` (Wan 2.1 layout)'s tensors under the original Wan VAE keys: encoder
-    levels flat in ``encoder.downsamples``, decoder levels flat in ``decoder.upsamples`` (``num_res_blocks + 1``
-    residual blocks then the upsampler per level), middles as ``middle.0/1/2``, heads as ``head.0/2``."""
-    per_level = vae.config.num_res_blocks + 2
+    """A diffusers ``AutoencoderKLWan``'s tensors under the original Wan VAE keys: middles as ``middle.0/1/2``,
+    heads as ``head.0/2``; in the Wan 2.1 layout encoder levels flat in ``encoder.downsamples``, decoder levels
+    flat in ``decoder.upsamples`` (``num_res_blocks + 1`` residual blocks then the upsampler per level); in the
+    Wan 2.2 layout (``is_residual``) each level one module of its own, ``encoder.downsamples.<level>.downsamples.<i>``
+    (``num_res_blocks`` residual blocks, then the downsampler) and ``decoder.upsamples.<level>.upsamples.<i>``
+    (``num_res_blocks + 1``, then the upsampler)."""
+    per_level, nested = vae.config.num_res_blocks + 2, bool(vae.config.is_residual)
     out = {}
     for name, tensor in vae.state_dict().items():
         layer, _, kind = name.rpartition(".")
         if layer in VAE_NAMES or name in VAE_NAMES:
             original = VAE_NAMES[name] if name in VAE_NAMES else f"{VAE_NAMES[layer]}.{kind}"
+        elif nested and (match := re.fullmatch(
+                r"(encoder|decoder)\.(down|up)_blocks\.(\d+)\.(?:resnets\.(\d+)|\2sampler)\.(.+)", name)):
+            part, way, level, index, rest = match.groups()
+            slot = vae.config.num_res_blocks + (way == "up") if index is None else index
+            original = f"{part}.{way}samples.{level}.{way}samples.{slot}.{rest if index is None else _residual(rest)}"
         elif match := re.fullmatch(r"(encoder|decoder)\.mid_block\.(resnets|attentions)\.(\d)\.(.+)", name):
             part, group, index, rest = match.groups()
             slot = 1 if group == "attentions" else 2 * int(index)
@@ -171,21 +181,24 @@ def train_sentencepiece(words=TINY_WAN_WORDS, vocab_size: int = 60) -> bytes:
     return model.getvalue()
 
 
-def write_wan_files(root: Path, seed: int = 0, prefix: str = "") -> dict:
+def write_wan_files(root: Path, seed: int = 0, prefix: str = "", wan22: bool = False) -> dict:
     """Tiny random Wan models written as ComfyUI's files under ``root``: ``diffusion_models/tiny-wan.safetensors``,
-    ``vae/tiny-wan-vae.safetensors``, ``text_encoders/tiny-umt5.safetensors`` and the ``configs`` part their sizes
-    need (``configs/``; the scheduler: UniPC, flow shift 3). Returns the models, the SentencePiece model and the paths."""
-    root = Path(root)
+    ``vae/tiny-wan-vae.safetensors``, ``text_encoders/tiny-umt5.safetensors`` and the ``configs`` part their
+    sizes need (``configs/``; the scheduler: UniPC, flow shift 3). With ``wan22``: TI2V-5B's kind, the VAE in
+    the Wan 2.2 layout (:func:`~motion_core.testing.tiny_wan22_vae`, 48 latent channels, 16x) and a transformer
+    of 48 channels, named ``tiny-wan22…``. Returns the models, the SentencePiece model and the paths."""
+    root, stem = Path(root), "tiny-wan22" if wan22 else "tiny-wan"
     spiece = train_sentencepiece()
     import sentencepiece
 
     vocab = sentencepiece.SentencePieceProcessor(model_proto=spiece).get_piece_size()
-    transformer, vae = tiny_wan_transformer(seed), tiny_wan_vae(seed)
+    vae = tiny_wan22_vae(seed) if wan22 else tiny_wan_vae(seed)
+    transformer = tiny_wan_transformer(seed, vae.config.z_dim)
     torch.manual_seed(seed)
     text_encoder = tiny_umt5(vocab + 4)  # a little larger than the tokenizer, as UMT5-XXL's (256384 > 256300)
     files = {
-        "model": _save(root / "diffusion_models" / "tiny-wan.safetensors", transformer_to_original(transformer, prefix)),
-        "vae": _save(root / "vae" / "tiny-wan-vae.safetensors", vae_to_original(vae)),
+        "model": _save(root / "diffusion_models" / f"{stem}.safetensors", transformer_to_original(transformer, prefix)),
+        "vae": _save(root / "vae" / f"{stem}-vae.safetensors", vae_to_original(vae)),
         "text_encoder": _save(root / "text_encoders" / "tiny-umt5.safetensors", umt5_to_comfy(text_encoder, spiece)),
         "configs": write_wan_configs(root / "configs", transformer, vae, text_encoder),
     }

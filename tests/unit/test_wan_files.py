@@ -1,8 +1,8 @@
-"""Wan from ComfyUI's own single files: a transformer (models/diffusion_models), the Wan 2.1 VAE (models/vae)
-and the UMT5 text encoder carrying its SentencePiece tokenizer (models/text_encoders), each written by the
-tests in its original key layout, loaded offline through the same code users' files go through, give the
-models they were written from; the architecture is told from the header; what the pack does not load is
-refused by name."""
+"""Wan from ComfyUI's own single files: a transformer (models/diffusion_models), the Wan 2.1 VAE or, for Wan
+2.2 TI2V-5B, the Wan 2.2 VAE (models/vae) and the UMT5 text encoder carrying its SentencePiece tokenizer
+(models/text_encoders), each written by the tests in its original key layout, loaded offline through the same
+code users' files go through, give the models they were written from; the architecture is told from the
+header; what the pack does not load is refused by name."""
 
 import pytest
 import torch
@@ -49,6 +49,10 @@ def load(written, model=None, options=FP32, **changes):
 
 def header(state: dict[str, torch.Tensor], dtype: str = "F16") -> dict[str, TensorInfo]:
     return {name: TensorInfo(dtype, tuple(tensor.shape)) for name, tensor in state.items()}
+
+
+def shapes(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(tensor.shape) for name, tensor in state.items()}
 
 
 def meta_transformer(variant: str):
@@ -151,16 +155,28 @@ def test_a_transfer_runs_on_the_single_files(backbone):
     assert frames.shape == (17, 32, 32, 3) and torch.isfinite(frames).all()
 
 
-@pytest.mark.parametrize("variant, name", [("t2v-1.3b", "Wan 2.1 T2V 1.3B"), ("t2v-14b", "Wan 2.1 T2V 14B")])
-def test_the_shipped_config_is_picked_from_the_published_tensor_shapes(variant, name):
+@pytest.mark.parametrize("variant, name, vae, shift", [("t2v-1.3b", "Wan 2.1 T2V 1.3B", "vae", 3.0),
+                                                       ("t2v-14b", "Wan 2.1 T2V 14B", "vae", 3.0),
+                                                       ("ti2v-5b", "Wan 2.2 TI2V 5B", "ti2v-5b/vae", 5.0)])
+def test_the_shipped_config_is_picked_from_the_published_tensor_shapes(variant, name, vae, shift):
     """At real size, on the meta device: the original-layout names and shapes of each published text-to-video
-    transformer pick its shipped config."""
-    state = transformer_to_original(meta_transformer(variant))
+    transformer pick its shipped configs (TI2V-5B: the Wan 2.2 VAE and Wan 2.2's flow shift 5, ``wan_ti2v_5B.py``
+    ``sample_shift``), and diffusers' converter turns them into exactly the model's names and shapes (TI2V-5B's
+    transformer has the text-to-video keys: nothing new to convert)."""
+    from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+
+    from motion_core.backbones.wan import files_scheduler_config
+
+    model = meta_transformer(variant)
+    state = transformer_to_original(model)
     configs = transformer_configs(header(state), "wan.safetensors")
     assert configs.transformer == WAN_CONFIGS / variant / "transformer" and configs.variant.startswith(name)
-    assert configs.vae == WAN_CONFIGS / "vae" and configs.text_encoder == WAN_CONFIGS / "text_encoder"
-    prefixed = transformer_configs(header({"model.diffusion_model." + k: v for k, v in state.items()}), "wan.safetensors")
-    assert prefixed == configs
+    assert configs.vae == WAN_CONFIGS / vae and configs.text_encoder == WAN_CONFIGS / "text_encoder"
+    assert files_scheduler_config(configs, pair=False, shipped=True)["flow_shift"] == shift
+    prefixed = {"model.diffusion_model." + k: v for k, v in state.items()}
+    assert transformer_configs(header(prefixed), "wan.safetensors") == configs
+    converted = convert_wan_transformer_to_diffusers(dict(state))
+    assert shapes(converted) == shapes(model.state_dict())
 
 
 def test_the_shipped_vae_config_is_the_layout_diffusers_converter_reads():
@@ -185,7 +201,7 @@ def test_the_header_alone_tells_a_real_size_file(tmp_path):
 
 
 @pytest.mark.parametrize("width, blocks, channels, extra, dtype, message", [
-    (3072, 30, 48, (), "F16", "is Wan 2.2 TI2V 5B, which needs the 48-channel Wan 2.2 VAE; .* diffusers folder"),
+    (3072, 30, 16, (), "F16", "takes 16 latent channels where Wan 2.2 TI2V 5B text-to-video takes 48"),
     (1536, 20, 16, (), "F16", "has 20 blocks 1536 wide; Wan 2.1 T2V 1.3B has 30 blocks 1536 wide"),
     (5120, 40, 36, (), "F16", "takes 36 latent channels .* image-to-video or control model"),
     (5120, 40, 36, ("img_emb.proj.0.weight",), "F16", "is a Wan 2.1 image-to-video"),
@@ -242,11 +258,6 @@ def test_missing_and_wrong_parts_are_named(written, tmp_path):
         load(written, text_encoder=gguf)
     with pytest.raises(InputError, match=r"^model_name: 'umt5-xxl-encoder-Q8_0.gguf' is a GGUF file"):
         load(written, model=gguf)
-    wan22 = _save(tmp_path / "wan2.2_vae.safetensors", {"decoder.middle.0.residual.0.gamma": torch.zeros(1),
-                                                        "decoder.upsamples.0.upsamples.0.residual.2.weight":
-                                                            torch.zeros(1)})
-    with pytest.raises(InputError, match=r"^vae: 'wan2.2_vae.safetensors' is the Wan 2.2 VAE \(48 latent channels\)"):
-        load(written, vae=wan22)
     with pytest.raises(InputError, match="^model_name: 'tiny-wan-vae.safetensors' is not a model this pack can load"):
         load(written, model=files["vae"])
 
@@ -282,6 +293,110 @@ def test_a_text_encoder_of_another_size_or_vocabulary_is_refused(written, tmp_pa
     with pytest.raises(InputError, match=f"^text_encoder: 'small-umt5.safetensors': its tokenizer has {tokens} tokens "
                                          "but its encoder 8; the file's parts do not belong together"):
         load(written, text_encoder=small, configs=configs)
+
+
+# --- Wan 2.2 TI2V-5B with the Wan 2.2 VAE ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def written22(offline_hub, tmp_path_factory):
+    """TI2V-5B's kind at tiny size: the Wan 2.2 VAE's layout (residual levels, patch 2, 48 channels, 16x) and a
+    transformer of 48 channels, written as ComfyUI's files."""
+    return write_wan_files(tmp_path_factory.mktemp("wan22-files"), wan22=True)
+
+
+@pytest.fixture(scope="module")
+def backbone22(written22):
+    return load(written22)
+
+
+def test_the_wan22_vae_file_loads_into_the_model_it_was_written_from(written22, backbone22):
+    """Every tensor of the written file lands on the diffusers model's own (no converter of diffusers reads this
+    layout: the pack's ``wan22_vae_to_diffusers``), and the model encodes and decodes as the original."""
+    from safetensors.torch import load_file
+
+    vae, original = backbone22.vae, written22["vae"]
+    assert vae.config.is_residual and vae.config.patch_size == 2 and vae.config.z_dim == 48
+    assert set(load_file(written22["files"]["vae"])) == set(vae_to_original(original))
+    mine, theirs = vae.state_dict(), original.state_dict()
+    assert set(mine) == set(theirs) and all(torch.equal(mine[name], theirs[name]) for name in theirs)
+    gen = torch.Generator().manual_seed(3)
+    pixels, latents = torch.rand(1, 3, 9, 32, 32, generator=gen) * 2 - 1, torch.randn(1, 48, 3, 2, 2, generator=gen)
+    with torch.no_grad():
+        encoded = vae.encode(pixels).latent_dist.mode()
+        assert encoded.shape == (1, 48, 3, 2, 2)
+        torch.testing.assert_close(encoded, original.encode(pixels).latent_dist.mode(), rtol=0, atol=0)
+        torch.testing.assert_close(vae.decode(latents).sample, original.decode(latents).sample, rtol=0, atol=0)
+
+
+def test_ti2v_files_follow_the_wan22_vae_in_frames_sizes_rate_and_latents(written22, backbone22):
+    """16x in space (frames in multiples of 32 with the transformer's patch 2), 4x in time (4k+1 frames), 48
+    normalised channels with the VAE's own mean and std, ComfyUI's ``Wan22`` previews, TI2V-5B's 24 fps."""
+    assert (backbone22.latent_scale(), backbone22.pixel_multiple(), backbone22.latent_frames(17)) == (16, 32, 5)
+    assert backbone22.frame_rate == 24.0 and backbone22.latent_format == "Wan22"
+    with pytest.raises(InputError, match="^frames: 48x48 frames do not fit this model, which needs width and height "
+                                         "in multiples of 32"):
+        backbone22.check_frames(torch.zeros(5, 48, 48, 3))
+    frames = moving_square_frames(17, 64, 32)
+    latents = backbone22.encode_video(frames)
+    assert latents.shape == (1, 48, 5, 2, 4)
+    with torch.no_grad():
+        raw = backbone22.vae.encode(frames.permute(3, 0, 1, 2)[None] * 2 - 1).latent_dist.mode()
+    mean, std = (torch.tensor(backbone22.vae.config[key]).reshape(1, 48, 1, 1, 1) for key in ("latents_mean",
+                                                                                             "latents_std"))
+    torch.testing.assert_close(latents, (raw - mean) / std, rtol=0, atol=1e-6)
+    assert backbone22.decode_latents(latents).shape == (17, 32, 64, 3)
+
+
+def test_a_transfer_runs_on_the_ti2v_files(backbone22):
+    latents, _ = pipeline.encode_reference(backbone22, moving_square_frames(17, 32, 32), 0, 0)
+    assert latents.samples.shape == (1, 48, 5, 2, 2)
+    trained = pipeline.train_adapter(backbone22, latents, "a red square is moving right", kind="lora", steps=1)
+    noise = pipeline.make_noise(pipeline.invert_reference(backbone22, latents, steps=2), "blend", seed=1)
+    generated = pipeline.generate(backbone22, noise, "a blue circle", steps=2, cfg=3.0,
+                                  adapters=((trained.adapter, 1.0),))
+    frames = pipeline.decode(backbone22, generated)
+    assert frames.shape == (17, 32, 32, 3) and torch.isfinite(frames).all()
+
+
+def test_the_shipped_wan22_vae_config_is_the_published_vae():
+    """At real size on the meta device: the layout the pack's converter reads is the model's, with the published
+    settings (Wan 2.2's ``Wan2_2_VAE``: z_dim 48, encoder width 160, decoder 256; ``wan_ti2v_5B.py``
+    ``vae_stride`` (4, 16, 16)) and Wan 2.2's own 48 latent means and stds (the same in Wan 2.2's ``vae2_2.py``,
+    diffusers' ``convert_wan_to_diffusers.py`` and ComfyUI's ``latent_formats.Wan22``)."""
+    from diffusers import AutoencoderKLWan
+
+    from motion_core.backbones.wan_files import wan22_vae_to_diffusers
+
+    with torch.device("meta"):
+        vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(WAN_CONFIGS / "ti2v-5b" / "vae"))
+    assert shapes(wan22_vae_to_diffusers(vae_to_original(vae))) == shapes(vae.state_dict())
+    config = vae.config
+    assert (config.z_dim, config.base_dim, config.decoder_base_dim, config.patch_size) == (48, 160, 256, 2)
+    assert (config.scale_factor_temporal, config.scale_factor_spatial, vae.spatial_compression_ratio) == (4, 16, 16)
+    assert len(config.latents_mean) == len(config.latents_std) == 48
+    assert config.latents_mean[:2] == [-0.2289, -0.0052] and config.latents_std[-2:] == [0.7468, 0.7744]
+
+
+def test_a_vae_of_the_other_wan_generation_is_refused_by_name(written, written22, tmp_path):
+    """Each transformer takes its own VAE: TI2V-5B the Wan 2.2 VAE, every other one the Wan 2.1 VAE (with the
+    shipped configs at real size, and with a configs part)."""
+    ti2v = write_header_only_transformer(tmp_path / "wan2.2_ti2v_5B_fp16.safetensors", 3072, 30, channels=48)
+    t2v = write_header_only_transformer(tmp_path / "wan2.1_t2v_1.3B_fp16.safetensors", 1536, 30)
+    vae21, vae22 = written["files"]["vae"], written22["files"]["vae"]
+    text = written["files"]["text_encoder"]
+    with pytest.raises(InputError, match=r"^vae: 'tiny-wan-vae.safetensors' is the Wan 2.1 VAE \(16 latent channels\); "
+                                         r"Wan 2.2 TI2V 5B takes the Wan 2.2 VAE \(48\): choose wan2.2_vae.safetensors "
+                                         r"\(Comfy-Org/Wan_2.2_ComfyUI_Repackaged, split_files/vae\)$"):
+        check_model(ti2v, parts={"vae": vae21, "text_encoder": text})
+    with pytest.raises(InputError, match=r"^vae: 'tiny-wan22-vae.safetensors' is the Wan 2.2 VAE \(48 latent "
+                                         r"channels\); Wan 2.1 T2V 1.3B takes the Wan 2.1 VAE \(16\): choose "
+                                         r"wan_2.1_vae.safetensors"):
+        check_model(t2v, parts={"vae": vae22, "text_encoder": text})
+    with pytest.raises(InputError, match=r"^vae: 'tiny-wan22-vae.safetensors' is the Wan 2.2 VAE .* the Wan 2.1 VAE"):
+        load(written, vae=vae22)
+    with pytest.raises(InputError, match=r"^vae: 'tiny-wan-vae.safetensors' is the Wan 2.1 VAE .* the Wan 2.2 VAE"):
+        load(written22, vae=vae21)
+    check_model(ti2v, parts={"vae": vae22, "text_encoder": text})  # the right pair passes (headers only)
 
 
 # --- fp8 files: dequantised on load -----------------------------------------------------------------
