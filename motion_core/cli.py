@@ -151,8 +151,8 @@ def add_model_arguments(group) -> None:
                                               "an SD1.5 --model")
     group.add_argument("--tokenizer", help="SD1.5 CLIP tokenizer folder (vocab.json, merges.txt; ComfyUI's "
                                           "comfy/sd1_tokenizer) for a single-file --model")
-    group.add_argument("--vae", help="Wan 2.1 VAE file (ComfyUI's models/vae: wan_2.1_vae.safetensors) for a Wan "
-                                    "transformer file --model")
+    group.add_argument("--vae", help="Wan VAE file (ComfyUI's models/vae: wan_2.1_vae.safetensors; for Wan 2.2 "
+                                    "TI2V-5B wan2.2_vae.safetensors) for a Wan transformer file --model")
     group.add_argument("--text-encoder", help="UMT5-XXL text encoder file with its tokenizer (ComfyUI's "
                                              "models/text_encoders: umt5_xxl_fp16.safetensors) for a Wan --model file")
     group.add_argument("--low-noise-model", help="Wan 2.2 A14B's low-noise expert file (ComfyUI's "

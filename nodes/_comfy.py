@@ -232,7 +232,8 @@ def list_vae_files() -> list[str]:
 
 
 def vae_path(name: str) -> str:
-    return model_file_path("vae", name, "vae_name", "copy the model's VAE there (Wan: wan_2.1_vae.safetensors)")
+    return model_file_path("vae", name, "vae_name",
+                           "copy the model's VAE there (Wan: wan_2.1_vae.safetensors; TI2V-5B: wan2.2_vae.safetensors)")
 
 
 def list_text_encoder_files() -> list[str]:

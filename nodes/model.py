@@ -83,7 +83,8 @@ class LoadVideoModel(io.ComfyNode):
                                        "AnimateDiff folders, which carry their own."),
                 io.Combo.Input("vae_name", options=[NONE, *list_vae_files()], default=NONE, optional=True,
                                tooltip="The VAE (models/vae) for a Wan model from diffusion_models: "
-                                       "wan_2.1_vae. none for diffusers folders and checkpoints."),
+                                       "wan_2.1_vae, or wan2.2_vae for Wan 2.2 TI2V-5B. none for diffusers folders "
+                                       "and checkpoints."),
                 io.Combo.Input("text_encoder_name", options=[NONE, *list_text_encoder_files()], default=NONE,
                                optional=True,
                                tooltip="The text encoder (models/text_encoders) for a Wan model from "
