@@ -347,6 +347,20 @@ def test_ti2v_files_follow_the_wan22_vae_in_frames_sizes_rate_and_latents(writte
     assert backbone22.decode_latents(latents).shape == (17, 32, 64, 3)
 
 
+def test_ti2v_without_an_image_is_text_to_video(backbone22):
+    """TI2V-5B takes a timestep per token (the first frame's 0 when an image is given); with none, Wan 2.2's own
+    ``t2v`` (``masks_like(…, zero=False)``: all ones) and diffusers' ``WanPipeline(expand_timesteps=True)`` give
+    every token the sample's timestep, which is what the pack's one timestep per sample computes."""
+    gen = torch.Generator().manual_seed(4)
+    x, text = torch.randn(2, 48, 3, 4, 4, generator=gen), torch.randn(2, 7, TINY_WAN_TEXT_DIM, generator=gen)
+    t = torch.tensor([300.0, 800.0])
+    with torch.no_grad():
+        ours = backbone22.call_denoiser(backbone22.transformer, x, t, text)
+        per_token = backbone22.transformer(hidden_states=x, timestep=t[:, None].expand(2, 3 * 2 * 2),
+                                           encoder_hidden_states=text).sample
+    torch.testing.assert_close(ours, per_token, rtol=0, atol=1e-5)
+
+
 def test_a_transfer_runs_on_the_ti2v_files(backbone22):
     latents, _ = pipeline.encode_reference(backbone22, moving_square_frames(17, 32, 32), 0, 0)
     assert latents.samples.shape == (1, 48, 5, 2, 2)
