@@ -31,7 +31,8 @@ from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {"unet3d": ("toy_model", "The toy text-to-video model"),
-            "animatediff": ("toy_model_animatediff", "The toy AnimateDiff model")}
+            "animatediff": ("toy_model_animatediff", "The toy AnimateDiff model"),
+            "wan": ("toy_model_wan", "The toy Wan model")}
 """The BENCHMARKS.md section each model family's figures go to."""
 
 
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     backbone = load_backbone(folder, ModelOptions())
     training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
     body = "\n\n".join([
-        f"Model: `{args.model}` — {training_history(training)}; UNet {sum(p.numel() for p in backbone.unet.parameters()) / 1e6:.2f} M, "
+        f"Model: `{args.model}` — {training_history(training)}; denoiser "
+        f"{sum(p.numel() for p in backbone.denoiser_module.parameters()) / 1e6:.2f} M, "
         f"text encoder {sum(p.numel() for p in backbone.text_encoder.parameters()) / 1e6:.2f} M, "
         f"VAE {sum(p.numel() for p in backbone.vae.parameters()) / 1e6:.2f} M parameters.",
         caption_section(backbone, args.seeds, args.steps, args.cfg, motions),

@@ -91,7 +91,8 @@ def guided(predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 
     ``predict(x, t, text)`` runs the model; with ``uncond`` and ``scale != 1`` both halves go through
     it as one batch ``[uncond, cond]`` (one model call per step) and
-    ``eps = eps_u + scale·(eps_c - eps_u)``; otherwise only the conditional half runs.
+    ``eps = eps_u + scale·(eps_c - eps_u)``; otherwise only the conditional half runs. ``t`` is one
+    timestep for the batch or one per sample ``(b,)`` (flow sampling's), doubled with the batch.
     """
     if uncond is None or scale == 1.0:
         return lambda x, t: predict(x, t, cond.expand(x.shape[0], *cond.shape[1:]))
@@ -99,7 +100,8 @@ def guided(predict: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
     def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         text = torch.cat([uncond.expand(b, *uncond.shape[1:]), cond.expand(b, *cond.shape[1:])])
-        eps_u, eps_c = predict(torch.cat([x, x]), t, text).chunk(2)
+        per_sample = isinstance(t, torch.Tensor) and t.ndim == 1 and t.shape[0] == b > 1
+        eps_u, eps_c = predict(torch.cat([x, x]), torch.cat([t, t]) if per_sample else t, text).chunk(2)
         return eps_u + scale * (eps_c - eps_u)
 
     return eps

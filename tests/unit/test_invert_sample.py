@@ -141,3 +141,19 @@ def test_a_step_count_past_the_schedule_is_named_with_the_largest_that_fits(back
                                          r"\(1000 timesteps, shifted by its steps_offset 1\); use at most 999$"):
         getattr(backbone.sampling, direction)(lambda x, t: calls.append(t) or x, latents, 1000)
     assert not calls, "refused before any model call"
+
+
+def test_guidance_doubles_per_sample_timesteps_with_the_batch():
+    seen = []
+
+    def predict(x, t, text):
+        seen.append(t)
+        return x * text.reshape(-1, 1) + torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1)
+
+    cond, uncond = torch.full((1, 1), 2.0), torch.zeros(1, 1)
+    x, t = torch.ones(3, 1), torch.tensor([10.0, 20.0, 30.0])  # a batch of three, each its own timestep
+    out = guided(predict, cond, uncond, 3.0)(x, t)
+    assert seen[0].tolist() == [10, 20, 30, 10, 20, 30]
+    # eps_u = t, eps_c = 2 + t: eps_u + 3 (eps_c - eps_u) = t + 6
+    torch.testing.assert_close(out, (t + 6).reshape(-1, 1))
+    assert guided(predict, cond, uncond, 3.0)(x, torch.tensor(5.0)).shape == (3, 1)  # one timestep for all
