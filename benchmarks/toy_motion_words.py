@@ -5,7 +5,8 @@
 Both toy models draw the colour and shape a caption names but not its motion (``toy_model.py``).
 This measures where the motion words are lost, per model:
 
-- text encoder and spatial transformers (where the text enters the UNet): the relative difference
+- text encoder and where the text enters the denoiser (a UNet's spatial transformers, a DiT's
+  cross-attentions): the relative difference
   of their outputs for captions that differ in one word (motion, colour, shape);
 - the denoiser: noise-prediction MSE on held-out clips with their own caption, with the motion
   phrase swapped for the opposite one, and without it. Equal errors: the motion words are not used;
@@ -55,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             drift_rows.append([f"`{name}`", t, *(f"{dx:+.2f}, {dy:+.2f}" for dx, dy in drift.values())])
     body = "\n\n".join([
         "**Words into the model** — relative difference `|a - b| / |a|` of the outputs for two captions "
-        "that differ in one word: the text encoder's, and the spatial transformers' (mean over them) on the "
+        "that differ in one word: the text encoder's, and the layers' where the text enters the denoiser (mean "
+        "over them: a UNet's spatial transformers, a DiT's cross-attentions) on the "
         "same 8 frames of noise at t = 800.",
-        table(["model", "captions differ in", "text encoder", "spatial transformers"], signal_rows),
+        table(["model", "captions differ in", "text encoder", "where the text enters"], signal_rows),
         f"**Motion phrase in the denoiser** — noise-prediction MSE on {args.clips} held-out clips (every "
         "motion, shape and colour) with the clip's caption, with the opposite motion phrase, and without one.",
         table(["model", "t", "own caption", "opposite motion", "no motion phrase"], error_rows),

@@ -128,11 +128,19 @@ WORD_PAIRS = {
 """Caption pairs that differ in one kind of word, for :func:`word_signal`."""
 
 
+def text_entry_sites(backbone: VideoBackbone) -> list[tuple[str, torch.nn.Module]]:
+    """Where the text enters the denoiser: a UNet's spatial transformers (``find_appearance_sites``), or
+    a DiT's cross-attentions (``attn2``, Wan's)."""
+    module = backbone.denoiser_module
+    return backbone.find_appearance_sites(module) or [(name, part) for name, part in module.named_modules()
+                                                       if name.endswith(".attn2")]
+
+
 def word_signal(backbone: VideoBackbone, pairs: dict[str, tuple[str, str]] = WORD_PAIRS, t: int = 800,
                 seed: int = 0) -> dict[str, tuple[float, float]]:
     """How far two captions' difference carries into the model, per pair: ``(text, features)``, the
     relative difference ``|a - b| / |a|`` of the text encoder's outputs and the mean one of the
-    spatial transformers' outputs (``find_appearance_sites``: where the text enters the UNet) on the
+    outputs of the layers where the text enters the denoiser (:func:`text_entry_sites`) on the
     same noisy input (8 frames of fresh noise at timestep ``t``). A word the model ignores gives ~0."""
     scale = backbone.latent_scale()
     frames = backbone.latent_frames(model.clip_frames(backbone.frame_multiple))
@@ -140,8 +148,8 @@ def word_signal(backbone: VideoBackbone, pairs: dict[str, tuple[str, str]] = WOR
                                 model.WIDTH // scale), seed).to(backbone.device, backbone.dtype)
     outputs: dict[str, list[torch.Tensor]] = {}
     handles = [module.register_forward_hook(lambda m, i, o, name=name: outputs.setdefault(name, []).append(
-        (o[0] if isinstance(o, tuple) else o.sample).float())) for name, module in
-        backbone.find_appearance_sites(backbone.denoiser_module)]
+        (o[0] if isinstance(o, tuple) else getattr(o, "sample", o)).float())) for name, module in
+        text_entry_sites(backbone)]
     signal = {}
     try:
         for label, captions in pairs.items():
