@@ -89,9 +89,10 @@ TI2V_5B_FRAME_RATE = 24.0
 """The frame rate Wan 2.2 TI2V-5B was trained at and samples (Wan 2.2's ``wan/configs/wan_ti2v_5B.py``,
 ``sample_fps = 24``); the other Wan models' is 16. TI2V-5B is the model of the Wan 2.2 VAE, so a backbone
 with that VAE takes it."""
-LATENT_FORMATS = {False: "Wan21", True: "Wan22"}
-"""ComfyUI's latent format of each Wan VAE (by ``is_residual``: the Wan 2.2 VAE's layout), for previews:
-``comfy/latent_formats.py`` ``Wan21`` (16 channels) and ``Wan22`` (48 channels, 16×)."""
+LATENT_FORMATS = {(False, 16): "Wan21", (True, 48): "Wan22"}
+"""ComfyUI's latent format of each Wan VAE (by ``is_residual``, the Wan 2.2 VAE's layout, and its latent
+channels), for previews: ``comfy/latent_formats.py`` ``Wan21`` (16 channels) and ``Wan22`` (48
+channels, 16×). A VAE of other widths (the toy Wan model's 4 channels) has none: no latent previews."""
 
 
 def text_embeddings(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -200,7 +201,7 @@ class WanBackbone(VideoBackbone):
             module.to("cpu" if self._offload else self.device)
         config = vae.config
         wan22 = bool(getattr(config, "is_residual", False))
-        self.latent_format = LATENT_FORMATS[wan22]
+        self.latent_format = LATENT_FORMATS.get((wan22, config.z_dim))
         if wan22:
             self.frame_rate = TI2V_5B_FRAME_RATE
         self._latent_mean = torch.tensor(config.latents_mean, dtype=torch.float32).reshape(1, -1, 1, 1, 1)

@@ -1,12 +1,15 @@
 """The toy Wan model's training script: what it builds, and that the folder loads as users' Wan folders do."""
 
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 from motion_core.backbones import load_backbone, wan
 from motion_core.pipeline import decode, encode_reference
-from motion_core.toy import model, train_wan, world
+from motion_core.toy import evaluate, model, train_wan, world
+from motion_core.toy.train_model import HELD_OUT_SEEDS
 
 
 def test_the_training_script_writes_a_wan_folder_with_its_latent_statistics(tmp_path):
@@ -51,3 +54,49 @@ def test_continuing_keeps_the_vae(tmp_path):
     assert a["vae"].config.latents_mean == b["vae"].config.latents_mean
     assert any(not torch.equal(x, y) for x, y in zip(a["transformer"].parameters(), b["transformer"].parameters()))
     assert json.loads((second / "training.json").read_text())["init_training"]["steps"] == 1
+
+
+# --- the shipped model -----------------------------------------------------------------------------
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "toy-wan"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_backbone(SHIPPED)
+
+
+def test_the_shipped_model_is_a_wan_folder_that_keeps_every_frame(shipped):
+    assert shipped.family == "wan" and shipped.sampling.shift == train_wan.FLOW_SHIFT
+    assert shipped.latent_frames(train_wan.FRAMES) == train_wan.FRAMES and shipped.latent_scale() == 2
+    assert shipped.latent_format is None  # ComfyUI's Wan latent formats are for 16 and 48 channels, not 4
+    index = json.loads((SHIPPED / "model_index.json").read_text())
+    assert index["_class_name"] == "WanPipeline" and index["transformer"] == ["diffusers", "WanTransformer3DModel"]
+    record = json.loads((SHIPPED / "training.json").read_text())
+    assert "train_wan" in record["command"] and record["frames"] == train_wan.FRAMES
+    assert not list(SHIPPED.rglob("*.bin")) and not list(SHIPPED.rglob("*.pt"))
+
+
+def test_the_shipped_vae_keeps_a_held_out_clip_and_its_latents_are_normalised(shipped):
+    clip = world.random_clip(HELD_OUT_SEEDS + 8000, train_wan.FRAMES, model.WIDTH, model.HEIGHT)
+    reference, _ = encode_reference(shipped, world.to_image_tensor(clip))
+    decoded = decode(shipped, reference).numpy()
+    assert abs(decoded - clip.frames).mean() < 0.03  # 0.02 measured (benchmarks/toy_model.py)
+    latents = reference.samples
+    assert abs(latents.mean().item()) < 0.5 and 0.5 < latents.std().item() < 2.0
+
+
+def test_the_shipped_transformer_predicts_the_velocity_and_hears_colour_words(shipped):
+    clips = [world.random_clip(HELD_OUT_SEEDS + 8100 + k, train_wan.FRAMES, model.WIDTH, model.HEIGHT)
+             for k in range(3)]
+    latents = torch.cat([shipped.encode_video(world.to_image_tensor(clip)) for clip in clips])
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.full((3,), 500.0)
+    target = shipped.sampling.target(latents, noise, t)
+    with torch.no_grad():
+        predicted = shipped.call_denoiser(shipped.transformer, shipped.sampling.noised(latents, noise, t), t,
+                                          shipped.encode_prompt([clip.caption for clip in clips]))
+    assert (predicted - target).pow(2).mean() < 0.5 * target.pow(2).mean()  # a trained flow model, not noise
+    signal = evaluate.word_signal(shipped, {"same": ("a red circle moving left",) * 2,
+                                            "colour": evaluate.WORD_PAIRS["colour (red / blue)"]})
+    assert signal["same"][0] == 0.0 and signal["colour"][0] > 0.1
