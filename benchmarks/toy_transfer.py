@@ -133,7 +133,8 @@ def _number_or_text(text: str):
     return text
 
 
-def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
+def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float], int]:
+    """The scores, mean training seconds per label, and the clip length the model took."""
     backbone = load_toy_model(args.model)
     scores: Scores = defaultdict(dict)
     train_seconds: dict[str, list[float]] = defaultdict(list)
@@ -172,7 +173,8 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float]]:
                     scores[f"{label} · random"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
             print(f"reference {index + 1}/{args.references}, seed {seed + 1}/{args.seeds} done", file=sys.stderr,
                   flush=True)
-    return scores, {name: float(np.mean(seconds)) for name, seconds in train_seconds.items()}
+    return (scores, {name: float(np.mean(seconds)) for name, seconds in train_seconds.items()},
+            model.clip_frames(backbone.frame_multiple))
 
 
 def summarise(scores: Scores) -> list[list]:
@@ -216,9 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--write", action="store_true", help="write the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
-    scores, seconds = run(args)
+    scores, seconds, frames = run(args)
     rows = summarise(scores)
-    frames = model.clip_frames(load_toy_model(args.model).frame_multiple)
     header = ["method · initial noise", "n", "motion fidelity (mean ± sd [95 % interval])",
               "− no training, same noise", "median", "target colour", "target shape", "leakage", "object found"]
     body = (f"{args.references} held-out random-path references × {args.seeds} seeds = "

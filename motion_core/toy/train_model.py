@@ -188,14 +188,14 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
     from ..sampling import DiscreteDiffusion, LossWeighting, TimestepDistribution
 
     call = call or UNet3DBackbone.call_denoiser
-    unet, text_encoder = parts[denoiser], parts["text_encoder"]
+    network, text_encoder = parts[denoiser], parts["text_encoder"]
     sampling = sampling or DiscreteDiffusion(dict(parts["scheduler"].config))
     encode = encode or (lambda pixels: encode_frames(parts["vae"], pixels))
     embed = embed or (lambda captions: embed_captions(parts["tokenizer"], text_encoder, captions))
     weighting = weighting or LossWeighting()
     timesteps = timesteps or TimestepDistribution()
     if trained is None:
-        trained = {denoiser: list(unet.parameters()), "text_encoder": list(text_encoder.parameters())}
+        trained = {denoiser: list(network.parameters()), "text_encoder": list(text_encoder.parameters())}
     params = [p for part in trained.values() for p in part]
     for name, part_params in trained.items():
         parts[name].train().requires_grad_(False)
@@ -216,7 +216,7 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
             latents = encode(pixels)
         t = sampling.draw_timesteps(latents.shape[0], generator, timesteps)
         noise = torch.randn(latents.shape, generator=generator)
-        predicted = call(unet, sampling.noised(latents, noise, t), t, embed(captions))
+        predicted = call(network, sampling.noised(latents, noise, t), t, embed(captions))
         errors = (predicted - sampling.target(latents, noise, t)).pow(2).mean(dim=(1, 2, 3, 4))
         weights = weighting.weights(sampling, t)
         loss = errors.mean() if weights is None else (errors * weights).mean()

@@ -40,7 +40,7 @@ import torch
 from ..backbones import wan
 from ..sampling import FlowMatching
 from . import model
-from .train_model import (add_from_nothing_arguments, add_output_arguments, check_from_nothing_arguments,
+from .train_model import (add_from_nothing_arguments, add_output_arguments, check_from_nothing_arguments, clip_batch,
                           output_folder, run_record, train_denoiser, train_vae, write_folder_atomically)
 
 FRAMES = 9
@@ -100,8 +100,6 @@ def vae_latents(vae: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
 def set_latent_statistics(vae: torch.nn.Module, rng: np.random.Generator, clips: int = 128) -> tuple[list, list]:
     """Set the VAE's ``latents_mean`` / ``latents_std`` (per channel) from the latents of ``clips`` fresh
     clips, as Wan's VAE config carries them; returns both lists."""
-    from .train_model import clip_batch
-
     latents = torch.cat([vae_latents(vae, clip_batch(rng, 16, frames=FRAMES)[0]) for _ in range(clips // 16)])
     mean = latents.mean(dim=(0, 2, 3, 4)).tolist()
     std = latents.std(dim=(0, 2, 3, 4)).tolist()
