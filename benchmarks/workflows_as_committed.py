@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             host.stop()
 
     total = sum(float(row[-1]) for row in rows)
-    body = (f"Each API twin in `workflows/api/` queued unchanged (toy model, 8 frames × 32×32) in the "
+    body = (f"Each API twin in `workflows/api/` queued unchanged (toy models, 8 frames × 32×32; the Wan one 9) in the "
             f"test host started with `--cache-none`, so every node runs; seconds from queueing to the last "
             f"message, model loading included. Server start-up: {startup:.0f} s.\n\n"
             + table(["workflow", "steps (train / invert / sample)", "seconds"], rows)

@@ -32,6 +32,8 @@ TOY_MODEL, TOY_CLIP, TOY_FPS = "toy-t2v", "red_square_wander.mp4", 8.0
 TOY_TWIN = "blue_triangle_twin.mp4"
 """The red square's motion shown by a blue triangle on another background (``toy.examples.TWINS``)."""
 TOY_ANIMATEDIFF = "toy-animatediff"
+TOY_WAN, TOY_WAN_CLIP, TOY_WAN_FRAMES = "toy-wan", "red_square_nine.mp4", 9
+"""The toy Wan model and a bundled clip of its length (Wan's 1 + 4k frames; ``toy.examples.LONGER``)."""
 TOY_CONTROLNET = "toy_pose_controlnet.safetensors"
 """The toy AnimateDiff model's pose ControlNet (``models/toy-pose-controlnet``), for the editing workflow."""
 
@@ -58,25 +60,25 @@ class Workflow:
 
 # -- the graphs -------------------------------------------------------------------------------------
 
-def reference_and_model(model: str = TOY_MODEL) -> list[Node]:
+def reference_and_model(model: str = TOY_MODEL, clip: str = TOY_CLIP, frames: int = 8) -> list[Node]:
     """Load the clip and the model, encode the clip: nodes 1-3."""
     return [
-        Node(1, "MTX_LoadReferenceVideo", 0, {"video": TOY_CLIP, "frame_load_cap": 8}),
+        Node(1, "MTX_LoadReferenceVideo", 0, {"video": clip, "frame_load_cap": frames}),
         Node(2, "MTX_LoadVideoModel", 0, {"model_name": model}),
         Node(3, "MTX_EncodeReference", 1, links={"model": (2, 0), "frames": (1, 0)}),
     ]
 
 
 def train(kind: str, objective: dict, lr: float, caption: str, lora: dict | None = None, more: dict | None = None,
-          more_links: dict | None = None) -> list[Node]:
+          more_links: dict | None = None, frames: int = 8) -> list[Node]:
     """The objective (node 4) and the training node (5, with ``more`` values and ``more_links``); a
-    kind's options node is 12."""
+    kind's options node is 12 (motion embeddings: a slot for each of the clip's ``frames``)."""
     nodes = [Node(4, "MTX_MotionObjective", 0, objective),
              Node(5, "MTX_TrainMotionAdapter", 1,
                   {"prompt": caption, "parameterisation": kind, "steps": 300, "lr": lr, "seed": 0, **(more or {})},
                   {"model": (2, 0), "latents": (3, 0), "objective": (4, 0), **(more_links or {})})]
     options = {"lora": Node(12, "MTX_LoRAOptions", 0, {"rank": 8, "alpha": 8.0, **(lora or {})}),
-               "motion_embeddings": Node(12, "MTX_MotionEmbeddingOptions", 0, {"frame_slots": 8})}.get(kind)
+               "motion_embeddings": Node(12, "MTX_MotionEmbeddingOptions", 0, {"frame_slots": frames})}.get(kind)
     if options is not None:
         nodes[1].links["adapter_options"] = (12, 0)
         nodes.append(options)
@@ -193,6 +195,35 @@ WORKFLOWS = [
         + [Node(13, "MTX_ExportMotionLoRA", 2, {"filename_prefix": "toy_red_square_motion"}, {"adapter": (5, 0)})],
     ),
     Workflow(
+        "wan_motion_transfer",
+        "# Wan 2.1 / 2.2: motion transfer with motion embeddings\n\nLearns the reference clip's motion in "
+        "per-frame embeddings added to the queries, keys and values of the Wan transformer's 3-D "
+        "self-attention (Motion Inversion's analogue: each token's frame is known from its position), trained "
+        "on high noise only (`timestep_low` 0.6: where the path is decided, the setting that carries a path "
+        "from fresh noise on the toy models), then generates the target prompt with it from a blend of the "
+        "inverted clip and fresh noise. Flow matching throughout: the inversion integrates the flow ODE "
+        "backwards.\n\n"
+        "Change: the target prompt in *Generate Video*; `frame_load_cap` (1 + 4k frames: 33, 49, 81) and "
+        "`frame_slots` in *Motion Embedding Options* (at least the clip's latent frames: (frames - 1) / 4 + 1 on "
+        "Wan; the toy Wan model does not compress time); "
+        "`parameterisation` `lora` and an *Export Motion LoRA* node for a LoRA that ComfyUI's own LoRA loader "
+        "applies to Wan in any Wan workflow.\n\n"
+        "**Try it on the toy Wan model** (bundled): copy the pack's `models/toy-wan` folder into "
+        "`ComfyUI/models/diffusers/` and `assets/toy/red_square_nine.mp4` into `ComfyUI/input/`, then Queue. "
+        "About a minute on a CPU.\n\n"
+        "**For a real model**: in *Load Video Model* choose "
+        "`diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors` (or a 14B, or a Wan 2.2 A14B high-noise expert "
+        "with its low-noise file in `low_noise_model_name`), `vae_name` `wan_2.1_vae.safetensors`, "
+        "`text_encoder_name` a `umt5_xxl` file; connect *Load Reference Video*'s `video_info` to *Encode "
+        "Reference* (clips are resampled to Wan's 16 fps); 33 frames at 832x480; training `steps` 400, "
+        "inversion and generation `steps` 50, `cfg` 5, `fps` 16 in *Create Video*.",
+        reference_and_model(TOY_WAN, TOY_WAN_CLIP, TOY_WAN_FRAMES)
+        + train("motion_embeddings", {"base_loss": "motion_director", "sma_global_weight": 0.0,
+                                      "sma_local_weight": 0.0}, 2e-2, "a red square moving",
+                more={"timestep_low": 0.6}, frames=TOY_WAN_FRAMES)
+        + invert_generate_save((5, 0), "blend", "a blue circle moving", "wan_motion_embeddings"),
+    ),
+    Workflow(
         "edit_motion",
         "# Edit-Your-Motion: give a clip another clip's motion, keep its look\n\nThe source clip (a red square) "
         "performs the reference clip's motion (the green star's path). *Align Pose* moves and scales the "
@@ -260,7 +291,8 @@ WORKFLOWS = [
 
 def input_specs(schema: dict) -> list[tuple[str, str, dict]]:
     """``(name, type, options)`` of a node's inputs in the order the frontend shows them."""
-    order = schema.get("input_order") or {kind: list(schema["input"].get(kind, {})) for kind in ("required", "optional")}
+    order = schema.get("input_order") or {kind: list(schema["input"].get(kind, {}))
+                                          for kind in ("required", "optional")}
     specs = []
     for kind in ("required", "optional"):
         for name in order.get(kind, []):

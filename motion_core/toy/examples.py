@@ -35,27 +35,38 @@ TWINS: dict[str, tuple[str, str, str, str]] = {
 }
 """Name -> (example, shape, colour, background): that example's motion in another look, for training one
 motion on several clips (Add Training Clip)."""
+LONGER: dict[str, tuple[str, int]] = {
+    "red_square_nine": ("red_square_wander", 9),
+}
+"""Name -> (example, frames): that example's shape, colour and seed drawn with another frame count (its own
+path), for models that take another clip length: the toy Wan model takes Wan's 1 + 4k frames."""
+ALL_NAMES = [*EXAMPLES, *TWINS, *LONGER]
 FPS = 8
 FOLDER = Path(__file__).resolve().parents[2] / "assets" / "toy"
 """Where the repository keeps them."""
 
 
 def example_clip(name: str, input_name: str = "clip") -> world.Clip:
-    """The bundled clip ``name``: ``model.FRAMES`` frames of ``model.WIDTH`` x ``model.HEIGHT``."""
+    """The bundled clip ``name``: ``model.FRAMES`` frames (a :data:`LONGER` one: its own count) of
+    ``model.WIDTH`` x ``model.HEIGHT``."""
+    if name in LONGER:
+        source, frames = LONGER[name]
+        shape, colour, seed = EXAMPLES[source]
+        return world.make_clip(shape, colour, world.RANDOM, frames, model.WIDTH, model.HEIGHT, seed)
     if name in TWINS:
         source, shape, colour, background = TWINS[name]
         return world.restyled(example_clip(source, input_name), shape, colour, background)
     if name not in EXAMPLES:
         raise InputError(input_name, f"{name!r} is not a bundled example; choose one of "
-                                     f"{', '.join([*EXAMPLES, *TWINS])}")
+                                     f"{', '.join(ALL_NAMES)}")
     shape, colour, seed = EXAMPLES[name]
     return world.make_clip(shape, colour, world.RANDOM, model.FRAMES, model.WIDTH, model.HEIGHT, seed)
 
 
 def ground_truth(name: str, clip: world.Clip) -> dict:
     """What the ``.json`` next to a clip holds: how it was made, its caption and its path per frame."""
-    source = TWINS[name][0] if name in TWINS else name
-    made = {"twin_of": source} if name in TWINS else {}
+    source = TWINS[name][0] if name in TWINS else LONGER[name][0] if name in LONGER else name
+    made = {"twin_of": source} if name in TWINS else {"longer_of": source} if name in LONGER else {}
     frames, height, width, _ = clip.frames.shape
     return {"name": name, "caption": clip.caption, "shape": clip.shape, "colour": clip.colour, "motion": clip.motion,
             "seed": EXAMPLES[source][2], **made, "frames": frames, "width": width, "height": height, "fps": FPS,
@@ -70,7 +81,7 @@ def to_json(data: dict) -> str:
 
 def example_files(folder: str | Path) -> list[Path]:
     """The files :func:`write_examples` writes into ``folder``."""
-    return [Path(folder) / f"{name}{suffix}" for name in [*EXAMPLES, *TWINS] for suffix in (".mp4", ".json")]
+    return [Path(folder) / f"{name}{suffix}" for name in ALL_NAMES for suffix in (".mp4", ".json")]
 
 
 def write_examples(folder: str | Path) -> list[Path]:
@@ -84,7 +95,7 @@ def write_examples(folder: str | Path) -> list[Path]:
         raise InputError("folder", f"{', '.join(existing)} already exist in {str(folder)!r}; delete them first "
                                    "to recreate the examples (files are never overwritten)")
     written = []
-    for name in [*EXAMPLES, *TWINS]:
+    for name in ALL_NAMES:
         clip = example_clip(name)
         written.append(write_video(torch.from_numpy(clip.frames), Path(folder) / f"{name}.mp4", FPS, "folder"))
         text = to_json(ground_truth(name, clip))

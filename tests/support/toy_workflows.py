@@ -16,7 +16,7 @@ from support.comfy_host import REPO_ROOT, ComfyHost
 WORKFLOWS = REPO_ROOT / "workflows"
 RUN_ORDER = ["motion_transfer_vmc_sma", "train_and_save_adapter", "load_adapter_and_generate",
              "motion_transfer_motiondirector", "motion_transfer_motion_inversion", "animatediff_motion_lora",
-             "train_on_two_clips", "edit_motion"]
+             "train_on_two_clips", "wan_motion_transfer", "edit_motion"]
 """Every API workflow; the saved-adapter one after the one that saves it."""
 TOY_CONTROLNET = REPO_ROOT / "models" / "toy-pose-controlnet" / "toy_pose_controlnet.safetensors"
 """The toy AnimateDiff model's pose ControlNet, which the editing workflow's note has a user copy to
@@ -46,11 +46,12 @@ def with_few_steps(graph: dict) -> dict:
 
 def provide_toy_files(host: ComfyHost) -> None:
     """What the workflows' notes tell a user to copy: the toy models and a toy clip."""
-    for name in ("toy-t2v", "toy-animatediff"):
+    for name in ("toy-t2v", "toy-animatediff", "toy-wan"):
         model = host.models_dir / "diffusers" / name
         if not model.exists():
             shutil.copytree(REPO_ROOT / "models" / name, model)
-    for clip in ("red_square_wander.mp4", "blue_triangle_twin.mp4", "red_square_wander.pose.json",
+    for clip in ("red_square_wander.mp4", "blue_triangle_twin.mp4", "red_square_nine.mp4",
+                 "red_square_wander.pose.json",
                  "green_star_wander.pose.json"):
         shutil.copy(REPO_ROOT / "assets" / "toy" / clip, host.input_dir)
     shutil.copy(TOY_CONTROLNET, host.models_dir / "controlnet")

@@ -76,6 +76,15 @@ def test_a_twin_shows_its_examples_motion_in_another_look():
         assert tracker.motion_fidelity(tracker.track(original.frames), seen) > 0.95
 
 
+def test_a_longer_example_is_its_examples_look_at_the_toy_wan_models_clip_length():
+    for name, (source, frames) in examples.LONGER.items():
+        longer, original = examples.example_clip(name), examples.example_clip(source)
+        assert longer.frames.shape == (frames, model.HEIGHT, model.WIDTH, 3)
+        assert (longer.shape, longer.colour, longer.caption) == (original.shape, original.colour, original.caption)
+        assert longer.background == original.background and np.array_equal(longer.sizes[:1], original.sizes[:1])
+    assert examples.LONGER["red_square_nine"][1] == 9, "Wan's 1 + 4k frames, the toy Wan model's clip length"
+
+
 def test_an_example_is_the_same_clip_every_time():
     name = next(iter(examples.EXAMPLES))
     first, second = examples.example_clip(name), examples.example_clip(name)
