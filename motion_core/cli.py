@@ -55,7 +55,7 @@ ADAPTER_FLAGS = {
 
 def build_parser() -> argparse.ArgumentParser:
     from .adapters import ADAPTER_KINDS
-    from .adapters.embeddings import BLOCK_SETS
+    from .adapters.embeddings import BLOCK_SETS, DEBIAS_MODES
     from .noise import STRATEGIES
     from .sampling import LOSS_WEIGHTINGS
     from .train import PRECISIONS
@@ -132,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--negative-prompt", default="")
     generation.add_argument("--strength", type=float, default=1.0, help="adapter strength")
     generation.add_argument("--seeds", type=int, nargs="+", default=[0], help="noise seeds: one video per seed")
-    generation.add_argument("--debias", choices=("object", "hybrid", "camera", "none"), default="object",
-                            help="motion embeddings: object/hybrid use E_v's frame differences, camera drops it")
+    generation.add_argument("--debias", choices=DEBIAS_MODES, default=DEBIAS_MODES[0],
+                            help="motion embeddings: object/hybrid use E_v's frame differences, camera drops it, "
+                                 "none keeps it as trained; auto (default): object in temporal attention, none "
+                                 "in a DiT's (Wan's) joint attention")
 
     add_memory_arguments(transfer)
     add_edit_command(commands)

@@ -119,7 +119,8 @@ class GenerateVideo(io.ComfyNode):
                 io.Combo.Input("debias", options=list(DEBIAS_MODES), default=DEBIAS_MODES[0], optional=True,
                                tooltip="Motion embeddings only (Motion Inversion's inference debiasing): object "
                                        "and hybrid motion use the frame differences of the value embedding, "
-                                       "camera motion drops it, none uses it as trained."),
+                                       "camera motion drops it, none uses it as trained; auto: object on "
+                                       "UNet models (as published), none on Wan (measured better there)."),
                 MotionGuidanceType.Input("motion_guidance", optional=True,
                                          tooltip="Optional training-free motion (FlowMotion), from Motion "
                                                  "Guidance: the first steps steer the video toward the "

@@ -277,6 +277,8 @@ def test_debias_modes_transform_a_hand_made_value_embedding_exactly():
     assert torch.equal(debias_values(e, "hybrid"), expected)
     assert debias_values(e, "camera") is None
     assert debias_values(e, "none") is e
+    assert torch.equal(debias_values(e, "auto"), expected), "auto in temporal attention: object, as published"
+    assert debias_values(e, "auto", "joint") is e, "auto in a DiT's joint attention: as trained (measured)"
 
 
 def random_embeddings(unet, scale=0.3, seed=2):
@@ -302,7 +304,7 @@ def test_debias_modes_at_generation_equal_the_transformed_embeddings(setup):
                        adapted_output(unet, with_values(adapter, differential), x0, text, debias="none"))
     assert torch.equal(adapted_output(unet, adapter, x0, text, debias="camera"),
                        adapted_output(unet, with_values(adapter, torch.zeros_like), x0, text, debias="none"))
-    # Generating without a setting debiases as Motion Inversion's inference does (object).
+    # Generating without a setting (auto) debiases in temporal attention as Motion Inversion's inference does.
     assert torch.equal(adapted_output(unet, adapter, x0, text), adapted_output(unet, adapter, x0, text,
                                                                                debias="object"))
     assert not torch.equal(adapted_output(unet, adapter, x0, text, debias="none"),

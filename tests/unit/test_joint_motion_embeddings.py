@@ -118,6 +118,18 @@ def test_each_token_gets_its_frames_query_key_and_its_frames_and_positions_value
     torch.testing.assert_close(seen["output"], expected, atol=1e-5, rtol=0)
 
 
+def test_on_a_dit_generating_without_a_setting_uses_the_value_embeddings_as_trained(transformer):
+    adapter = random_adapter(transformer)
+    outputs = {}
+    for debias in (None, "none", "object"):
+        view = make_view(transformer)
+        adapter.attach(view, **({"debias": debias} if debias else {}))
+        with torch.no_grad():
+            outputs[debias] = view(**inputs()).sample
+    assert torch.equal(outputs[None], outputs["none"])
+    assert not torch.allclose(outputs["none"], outputs["object"], atol=1e-5)
+
+
 def test_motion_embeddings_train_and_generate_on_a_wan_model(tmp_path):
     backbone = load_backbone(write_tiny_wan_folder(tmp_path / "wan"))
     latents, _ = pipeline.encode_reference(backbone, moving_square_frames(17, 32, 32))
