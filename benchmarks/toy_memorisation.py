@@ -56,6 +56,7 @@ def config_label(record: dict) -> str:
         timesteps += f", shift {shift:g}"
     objective = f" ({record['objective']})" if record.get("objective") else ""
     debias = f", debias {record['debias']}" if record.get("debias") else ""
+    debias += f", sampled at strength {record['strength']:g}" if record.get("strength", 1.0) != 1.0 else ""
     weighting = f", {record['loss_weighting']}-weighted loss" if record.get("loss_weighting") else ""
     return (f"{record['method']}{objective} · {timesteps} · {record['steps']} steps, lr {record['lr']:g}{weighting}"
             f"{debias}")
@@ -96,7 +97,9 @@ def measure(args: argparse.Namespace) -> None:
                       "reference": index, "seed": seed, "caption": clip.caption, "target": target,
                       "model": args.model, "sampling_steps": args.sampling_steps, "cfg": args.cfg,
                       **({"loss_weighting": args.loss_weighting} if args.loss_weighting != "none" else {})}
-            records = [record for record in ({**common, **({"debias": mode} if mode else {})} for mode in debias_modes)
+            settings = [{**({"debias": mode} if mode else {}), **({"strength": strength} if strength != 1.0 else {})}
+                        for mode in debias_modes for strength in args.strengths]
+            records = [record for record in ({**common, **setting} for setting in settings)
                        if (config_label(record), index, seed) not in done]
             if not records:
                 continue
@@ -110,7 +113,7 @@ def measure(args: argparse.Namespace) -> None:
                            "train_seconds": time.time() - started}
             noise = make_noise(shaped, "random", seed)
             for record in records:
-                adapters = [] if method is None else [AdapterUse(result.adapter, 1.0, (
+                adapters = [] if method is None else [AdapterUse(result.adapter, record.get("strength", 1.0), (
                     {"debias": record["debias"]} if "debias" in record else {}))]
                 own = evaluate.score_transfer(clip, sample(noise, clip.caption, adapters), clip.shape, clip.colour)
                 other = evaluate.score_transfer(clip, sample(noise, target, adapters), shape, colour)
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="objective preset instead of the method's own (as the command line's --objective)")
     parser.add_argument("--debias", nargs="+", default=["object", "none"],
                         help="motion embeddings: sample with each of these debiasing settings")
+    parser.add_argument("--strengths", nargs="+", type=float, default=[1.0],
+                        help="sample with the adapter at each of these strengths (default: 1, as trained)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the adapter kind's published one)")
     parser.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="none",
                         help="weight each step's loss by its noise level (default: none, as the methods)")

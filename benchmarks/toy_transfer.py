@@ -42,9 +42,12 @@ from motion_core.backbones import load_backbone  # noqa: E402
 from motion_core.pipeline import (VideoLatents, decode, encode_reference, generate, invert_reference,  # noqa: E402
                                   make_noise, train_adapter)
 from motion_core.toy import evaluate, model, world  # noqa: E402
-from motion_core.toy.methods import METHODS  # noqa: E402
+from motion_core.toy.methods import METHODS, Method  # noqa: E402
 from motion_core.toy.train_model import HELD_OUT_SEEDS  # noqa: E402
 from motion_core.adapters import ADAPTER_KINDS  # noqa: E402
+from motion_core.objectives import ObjectiveSpec  # noqa: E402
+from motion_core.sampling import TimestepDistribution  # noqa: E402
+from motion_core.train import TrainOptions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_TRAINING_NOISE = ("random", "direct", "blend", "low_frequency", "blend_low_frequency", "freeinit")
@@ -115,13 +118,50 @@ Scores = dict[str, dict[tuple[int, int], evaluate.Transfer]]
 """Row label -> (reference index, seed) -> the scored transfer."""
 
 
-def objective_variant(text: str) -> tuple[str, dict]:
-    """A ``--variants`` entry ``method:field=value,...`` as (method name, ObjectiveSpec overrides)."""
+TRAINING_FIELDS = ("lr", "steps", "timestep_low")
+"""``--variants`` fields that change how the adapter is trained, not its objective."""
+
+
+def objective_variant(text: str) -> tuple[str, dict, dict]:
+    """A ``--variants`` entry ``method:field=value,...`` as (method name, ObjectiveSpec overrides, training
+    overrides: any of :data:`TRAINING_FIELDS`)."""
     name, _, settings = text.partition(":")
     if name not in METHODS or not settings:
         raise SystemExit(f"--variants: {text!r} is not METHOD:FIELD=VALUE,...; methods: {', '.join(METHODS)}")
-    return name, {field: _number_or_text(value) for field, _, value in
-                  (item.partition("=") for item in settings.split(","))}
+    fields = {field: _number_or_text(value)
+              for field, _, value in (item.partition("=") for item in settings.split(","))}
+    training = {field: fields.pop(field) for field in TRAINING_FIELDS if field in fields}
+    return name, fields, training
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One row's training: the method, its label, objective, lr, steps and timesteps."""
+
+    method: Method
+    label: str
+    spec: ObjectiveSpec
+    lr: float
+    steps: int
+    options: TrainOptions
+
+
+def trained_rows(args: argparse.Namespace) -> list[Trained]:
+    """Each ``--methods`` entry at its defaults (the kind's lr, the method's timesteps, ``--steps``), then
+    each ``--variants`` entry with its changes."""
+    rows = [Trained(METHODS[name], name, METHODS[name].spec(), ADAPTER_KINDS[METHODS[name].kind].default_lr,
+                    args.steps, METHODS[name].train_options()) for name in args.methods]
+    for variant in args.variants:
+        name, objective, training = objective_variant(variant)
+        method = METHODS[name]
+        options = method.train_options()
+        if "timestep_low" in training:
+            options = dataclasses.replace(options, timesteps=TimestepDistribution(training["timestep_low"], 1.0))
+        rows.append(Trained(method, f"{name} ({variant.partition(':')[2]})",
+                            dataclasses.replace(method.spec(), **objective).validate(),
+                            training.get("lr", ADAPTER_KINDS[method.kind].default_lr),
+                            training.get("steps", args.steps), options.validate()))
+    return rows
 
 
 def _number_or_text(text: str):
@@ -138,11 +178,7 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float], int]:
     backbone = load_toy_model(args.model)
     scores: Scores = defaultdict(dict)
     train_seconds: dict[str, list[float]] = defaultdict(list)
-    methods = [(METHODS[name], name, METHODS[name].spec()) for name in args.methods]
-    for variant in args.variants:  # a method again with its objective changed: one more row
-        name, overrides = objective_variant(variant)
-        methods.append((METHODS[name], f"{name} ({variant.partition(':')[2]})",
-                        dataclasses.replace(METHODS[name].spec(), **overrides).validate()))
+    rows = trained_rows(args)
     generated = sampler(backbone, args.sampling_steps, args.cfg)
 
     for case in cases(backbone, args.references):
@@ -153,16 +189,15 @@ def run(args: argparse.Namespace) -> tuple[Scores, dict[str, float], int]:
             for strategy in args.no_training_noise:
                 frames = generated(make_noise(inverted, strategy, seed), target)
                 scores[f"no training · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape, colour)
-            for method, label, spec in methods:
+            for row in rows:
                 started = time.time()
-                adapter = train_adapter(backbone, reference, clip.caption, spec, method.kind,
-                                        steps=args.steps, lr=ADAPTER_KINDS[method.kind].default_lr, seed=seed,
-                                        options=method.train_options()).adapter
-                train_seconds[label].append(time.time() - started)
-                for strategy in dict.fromkeys((method.noise, *METHOD_NOISE)):
+                adapter = train_adapter(backbone, reference, clip.caption, row.spec, row.method.kind,
+                                        steps=row.steps, lr=row.lr, seed=seed, options=row.options).adapter
+                train_seconds[row.label].append(time.time() - started)
+                for strategy in dict.fromkeys((row.method.noise, *METHOD_NOISE)):
                     frames = generated(make_noise(inverted, strategy, seed), target, [(adapter, 1.0)])
-                    scores[f"{label} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
-                                                                                            colour)
+                    scores[f"{row.label} · {strategy}"][index, seed] = evaluate.score_transfer(clip, frames, shape,
+                                                                                                colour)
             for name in args.training_free:  # FlowMotion: fresh noise, the latent guided toward the reference
                 for variant in args.guidance:
                     label = f"{name} ({variant})" if variant else name
@@ -201,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--variants", nargs="*", default=[], metavar="METHOD:FIELD=VALUE,...",
-                        help="a method again with ObjectiveSpec fields changed, one row each, e.g. "
-                             "vmc+sma:x0_estimate=released")
+                        help="a method again with ObjectiveSpec fields or its training (lr, steps, "
+                             "timestep_low) changed, one row each, e.g. vmc+sma:x0_estimate=released "
+                             "vmc:lr=0.003,steps=600,timestep_low=0.6")
     parser.add_argument("--section", help="with --write: the BENCHMARKS.md section's name (default: by model)")
     parser.add_argument("--training-free", nargs="*", default=list(TRAINING_FREE), choices=list(TRAINING_FREE))
     parser.add_argument("--guidance", nargs="+", default=[""], metavar="NAME=VALUE,...",
