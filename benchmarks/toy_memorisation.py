@@ -202,6 +202,7 @@ def timestep_comparisons(records: list[dict]) -> list[str]:
 
 def report(args: argparse.Namespace) -> None:
     records = read_logs([Path(p) for p in args.report])
+    logs = "`, `".join(args.report)
     references_seen = sorted({r["reference"] for r in records})
     seeds_seen = sorted({r["seed"] for r in records})
     first = records[0]
@@ -211,17 +212,21 @@ def report(args: argparse.Namespace) -> None:
     body = (f"Model `{first['model']}`; {len(references_seen)} held-out random-path references × "
             f"{len(seeds_seen)} seeds (n per row in the table; the same seeds in every row: seed = training seed = "
             "noise seed). Each adapter is trained on its clip with the clip's own caption (e.g. \"a yellow square moving\"; "
-            "each method's objective, the kind's published lr), then sampled from fresh Gaussian noise "
-            f"(`random`, no inverted noise) with {first['sampling_steps']} DDIM steps at cfg {first['cfg']}: "
+            "each method's objective; the lr in the row, the kind's published one unless `--lr` changed it), then "
+            f"sampled from fresh Gaussian noise (`random`, no inverted noise) with {first['sampling_steps']} "
+            f"sampling steps (DDIM; Euler on a flow model) at cfg {first['cfg']}: "
             "*memorisation* with the clip's own caption, *transfer* with another shape and colour "
             "(\"a blue circle moving\"). Fidelity: cosine of the per-frame displacements of the clip's and the "
             "generated object's tracked paths (`tracker.motion_fidelity`; lost or static objects count 0). "
             "Cells: mean ± sd [95 % interval of the mean, percentile bootstrap, "
             f"{BOOTSTRAP_RESAMPLES} resamples]; \"− no adapter\": the mean difference from the no-adapter clip of the "
             "same reference and seed (the same noise), with its interval. Training timesteps "
-            "as fractions of the noise range (`TimestepDistribution`; 1 = pure noise). Each row was measured by "
-            "`python benchmarks/toy_memorisation.py --method M --timesteps LOW HIGH --steps S --references R "
-            f"--seeds N --threads 1 --log {LOG}` (n = R × N); the logs are in `{LOG}`.\n\n"
+            "as fractions of the noise range (`TimestepDistribution`; 1 = pure noise), before a flow model's own "
+            "shift (the toy Wan model's 3 turns t ≥ 0.6 into σ ≥ 0.82, and draws σ ≥ 0.6 two times in three from "
+            "the uniform range). Each row was measured by "
+            "`python benchmarks/toy_memorisation.py --method M --timesteps LOW HIGH --steps S --lr LR "
+            f"[--strengths S ...] --references R --seeds N --threads 1 --log {logs}` (n = R × N); the logs are "
+            f"in `{logs}`.\n\n"
             + table(header, summarise(records)) + "\n\nHigh-noise timesteps against the uniform draw, paired:\n\n"
             + ("\n".join(timestep_comparisons(records)) or "(no row has a uniform-draw twin in these logs)") + "\n")
     model_name = Path(first["model"]).name
