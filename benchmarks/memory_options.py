@@ -8,10 +8,14 @@ after a reset. Time = median seconds per step after one warm-up step.
 
 Models: ``tiny`` is the tiny text-to-video folder of ``motion_core.testing`` loaded through the
 normal loader (what the tests run on); ``zeroscope`` is ZeroScope v2's UNet3D architecture (the
-class defaults, as ModelScope) with random weights at 576x320, for a GPU (``--frames 24``).
+class defaults, as ModelScope) with random weights at 576x320, for a GPU (``--frames 24``);
+``tiny-animatediff`` / ``animatediff`` the same for SD1.5 + a v2 motion module; ``tiny-wan`` the
+tests' tiny Wan folder, ``wan`` Wan 2.1 T2V 1.3B (the shipped configs) with random weights, for a GPU
+(``--model wan --frames 33 --width 832 --height 480 --kind lora``: Wan's own size; half = bf16, as
+Wan's weights). Wan's attention is diffusers' own processor, so its rows skip ``attention=classic``.
 
-Usage: python benchmarks/memory_options.py [--model tiny|zeroscope] [--frames 16] [--width 64]
-       [--height 64] [--steps 4] [--write]
+Usage: python benchmarks/memory_options.py [--model tiny|zeroscope|tiny-animatediff|animatediff|tiny-wan|wan]
+       [--frames 16] [--width 64] [--height 64] [--steps 4] [--kind temporal_attention] [--write]
 """
 
 import argparse
@@ -43,12 +47,25 @@ SAMPLING = {
 DECODING = {f"vae_decode_chunk={chunk}": {"dtype": "fp32", "vae_decode_chunk": chunk} for chunk in (0, 8, 2)}
 
 
-def half_name(device) -> str:
+WAN_MODELS = ("tiny-wan", "wan")
+
+
+def half_name(device, model: str = "tiny") -> str:
+    if model in WAN_MODELS:
+        return "bf16"  # Wan's weights are bf16 (fp16 overflows in its blocks)
     return "fp16" if device.type == "cuda" else "bf16"  # CPU kernels are bf16; GPUs of 8-16 GB: fp16
 
 
-def resolve(options: dict, device) -> dict:
-    return {key: (half_name(device) if value == "half" else value) for key, value in options.items()}
+def resolve(options: dict, device, model: str = "tiny") -> dict:
+    return {key: (half_name(device, model) if value == "half" else value) for key, value in options.items()}
+
+
+def configurations(table: dict, model: str) -> dict:
+    """The rows of ``table`` that mean something on ``model`` (Wan ignores the ``attention`` option)."""
+    def applies(options) -> bool:
+        first = options[0] if isinstance(options, tuple) else options
+        return not (model in WAN_MODELS and "attention" in first)
+    return {name: options for name, options in table.items() if applies(options)}
 
 
 class Meter:
@@ -93,14 +110,18 @@ def load(model: str, options: dict):
     from motion_core.backbones.base import ModelOptions
 
     model_options = ModelOptions(device="auto", **options)
-    if model in ("tiny", "tiny-animatediff"):
+    if model in ("tiny", "tiny-animatediff", "tiny-wan"):
         from motion_core.backbones import load_backbone
-        from motion_core.testing import write_tiny_animatediff_folder, write_tiny_text_to_video_folder
+        from motion_core.testing import (write_tiny_animatediff_folder, write_tiny_text_to_video_folder,
+                                         write_tiny_wan_folder)
 
-        write = write_tiny_text_to_video_folder if model == "tiny" else write_tiny_animatediff_folder
+        write = {"tiny": write_tiny_text_to_video_folder, "tiny-animatediff": write_tiny_animatediff_folder,
+                 "tiny-wan": write_tiny_wan_folder}[model]
         return load_backbone(write(Path(tempfile.mkdtemp()) / model), model_options)
     if model == "animatediff":
         return animatediff_backbone(model_options)
+    if model == "wan":
+        return wan_backbone(model_options)
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 
     from motion_core.backbones.unet3d import UNet3DBackbone, set_attention
@@ -113,6 +134,26 @@ def load(model: str, options: dict):
     set_attention(vae, model_options.attention)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").config
     return UNet3DBackbone(unet, vae, torch.nn.Module(), None, dict(scheduler), model_options)
+
+
+def wan_backbone(model_options):
+    """Wan 2.1 T2V 1.3B at real size with random weights, from the configs the pack ships (no text
+    encoder: prompts are not measured)."""
+    import json
+
+    import torch
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+    from motion_core.backbones.wan import WAN_CONFIGS, WanBackbone
+
+    def config(path):
+        return json.loads((WAN_CONFIGS / path).read_text())
+
+    dtype = model_options.torch_dtype()
+    transformer = WanTransformer3DModel.from_config(config("t2v-1.3b/transformer/config.json")).to(dtype)
+    vae = AutoencoderKLWan.from_config(config("vae/config.json")).to(dtype)
+    return WanBackbone(transformer, vae, torch.nn.Module(), None, config("scheduler/scheduler_config.json"),
+                       model_options)
 
 
 def animatediff_backbone(model_options):
@@ -141,13 +182,16 @@ def animatediff_backbone(model_options):
 def arguments(doc: str, steps: int, child_values: int | None = None) -> argparse.ArgumentParser:
     """The options every benchmark script takes (model, clip shape, steps, --write, the hidden --child)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--model", choices=("tiny", "zeroscope", "tiny-animatediff", "animatediff"), default="tiny",
-                        help="tiny / tiny-animatediff: the tests' tiny models; zeroscope / animatediff (SD1.5 + mm "
-                             "v2): real size, random weights")
+    parser.add_argument("--model", choices=("tiny", "zeroscope", "tiny-animatediff", "animatediff", *WAN_MODELS),
+                        default="tiny", help="tiny / tiny-animatediff / tiny-wan: the tests' tiny models; zeroscope "
+                                             "/ animatediff (SD1.5 + mm v2) / wan (2.1 T2V 1.3B): real size, "
+                                             "random weights")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--width", type=int, default=64, help="pixels (zeroscope: 576)")
     parser.add_argument("--height", type=int, default=64, help="pixels (zeroscope: 320)")
     parser.add_argument("--steps", type=int, default=steps, help="measured steps per row (the first is a warm-up)")
+    parser.add_argument("--kind", default="temporal_attention",
+                        help="the parameterisation trained (default: %(default)s; lora, motion_embeddings)")
     parser.add_argument("--write", action="store_true", help="record the figures in BENCHMARKS.md")
     parser.add_argument("--child", nargs=child_values, help=argparse.SUPPRESS)
     return parser
@@ -156,12 +200,13 @@ def arguments(doc: str, steps: int, child_values: int | None = None) -> argparse
 def child_command(script: str, args, *child: str) -> list[str]:
     """The command measuring one row in a process of its own (with the parent's model and shape)."""
     return [sys.executable, script, "--model", args.model, "--frames", str(args.frames), "--width", str(args.width),
-            "--height", str(args.height), "--steps", str(args.steps), "--child", *child]
+            "--height", str(args.height), "--steps", str(args.steps), "--kind", args.kind, "--child", *child]
 
 
 def child(args) -> dict:
     import torch
 
+    from motion_core.backbones.wan import TEXT_TOKENS
     from motion_core.pipeline import VideoLatents, generate, train_adapter
     from motion_core.train import TrainOptions
 
@@ -169,24 +214,26 @@ def child(args) -> dict:
     table = {"train": TRAINING, "sample": SAMPLING, "decode": DECODING}[task]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     options = table[name][0] if task == "train" else table[name]
-    backbone = load(args.model, resolve(options, device))
-    scale = 2 ** (len(backbone.vae.config.block_out_channels) - 1)
-    channels = backbone.unet.config.in_channels
-    latents = torch.randn(1, channels, args.frames, args.height // scale, args.width // scale, device=device)
-    text_dim = backbone.unet.config.cross_attention_dim
-    text = torch.randn(1, 77, text_dim, device=device, dtype=backbone.dtype)
-    backbone.encode_prompt = lambda prompts: text.expand(len(prompts), -1, -1)  # the text encoder is not measured
+    backbone = load(args.model, resolve(options, device, args.model))
+    denoiser, scale = backbone.denoiser_module, backbone.latent_scale()
+    latents = torch.randn(1, denoiser.config.in_channels, backbone.latent_frames(args.frames), args.height // scale,
+                          args.width // scale, device=device)
+    # The text encoder is not measured: embeddings of the shape each family's encoder gives.
+    tokens, text_dim = ((TEXT_TOKENS, denoiser.config.text_dim) if args.model in WAN_MODELS
+                        else (77, denoiser.config.cross_attention_dim))
+    text = torch.randn(1, tokens, text_dim, device=device, dtype=backbone.dtype)
+    backbone.encode_prompt = lambda prompts: text.expand(len(prompts), -1, -1)
     with torch.no_grad():  # warm-up, so that one-time allocations are part of the baseline
         if task == "decode":
             backbone.decode_latents(latents[:, :, :1].to(backbone.dtype))
         else:
-            backbone.call_denoiser(backbone.unet, latents, torch.tensor([1], device=device), text)
+            backbone.call_denoiser(denoiser, latents, torch.tensor([1], device=device), text)
     meter = Meter(device)
     reference = VideoLatents(latents, backbone.fingerprint)
     meter.start()
     if task == "train":
-        train_options = TrainOptions(**resolve(table[name][1], device))
-        train_adapter(backbone, reference, "", steps=args.steps, options=train_options,
+        train_options = TrainOptions(**resolve(table[name][1], device, args.model))
+        train_adapter(backbone, reference, "", kind=args.kind, steps=args.steps, options=train_options,
                       callback=lambda *step: meter.tick())
     elif task == "sample":
         noise = VideoLatents(latents, backbone.fingerprint, noise=True)
@@ -254,13 +301,14 @@ def main():
                       "time vs baseline"], rows)
 
     shape = f"{args.frames} frames × {args.width}×{args.height} pixels"
-    body = (f"Model: {args.model} UNet3D ({'tiny diffusers folder' if args.model == 'tiny' else 'random weights'}),"
-            f" batch 1, {shape}. Half = bf16 on the CPU, fp16 on CUDA. One process per row; memory is the peak "
-            "above the loaded model (process RSS on the CPU, allocated CUDA memory on a GPU).\n\n"
-            f"**Training** (VMC + SMA, temporal-attention adapter, {args.steps} steps):\n\n"
-            + section("train", TRAINING, "s / step")
-            + "\n\n**Sampling** (DDIM, cfg 9: conditional and unconditional in one batch):\n\n"
-            + section("sample", SAMPLING, "s / step")
+    weights = "tiny diffusers folder" if args.model.startswith("tiny") else "random weights"
+    half = "bf16" if args.model in WAN_MODELS else "bf16 on the CPU, fp16 on CUDA"
+    body = (f"Model: {args.model} ({weights}), batch 1, {shape}. Half = {half}. One process per row; memory is the "
+            "peak above the loaded model (process RSS on the CPU, allocated CUDA memory on a GPU).\n\n"
+            f"**Training** (VMC + SMA, `{args.kind}` adapter, {args.steps} steps):\n\n"
+            + section("train", configurations(TRAINING, args.model), "s / step")
+            + "\n\n**Sampling** (cfg 9: conditional and unconditional in one batch):\n\n"
+            + section("sample", configurations(SAMPLING, args.model), "s / step")
             + "\n\n**Decoding** the latents with the VAE:\n\n" + section("decode", DECODING, "s (whole clip)"))
     if args.model == "tiny":
         body += ("\n\n**UNet evaluations** (counted with a forward hook, "
