@@ -21,6 +21,7 @@ and be resumed; ``--report`` reads the logs and writes one table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -84,6 +85,11 @@ def measure(args: argparse.Namespace) -> None:
     debias_modes = list(args.debias) if method and "debias" in ADAPTER_KINDS[method.kind].SETTINGS else [None]
     objective = ObjectiveSpec(**OBJECTIVE_PRESETS[args.objective]).validate() if args.objective else (
         method.spec() if method else None)
+    objective_label = args.objective
+    if args.objective_fields:  # e.g. x0_estimate=released: one more change to the objective, in the label
+        fields = dict(item.partition("=")[::2] for item in args.objective_fields.split(","))
+        objective = dataclasses.replace(objective, **fields).validate()
+        objective_label = ", ".join(filter(None, [args.objective, args.objective_fields]))
 
     sample = sampler(backbone, args.sampling_steps, args.cfg)
 
@@ -92,7 +98,7 @@ def measure(args: argparse.Namespace) -> None:
                                                          case.colour, case.target)
         shaped = VideoLatents(reference.samples, backbone.fingerprint, noise=True)  # only its shape is used
         for seed in range(args.seeds):
-            common = {"method": args.method, "objective": args.objective,
+            common = {"method": args.method, "objective": objective_label,
                       "timesteps": [timesteps.low, timesteps.high, timesteps.shift], "steps": args.steps, "lr": lr,
                       "reference": index, "seed": seed, "caption": clip.caption, "target": target,
                       "model": args.model, "sampling_steps": args.sampling_steps, "cfg": args.cfg,
@@ -243,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shift", type=float, default=1.0, help="timestep shift with --timesteps (1 = none)")
     parser.add_argument("--objective", choices=list(OBJECTIVE_PRESETS),
                         help="objective preset instead of the method's own (as the command line's --objective)")
+    parser.add_argument("--objective-fields", metavar="FIELD=VALUE,...",
+                        help="text fields of the objective changed, e.g. x0_estimate=released (named in the row)")
     parser.add_argument("--debias", nargs="+", default=["object", "none"],
                         help="motion embeddings: sample with each of these debiasing settings")
     parser.add_argument("--strengths", nargs="+", type=float, default=[1.0],

@@ -5,7 +5,7 @@ Each kind is trained on one held-out 9-frame clip with the clip's own caption at
 (t ≥ 0.6, where the path is decided), then sampled from *fresh* noise: the generated object must
 follow the clip's path, and the same noise without the adapter must not. ``benchmarks/toy_memorisation.py
 --model models/toy-wan`` measures the same over 8 (clip, seed) pairs with more steps (BENCHMARKS.md:
-motion embeddings 0.95 in 300 steps, LoRA 0.94 in 600, q/k/v deltas 0.97 in 900); here each kind
+motion embeddings 0.95 in 300 steps, LoRA 0.94 in 600, q/k/v deltas 0.95 in 900); here each kind
 gets few steps at a higher lr than its published one (the toy model is far smaller than the models those
 rates were chosen for): about three minutes for the three on one core.
 """
