@@ -63,9 +63,10 @@ class MotionObjective(io.ComfyNode):
                                tooltip="wrapped: compare positions as angles on a circle (recommended; the "
                                        "same result on every GPU). raw: as released, for reproducing it."),
                 io.Combo.Input("x0_estimate", options=list(X0_ESTIMATES), default=_DEFAULT.x0_estimate,
-                               tooltip="How the SMA terms treat the noisiest training steps. scaled: fade the "
-                                       "clean-video estimate out as noise grows, keeping every step stable "
-                                       "(recommended). released: as released; the noisiest steps dominate."),
+                               tooltip="How the SMA terms treat the noisiest training steps. released (default): "
+                                       "as SMA's released code, the noisiest steps weigh most; measured to carry "
+                                       "the motion better. scaled: fade the clean-video estimate out as noise "
+                                       "grows (bounded on any noise schedule)."),
             ],
             outputs=[Objective.Output("objective", display_name="objective",
                                       tooltip="The objective, for Train Motion Adapter.")],

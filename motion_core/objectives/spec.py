@@ -57,8 +57,8 @@ class ObjectiveSpec:
     """Weight of the highest frequencies (the radial weight's corners, >= 0)."""
     sma_local_phase: str = "wrapped"
     """``wrapped`` (default) | ``raw`` (released); see :func:`.sma.sma_local`."""
-    x0_estimate: str = "scaled"
-    """``scaled`` (default) | ``released``; see :func:`.step.x0_motion`."""
+    x0_estimate: str = "released"
+    """``released`` (default, as measured best; see :func:`.step.x0_motion`) | ``scaled``."""
 
     def validate(self) -> ObjectiveSpec:
         """Return self, or raise :class:`InputError` naming the first invalid field."""

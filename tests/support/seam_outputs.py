@@ -21,7 +21,7 @@ RECORDED = Path(__file__).resolve().parents[1] / "unit" / "data" / "unet3d_outpu
 
 OBJECTIVES = {
     "mse": {"base_loss": "mse", "sma_global_weight": 0.0, "sma_local_weight": 0.0},
-    "vmc+sma": {},
+    "vmc+sma": {"x0_estimate": "scaled"},  # the default when these numbers were recorded
     "vmc+sma_released": {"x0_estimate": "released"},
     "motion_director": {"base_loss": "motion_director", "sma_global_weight": 0.0, "sma_local_weight": 0.0},
 }

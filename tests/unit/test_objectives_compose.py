@@ -27,7 +27,7 @@ def test_total_is_base_plus_weighted_sma_terms():
     spec = ObjectiveSpec(sma_global_weight=0.4, sma_local_weight=0.2, sma_global_levels=2)
     step = random_step((1, 4, 8, 8, 8), abar_t=0.6, seed=3)
     result = build_objective(spec)(step)
-    d_hat, d = x0_motion(step, "scaled")
+    d_hat, d = x0_motion(step, spec.x0_estimate)  # the default: released
     base = vmc_loss(step.prediction, step.target).item()
     global_term = sma_global(d_hat, d, 2, "haar").item()
     amplitude, phase = (t.item() for t in sma_local(d_hat, d))

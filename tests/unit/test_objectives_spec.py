@@ -10,7 +10,7 @@ from motion_core.objectives import SPEC_VERSION, ObjectiveSpec, build_objective,
 CUSTOM = ObjectiveSpec(base_loss="motion_director", vmc_variant="l2", vmc_frame_stride=2, debias_beta=0.5,
                        sma_global_weight=1.0, sma_global_levels=3, sma_global_wavelet="db2",
                        sma_global_level_weights=(1.0, 0.5, 0.25, 0.125), sma_local_weight=0.08,
-                       sma_local_delta=0.1, sma_local_base=2.0, sma_local_phase="raw", x0_estimate="released")
+                       sma_local_delta=0.1, sma_local_base=2.0, sma_local_phase="raw", x0_estimate="scaled")
 
 
 @pytest.mark.parametrize("spec", [ObjectiveSpec(), CUSTOM], ids=["default", "custom"])
