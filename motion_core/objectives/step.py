@@ -92,11 +92,13 @@ def x0_motion(step: StepTensors, x0_estimate: str) -> tuple[torch.Tensor, torch.
       terms are the released ones times ``signal_t``.
     - ``"released"`` (default): the released SMA code, ``x0_hat = (x_t - sqrt(1-abar_t)·eps_hat) /
       sqrt(abar_t)`` for ε-prediction (for flow matching ``x_σ - σ·v_hat``, no division), neither clamped
-      nor weighted. The default by measurement: on the toy Wan model VMC + SMA memorises its clip at 0.94
-      released against 0.78 scaled (+0.15 [+0.05, +0.33] paired, 8 of 8), and on the toy AnimateDiff
-      model the two transfer alike; ``scaled`` takes out the high-noise weight where the path is decided. Near t = T, ``1/sqrt(abar_t)`` reaches ~2·10⁴
-      (cosine schedule) and the terms grow by that factor; in the released training only the
-      grad-norm clip contains it (``abar_t`` is floored at :data:`motion_core.sampling.ABAR_FLOOR`).
+      nor weighted. Near t = T, ``1/sqrt(abar_t)`` reaches ~2·10⁴ (cosine schedule; at most ~15 on the
+      schedules of the families the pack loads) and the terms grow by that factor; in the released
+      training only the grad-norm clip contains it (``abar_t`` is floored at
+      :data:`motion_core.sampling.ABAR_FLOOR`). The default by measurement: on the toy Wan model
+      VMC + SMA memorises its clip at 0.94 released against 0.78 scaled (+0.15 [+0.05, +0.33] paired,
+      8 of 8), and on the toy AnimateDiff model the two transfer alike; ``scaled`` takes out the
+      high-noise weight where the path is decided.
     """
     if x0_estimate not in X0_ESTIMATES:
         raise InputError("x0_estimate", f"unknown x0 estimate {x0_estimate!r}; use one of {', '.join(X0_ESTIMATES)}")
