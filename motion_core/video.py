@@ -522,9 +522,11 @@ def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int 
     multiple), with the aspect ratio kept by scaling to cover and centre-cropping (as the loader
     does). Frames already of the target size are returned as they are.
 
-    Frames are resized one at a time, ``progress(done, frames)`` after each (raising from it cancels):
-    scaled to cover, a frame can be far larger than the crop kept (8192 x 32 from a square clip is
-    first 8192 x 8192), so memory holds one such frame, not the whole clip's.
+    Frames are resized one at a time, ``progress(done, frames)`` after each (raising from it cancels),
+    one axis at a time with the crop between the passes (bicubic resizing is separable): scaled to
+    cover, a frame would be far larger than the crop kept (8192 x 32 from a square clip would first be
+    8192 x 8192), but no pass makes more than the kept width times the scaled height or the source
+    height times the scaled width.
 
     Raises:
         InputError: naming ``width``/``height`` when a requested size is not a multiple.
@@ -543,13 +545,21 @@ def fit_frames(frames: torch.Tensor, multiple: int, width: int = 0, height: int 
     fitted = torch.empty((frames.shape[0], target_h, target_w, 3))
     for index, frame in enumerate(frames):
         picture = frame.permute(2, 0, 1)[None].float()
-        if (scaled_w, scaled_h) != (source_w, source_h):
-            picture = torch.nn.functional.interpolate(picture, size=(scaled_h, scaled_w), mode="bicubic",
-                                                      antialias=True, align_corners=False)
-        fitted[index] = picture[0, :, top : top + target_h, left : left + target_w].clamp(0, 1).permute(1, 2, 0)
+        if scaled_w != source_w:  # the width, then keep the crop's columns
+            picture = _bicubic(picture, picture.shape[2], scaled_w)
+        picture = picture[..., left : left + target_w]
+        if scaled_h != source_h:  # the height of those columns, then keep the crop's rows
+            picture = _bicubic(picture, scaled_h, picture.shape[3])
+        fitted[index] = picture[0, :, top : top + target_h].clamp(0, 1).permute(1, 2, 0)
         if progress is not None:
             progress(index + 1, frames.shape[0])
     return fitted
+
+
+def _bicubic(picture: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(1, 3, h, w)`` -> ``(1, 3, height, width)``, bicubic with antialiasing (the loader's filter)."""
+    return torch.nn.functional.interpolate(picture, size=(height, width), mode="bicubic", antialias=True,
+                                           align_corners=False)
 
 
 def to_pixels(frames: torch.Tensor) -> np.ndarray:

@@ -6,13 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from host.test_pipeline_in_host import transfer_graph
-from motion_core.toy import model, world
-from motion_core.toy.train_model import HELD_OUT_SEEDS
-from motion_core.video import write_video
+from motion_core.toy import examples, model
 
 TOY_WAN = Path(__file__).resolve().parents[2] / "models" / "toy-wan"
 CLIP, FRAMES = "red_square_nine.mp4", 9
@@ -21,8 +18,7 @@ CLIP, FRAMES = "red_square_nine.mp4", 9
 @pytest.fixture(scope="module")
 def prepared(comfy):
     shutil.copytree(TOY_WAN, comfy.models_dir / "diffusers" / "toy-wan", dirs_exist_ok=True)
-    clip = world.make_clip("square", "red", world.RANDOM, FRAMES, model.WIDTH, model.HEIGHT, seed=HELD_OUT_SEEDS + 1)
-    write_video(torch.from_numpy(clip.frames), comfy.input_dir / CLIP, 8.0)
+    shutil.copy(examples.FOLDER / CLIP, comfy.input_dir)  # the bundled 9-frame clip (the Wan workflow's too)
     return comfy
 
 

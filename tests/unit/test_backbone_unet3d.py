@@ -61,6 +61,21 @@ def test_encoding_a_reference_reports_each_frame_resized_then_each_part_encoded(
     assert calls == [(1, 12), (2, 12), (3, 12), (4, 12), (5, 12), (6, 12), (10, 12), (12, 12)]
 
 
+def test_frames_larger_than_an_encoding_part_are_encoded_one_by_one_as_all_at_once(model_folder, monkeypatch):
+    """A cancel waits for one encoding part, so a part never holds more than ``ENCODE_PART_PIXELS``
+    (here lowered to one 32 x 32 frame) whatever ``vae_decode_chunk`` allows; the latents are the same."""
+    from motion_core.backbones import latent_unet
+
+    backbone = load_backbone(model_folder, ModelOptions(vae_decode_chunk=4))
+    frames = torch.rand(3, 32, 32, 3)
+    together = backbone.encode_video(frames)
+    monkeypatch.setattr(latent_unet, "ENCODE_PART_PIXELS", 32 * 32)
+    calls = []
+    apart = backbone.encode_video(frames, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert torch.allclose(apart, together, atol=1e-5)
+
+
 def test_sliced_decode_equals_whole_decode(model_folder):
     latents = torch.randn(1, 4, 6, 8, 8)
     whole = load_backbone(model_folder, ModelOptions(vae_decode_chunk=0)).decode_latents(latents)

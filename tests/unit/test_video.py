@@ -346,6 +346,22 @@ def test_fit_frames_resizes_frame_by_frame_as_the_whole_clip_at_once_and_can_be_
         fit_frames(frames, 8, 64, 48, progress=cancel)
 
 
+@pytest.mark.parametrize(("source", "target"), [((20, 28), (48, 64)), ((56, 40), (32, 32)), ((32, 32), (200, 8))])
+def test_fit_frames_resizes_one_axis_at_a_time_exactly_as_both_at_once(source, target):
+    """The crop is taken between the two passes, so a tall thin crop of a small clip never makes the
+    whole scaled frame (the fuzz tier: height 8192 from 32 x 32 made 8192 x 8192 per frame, and a
+    cancel waited for it), and the pixels are those of resizing the whole frame, then cropping."""
+    from motion_core.video import fit_frames
+
+    (h, w), (target_h, target_w) = source, target
+    frames = torch.rand(2, h, w, 3)
+    (scaled_w, scaled_h), (left, top, _, _) = plan_resize(w, h, target_w, target_h)
+    whole = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2), size=(scaled_h, scaled_w), mode="bicubic",
+                                            antialias=True, align_corners=False)
+    expected = whole[:, :, top:top + target_h, left:left + target_w].clamp(0, 1).permute(0, 2, 3, 1)
+    assert torch.equal(fit_frames(frames, 8, target_w, target_h), expected)
+
+
 def test_fit_frames_names_a_size_that_is_no_multiple():
     from motion_core.video import fit_frames
 
