@@ -21,7 +21,7 @@ from .base import ModelOptions, VideoBackbone, on_device_while
 ENCODE_PART_PIXELS = 512 * 512
 """The most pixels one VAE encoding part holds (whole frames, at least one; within ``vae_decode_chunk``):
 a cancel waits for one part, so a clip encoded at a large size goes frame by frame (found by the fuzz
-tier: 8 frames of 32 x 8192 in one part took 29 s on 2 CPU cores, one frame 3.6 s)."""
+tier: 8 frames of 32 x 8192 in one part took 29 s on 2 CPU cores, about 3.6 s a frame)."""
 
 
 def set_attention(model: torch.nn.Module, attention: str) -> None:
