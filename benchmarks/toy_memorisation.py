@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import BOOTSTRAP_RESAMPLES, mean_and_interval, publish, table  # noqa: E402
-from benchmarks.toy_transfer import cases, load_toy_model, sampler  # noqa: E402
+from benchmarks.toy_transfer import cases, load_toy_model, parse_fields, sampler  # noqa: E402
 from motion_core.adapters import ADAPTER_KINDS, AdapterUse  # noqa: E402
 from motion_core.cli import OBJECTIVE_PRESETS  # noqa: E402
 from motion_core.objectives import ObjectiveSpec  # noqa: E402
@@ -87,8 +87,7 @@ def measure(args: argparse.Namespace) -> None:
         method.spec() if method else None)
     objective_label = args.objective
     if args.objective_fields:  # e.g. x0_estimate=released: one more change to the objective, in the label
-        fields = dict(item.partition("=")[::2] for item in args.objective_fields.split(","))
-        objective = dataclasses.replace(objective, **fields).validate()
+        objective = dataclasses.replace(objective, **parse_fields(args.objective_fields)).validate()
         objective_label = ", ".join(filter(None, [args.objective, args.objective_fields]))
 
     sample = sampler(backbone, args.sampling_steps, args.cfg)
@@ -250,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", choices=list(OBJECTIVE_PRESETS),
                         help="objective preset instead of the method's own (as the command line's --objective)")
     parser.add_argument("--objective-fields", metavar="FIELD=VALUE,...",
-                        help="text fields of the objective changed, e.g. x0_estimate=released (named in the row)")
+                        help="fields of the objective changed, e.g. x0_estimate=released (named in the row)")
     parser.add_argument("--debias", nargs="+", default=["object", "none"],
                         help="motion embeddings: sample with each of these debiasing settings")
     parser.add_argument("--strengths", nargs="+", type=float, default=[1.0],

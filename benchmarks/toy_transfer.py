@@ -122,14 +122,18 @@ TRAINING_FIELDS = ("lr", "steps", "timestep_low")
 """``--variants`` fields that change how the adapter is trained, not its objective."""
 
 
+def parse_fields(text: str) -> dict:
+    """``field=value,...`` as a dict, numbers as numbers (also ``toy_memorisation``'s ``--objective-fields``)."""
+    return {field: _number_or_text(value) for field, _, value in (item.partition("=") for item in text.split(","))}
+
+
 def objective_variant(text: str) -> tuple[str, dict, dict]:
     """A ``--variants`` entry ``method:field=value,...`` as (method name, ObjectiveSpec overrides, training
     overrides: any of :data:`TRAINING_FIELDS`)."""
     name, _, settings = text.partition(":")
     if name not in METHODS or not settings:
         raise SystemExit(f"--variants: {text!r} is not METHOD:FIELD=VALUE,...; methods: {', '.join(METHODS)}")
-    fields = {field: _number_or_text(value)
-              for field, _, value in (item.partition("=") for item in settings.split(","))}
+    fields = parse_fields(settings)
     training = {field: fields.pop(field) for field in TRAINING_FIELDS if field in fields}
     return name, fields, training
 
@@ -146,21 +150,25 @@ class Trained:
     options: TrainOptions
 
 
+def trained_row(name: str, label: str, steps: int, objective: dict | None = None,
+                training: dict | None = None) -> Trained:
+    """Method ``name`` at its defaults (the kind's lr, the method's timesteps, ``steps``) with ``objective``
+    and ``training`` (:data:`TRAINING_FIELDS`) changes."""
+    method, training = METHODS[name], training or {}
+    options = method.train_options()
+    if "timestep_low" in training:
+        options = dataclasses.replace(options, timesteps=TimestepDistribution(training["timestep_low"], 1.0))
+    return Trained(method, label, dataclasses.replace(method.spec(), **(objective or {})).validate(),
+                   training.get("lr", ADAPTER_KINDS[method.kind].default_lr), training.get("steps", steps),
+                   options.validate())
+
+
 def trained_rows(args: argparse.Namespace) -> list[Trained]:
-    """Each ``--methods`` entry at its defaults (the kind's lr, the method's timesteps, ``--steps``), then
-    each ``--variants`` entry with its changes."""
-    rows = [Trained(METHODS[name], name, METHODS[name].spec(), ADAPTER_KINDS[METHODS[name].kind].default_lr,
-                    args.steps, METHODS[name].train_options()) for name in args.methods]
+    """Each ``--methods`` entry at its defaults, then each ``--variants`` entry with its changes."""
+    rows = [trained_row(name, name, args.steps) for name in args.methods]
     for variant in args.variants:
         name, objective, training = objective_variant(variant)
-        method = METHODS[name]
-        options = method.train_options()
-        if "timestep_low" in training:
-            options = dataclasses.replace(options, timesteps=TimestepDistribution(training["timestep_low"], 1.0))
-        rows.append(Trained(method, f"{name} ({variant.partition(':')[2]})",
-                            dataclasses.replace(method.spec(), **objective).validate(),
-                            training.get("lr", ADAPTER_KINDS[method.kind].default_lr),
-                            training.get("steps", args.steps), options.validate()))
+        rows.append(trained_row(name, f"{name} ({variant.partition(':')[2]})", args.steps, objective, training))
     return rows
 
 
