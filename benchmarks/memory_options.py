@@ -52,7 +52,7 @@ WAN_MODELS = ("tiny-wan", "wan")
 
 def half_name(device, model: str = "tiny") -> str:
     if model in WAN_MODELS:
-        return "bf16"  # Wan's weights are bf16 (fp16 overflows in its blocks)
+        return "bf16"  # Wan is released and run in bf16
     return "fp16" if device.type == "cuda" else "bf16"  # CPU kernels are bf16; GPUs of 8-16 GB: fp16
 
 
@@ -146,14 +146,12 @@ def wan_backbone(model_options):
 
     from motion_core.backbones.wan import WAN_CONFIGS, WanBackbone
 
-    def config(path):
-        return json.loads((WAN_CONFIGS / path).read_text())
-
     dtype = model_options.torch_dtype()
-    transformer = WanTransformer3DModel.from_config(config("t2v-1.3b/transformer/config.json")).to(dtype)
-    vae = AutoencoderKLWan.from_config(config("vae/config.json")).to(dtype)
-    return WanBackbone(transformer, vae, torch.nn.Module(), None, config("scheduler/scheduler_config.json"),
-                       model_options)
+    transformer = WanTransformer3DModel.from_config(
+        WanTransformer3DModel.load_config(WAN_CONFIGS / "t2v-1.3b" / "transformer")).to(dtype)
+    vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(WAN_CONFIGS / "vae")).to(dtype)
+    scheduler = json.loads((WAN_CONFIGS / "scheduler" / "scheduler_config.json").read_text())
+    return WanBackbone(transformer, vae, torch.nn.Module(), None, scheduler, model_options)
 
 
 def animatediff_backbone(model_options):
