@@ -221,3 +221,40 @@ def motion_word_drift(backbone: VideoBackbone, t: float = 900, seeds: int = 8, m
         centres /= weight.sum(axis=(1, 2))[:, None] + 1e-8
         drift[motion] = tuple(float(v) for v in centres[-1] - centres[0])
     return drift
+
+
+# --- where a model loses shapes -------------------------------------------------------------------
+
+def _decoded_clips(backbone: VideoBackbone, latents: torch.Tensor) -> np.ndarray:
+    """Frames ``(b, f, h, w, 3)`` of latents ``(b, c, f', h', w')``."""
+    decoded = backbone.decode_latents(latents.to(backbone.dtype)).numpy()  # (b·f, h, w, 3)
+    return decoded.reshape(latents.shape[0], -1, *decoded.shape[1:])
+
+
+def shapes_kept(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float | None = None,
+                seed: int = 0) -> list[bool]:
+    """Per clip, whether the tracker still sees its shape after the VAE's round trip (``t`` None), or in
+    the decoded clean-clip estimate the denoiser makes, with the clip's caption, from the clip noised
+    to timestep ``t`` (one call; where a model that cannot keep a visible shape loses it)."""
+    latents = torch.cat([backbone.encode_video(world.to_image_tensor(clip)) for clip in clips]).float()
+    if t is not None:
+        steps = torch.full((len(clips),), float(t))
+        noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+        x_t = backbone.sampling.noised(latents, noise, steps).to(backbone.device, backbone.dtype)
+        with torch.no_grad():
+            prediction = backbone.call_denoiser(backbone.denoiser_module, x_t, steps.to(backbone.device),
+                                                backbone.encode_prompt([clip.caption for clip in clips]))
+            latents = backbone.sampling.x0_from(prediction.float(), x_t.float(), steps.to(backbone.device))
+    frames = _decoded_clips(backbone, latents)
+    return [tracker.track(clip_frames).shape == clip.shape for clip_frames, clip in zip(frames, clips)]
+
+
+def unconditional_shapes(backbone: VideoBackbone, seeds: Sequence[int], steps: int = 25) -> dict[str, int]:
+    """How often the tracker sees each shape (and ``""``: no object) in clips sampled from the fresh noise
+    of ``seeds`` with the empty prompt and no guidance: a model that can draw the world's shapes draws
+    each about a quarter of the time."""
+    clips = generate_batch(backbone, [""] * len(seeds), seeds, steps, cfg=1.0)
+    counts = {shape: 0 for shape in (*world.SHAPES, "")}
+    for clip in clips:
+        counts[tracker.track(clip).shape] += 1
+    return counts

@@ -14,7 +14,7 @@ Wan folders go through:
   time (``scale_factor_temporal`` 1; the real one compresses 4×): 32×32 pixels ↔ 4×16×16 latents per
   frame, clips of 4k+1 frames as Wan's (:data:`FRAMES` = 9), latents normalised per channel by the
   ``latents_mean`` / ``latents_std`` measured after its training (as Wan's config carries them);
-- transformer: ``WanTransformer3DModel``, patch (1, 2, 2), :data:`LAYERS` blocks of width
+- transformer: ``WanTransformer3DModel``, patch (1, :data:`PATCH`, :data:`PATCH`), :data:`LAYERS` blocks of width
   :data:`WIDTH` (3-D RoPE gives each token its frame), rectified flow with shift :data:`FLOW_SHIFT`
   (Wan 2.1 480p's).
 
@@ -23,38 +23,72 @@ Two stages, each a pure function of the seed: the VAE learns to reconstruct 9-fr
 velocity ``v = eps - x0`` (plain v-MSE, σ drawn uniformly and shifted as the model samples) on
 fresh clips, video and image steps in turn (as the toy text-to-video model; captions dropped as
 it drops them). An exponential moving average of the weights is what is saved.
-``--init-from`` continues from a folder this script wrote (VAE kept, no VAE stage).
+``--init-from`` continues from a folder this script wrote (VAE kept, no VAE stage); ``--vae-from``
+starts a new transformer and text encoder on such a folder's VAE (``--width``, ``--heads``, ``--layers``,
+``--ffn``, ``--patch`` size a new transformer);
+``--timestep-shift`` moves the training σ draw toward low noise (< 1) or high noise (> 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..backbones import wan
-from ..sampling import FlowMatching
+from ..sampling import FlowMatching, TimestepDistribution
 from . import model
 from .train_model import (add_from_nothing_arguments, add_output_arguments, check_from_nothing_arguments, clip_batch,
                           output_folder, run_record, train_denoiser, train_vae, write_folder_atomically)
 
 FRAMES = 9
 """Frames per training clip: Wan takes 4k + 1."""
-TEXT_DIM, WIDTH, HEADS, LAYERS, FFN = 64, 96, 6, 4, 256
-"""Text encoder width; transformer width, heads (of 16), blocks and feed-forward width."""
+TEXT_DIM, WIDTH, HEADS, LAYERS, FFN, PATCH = 64, 96, 6, 4, 256, 2
+"""Text encoder width; the shipped transformer's width, heads (of 16), blocks, feed-forward width and
+spatial patch (latent pixels per token side)."""
 LATENT_CHANNELS = 4
+VAE_WIDTH = 16
+"""The VAE's first-level channels (``AutoencoderKLWan``'s ``base_dim``; its second level has twice as many)."""
 FLOW_SHIFT = 3.0
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
-def build_parts(tokenizer_folder: str | Path, seed: int = 0) -> dict:
+@dataclass(frozen=True)
+class TransformerShape:
+    """The toy transformer's size: ``width`` split into ``heads`` heads, ``layers`` blocks, feed-forward
+    width ``ffn``, tokens of ``patch`` × ``patch`` latent pixels (Wan's RoPE gives each of height and
+    width a third of a head's channels, rounded down to even)."""
+
+    width: int = WIDTH
+    heads: int = HEADS
+    layers: int = LAYERS
+    ffn: int = FFN
+    patch: int = PATCH
+
+    def problem(self) -> str | None:
+        """Why this shape cannot be built (``None`` if it can)."""
+        if min(self.width, self.heads, self.layers, self.ffn, self.patch) < 1:
+            return "every size must be a whole number >= 1"
+        if self.width % self.heads:
+            return f"the width {self.width} is not a multiple of the heads {self.heads}"
+        if self.width // self.heads < 6:
+            return f"a head of {self.width // self.heads} channels leaves RoPE no channel for height and width"
+        if 16 % self.patch:
+            return f"a patch of {self.patch} does not tile the 16 x 16 latent"
+        return None
+
+
+def build_parts(tokenizer_folder: str | Path, seed: int = 0, shape: TransformerShape = TransformerShape(),
+                vae_width: int = VAE_WIDTH) -> dict:
     """Untrained parts ``{tokenizer, text_encoder, vae, transformer, scheduler}`` with seeded weights; the
-    tokenizer is written to ``tokenizer_folder``."""
+    tokenizer is written to ``tokenizer_folder``, the transformer is of ``shape``, the VAE ``vae_width`` wide."""
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
@@ -66,16 +100,24 @@ def build_parts(tokenizer_folder: str | Path, seed: int = 0) -> dict:
         vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=TEXT_DIM // 4, d_ff=2 * TEXT_DIM, num_layers=2, num_heads=4,
         relative_attention_num_buckets=32, relative_attention_max_distance=128, pad_token_id=0, eos_token_id=1,
         decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=16, z_dim=LATENT_CHANNELS, dim_mult=[1, 2], num_res_blocks=1,
+    vae = AutoencoderKLWan(base_dim=vae_width, z_dim=LATENT_CHANNELS, dim_mult=[1, 2], num_res_blocks=1,
                            temperal_downsample=[False], latents_mean=[0.0] * LATENT_CHANNELS,
                            latents_std=[1.0] * LATENT_CHANNELS, scale_factor_temporal=1, scale_factor_spatial=2)
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=HEADS, attention_head_dim=WIDTH // HEADS,
-        in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, text_dim=TEXT_DIM, freq_dim=64, ffn_dim=FFN,
-        num_layers=LAYERS, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+        patch_size=(1, shape.patch, shape.patch), num_attention_heads=shape.heads,
+        attention_head_dim=shape.width // shape.heads, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
+        text_dim=TEXT_DIM, freq_dim=64, ffn_dim=shape.ffn, num_layers=shape.layers, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=FLOW_SHIFT)
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "transformer": transformer,
             "scheduler": scheduler}
+
+
+def transformer_shape(transformer: torch.nn.Module) -> dict:
+    """The :class:`TransformerShape` fields of a built ``WanTransformer3DModel``, as a record."""
+    config = transformer.config
+    return {"width": config.num_attention_heads * config.attention_head_dim, "heads": config.num_attention_heads,
+            "layers": config.num_layers, "ffn": config.ffn_dim, "patch": config.patch_size[-1]}
 
 
 def load_parts(folder: str | Path) -> dict:
@@ -141,8 +183,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m motion_core.toy.train_wan", description=__doc__.split("\n")[0])
     add_output_arguments(parser, "models/toy-wan")
     add_from_nothing_arguments(parser, vae_steps=1500, steps=3000, lr=5e-4, frames=FRAMES)
+    parser.add_argument("--timestep-shift", type=float, default=1.0,
+                        help="shift of the training σ draw before the model's own flow shift (TimestepDistribution): "
+                             f"1 draws as the model samples (shifted by {FLOW_SHIFT}), 1/{FLOW_SHIFT:g} draws σ "
+                             "uniformly, less draws more low noise, where an object's outline is drawn "
+                             "(default: %(default)s)")
+    for field, default in vars(TransformerShape()).items():
+        parser.add_argument(f"--{field}", type=int, default=default,
+                            help=f"a new transformer's {field} (TransformerShape; default: %(default)s)")
+    parser.add_argument("--vae-width", type=int, default=VAE_WIDTH,
+                        help="a new VAE's first-level channels (default: %(default)s)")
+    parser.add_argument("--vae-from", metavar="DIR",
+                        help="a new transformer and text encoder on the VAE of this model folder (no VAE stage)")
     args = parser.parse_args(argv)
     out = output_folder(parser, args)
+    if args.vae_from and (args.init_from or args.vae_steps):
+        parser.error("--vae-from excludes --init-from and --vae-steps: it keeps that folder's VAE")
+    if args.vae_width < 1 or ((args.vae_from or args.init_from) and args.vae_width != VAE_WIDTH):
+        parser.error(f"--vae-width must be a whole number >= 1, for a new VAE only; got {args.vae_width}")
+    shape = TransformerShape(**{field: getattr(args, field) for field in vars(TransformerShape())})
+    if shape.problem():
+        parser.error(f"--width/--heads/--layers/--ffn/--patch: {shape.problem()}")
+    if args.init_from and shape != TransformerShape():
+        parser.error("--init-from keeps that folder's transformer; its shape options cannot change it")
+    if not args.timestep_shift > 0:
+        parser.error(f"--timestep-shift must be a number > 0, got {args.timestep_shift}")
+    if args.vae_from:
+        args.vae_steps = 0
     check_from_nothing_arguments(parser, args, "transformer")
 
     torch.manual_seed(args.seed)
@@ -152,14 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tokenizer_folder:
         if args.init_from:
             parts = load_parts(args.init_from)
+        elif args.vae_from:
+            parts = {**build_parts(tokenizer_folder, seed=args.seed, shape=shape),
+                     "vae": load_parts(args.vae_from)["vae"]}
+            vae_record = Path(args.vae_from) / "training.json"
+            record.update(vae_from=str(args.vae_from),
+                          vae_training=json.loads(vae_record.read_text()) if vae_record.is_file() else None)
         else:
-            parts = build_parts(tokenizer_folder, seed=args.seed)
+            parts = build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae_width=args.vae_width)
             vae_error = train_vae(parts["vae"], rng, args.vae_steps, frames=FRAMES, video=True)
             set_latent_statistics(parts["vae"], rng)
-            record.update(vae_pixel_error=round(vae_error, 5))
+            record.update(vae_pixel_error=round(vae_error, 5), vae_width=args.vae_width)
             print(f"vae: mean absolute pixel error {vae_error:.4f}", file=sys.stderr)
         vae = parts["vae"].eval().requires_grad_(False)
         record.update(steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
+                      timestep_shift=args.timestep_shift, transformer=transformer_shape(parts["transformer"]),
                       flow_shift=FLOW_SHIFT, frames=FRAMES, width=model.WIDTH, height=model.HEIGHT)
 
         def checkpoint(ema_parts: dict, step: int) -> None:
@@ -173,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                                  call=wan.WanBackbone.call_denoiser, sampling=FlowMatching(FLOW_SHIFT),
                                  encode=lambda pixels: normalised_latents(vae, pixels),  # image steps: 1-frame clips
                                  embed=caption_embedder(parts["tokenizer"], parts["text_encoder"]),
+                                 timesteps=TimestepDistribution(shift=args.timestep_shift),
                                  frames=FRAMES, denoiser="transformer", stage="transformer")
         record["minutes"] = round((time.time() - started) / 60, 1)
         record["threads"] = torch.get_num_threads()

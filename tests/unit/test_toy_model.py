@@ -183,3 +183,17 @@ def test_the_shipped_model_draws_the_colour_and_shape_it_is_asked_for():
     assert colour >= 0.9, colour
     assert shape >= 0.9, shape
     assert all(t.found.all() for t in tracks), "every clip should hold one object in every frame"
+
+
+def test_the_shipped_model_keeps_a_shape_it_is_shown_and_draws_shapes_of_its_own():
+    """Where a model loses shapes (``benchmarks/toy_shapes.py``): this one keeps each shape through its
+    VAE and in its clean-clip estimate from half-noised clips, and without a prompt draws more than one."""
+    backbone = load_backbone(SHIPPED)
+    clips = [world.make_clip(shape, "red", "left", model.FRAMES, model.WIDTH, model.HEIGHT,
+                             seed=train_model.HELD_OUT_SEEDS + 7100 + k)
+             for k, shape in enumerate(world.SHAPES)]
+    assert evaluate.shapes_kept(backbone, clips) == [True] * len(clips)
+    assert evaluate.shapes_kept(backbone, clips, t=500) == [True] * len(clips)
+    counts = evaluate.unconditional_shapes(backbone, range(8), steps=20)
+    assert sum(counts.values()) == 8 and set(counts) == {*world.SHAPES, ""}
+    assert sum(1 for shape in world.SHAPES if counts[shape]) >= 2, counts

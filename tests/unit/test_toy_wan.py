@@ -56,6 +56,37 @@ def test_continuing_keeps_the_vae(tmp_path):
     assert json.loads((second / "training.json").read_text())["init_training"]["steps"] == 1
 
 
+def test_a_new_transformer_can_start_on_another_folders_vae(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train_wan.main(["--out", str(first), "--vae-steps", "1", "--steps", "1", "--batch", "1",
+                           "--vae-width", "8"]) == 0
+    assert train_wan.main(["--out", str(second), "--vae-from", str(first), "--heads", "2", "--steps", "1",
+                           "--batch", "1", "--timestep-shift", "0.5"]) == 0
+    a, b = train_wan.load_parts(first), train_wan.load_parts(second)
+    assert all(torch.equal(x, y) for x, y in zip(a["vae"].parameters(), b["vae"].parameters()))
+    assert a["vae"].config.latents_mean == b["vae"].config.latents_mean and b["vae"].config.base_dim == 8
+    assert a["transformer"].config.num_attention_heads == train_wan.HEADS
+    assert (b["transformer"].config.num_attention_heads, b["transformer"].config.attention_head_dim) == (
+        2, train_wan.WIDTH // 2)
+    record = json.loads((second / "training.json").read_text())
+    assert (record["vae_steps"], record["transformer"]["heads"], record["timestep_shift"]) == (0, 2, 0.5)
+    assert (record["vae_training"]["vae_steps"], record["vae_training"]["vae_width"]) == (1, 8)
+
+
+@pytest.mark.parametrize("arguments, named", [
+    (["--heads", "5"], "--heads"), (["--heads", "0"], "--heads"), (["--width", "24", "--heads", "6"], "--width"),
+    (["--patch", "3"], "--patch"), (["--vae-from", "x", "--vae-steps", "3"], "--vae-from"),
+    (["--vae-from", "x", "--init-from", "y"], "--vae-from"), (["--init-from", "y", "--layers", "2"], "--init-from"),
+    (["--timestep-shift", "0"], "--timestep-shift"), (["--vae-width", "0"], "--vae-width"),
+    (["--vae-from", "x", "--vae-width", "32"], "--vae-width")])
+def test_the_training_script_refuses_options_that_cannot_build_a_model(tmp_path, arguments, named, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train_wan.main(["--out", str(tmp_path / "m"), *arguments])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage lines list every option
+    assert "error:" in error and named in error, error
+
+
 # --- the shipped model -----------------------------------------------------------------------------
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "toy-wan"
