@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--vae-from excludes --init-from and --vae-steps: it keeps that folder's VAE")
     if args.vae_width < 1 or ((args.vae_from or args.init_from) and args.vae_width != VAE_WIDTH):
         parser.error(f"--vae-width must be a whole number >= 1, for a new VAE only; got {args.vae_width}")
+    if args.vae_from and not (Path(args.vae_from) / "vae").is_dir():
+        parser.error(f"--vae-from: {args.vae_from} is not a model folder this script wrote (no vae/ in it)")
     shape = TransformerShape(**{field: getattr(args, field) for field in vars(TransformerShape())})
     if shape.problem():
         parser.error(f"--width/--heads/--layers/--ffn/--patch: {shape.problem()}")

@@ -78,7 +78,7 @@ def test_a_new_transformer_can_start_on_another_folders_vae(tmp_path):
     (["--patch", "3"], "--patch"), (["--vae-from", "x", "--vae-steps", "3"], "--vae-from"),
     (["--vae-from", "x", "--init-from", "y"], "--vae-from"), (["--init-from", "y", "--layers", "2"], "--init-from"),
     (["--timestep-shift", "0"], "--timestep-shift"), (["--vae-width", "0"], "--vae-width"),
-    (["--vae-from", "x", "--vae-width", "32"], "--vae-width")])
+    (["--vae-from", "x", "--vae-width", "32"], "--vae-width"), (["--vae-from", "no-such-folder"], "--vae-from")])
 def test_the_training_script_refuses_options_that_cannot_build_a_model(tmp_path, arguments, named, capsys):
     with pytest.raises(SystemExit) as stop:
         train_wan.main(["--out", str(tmp_path / "m"), *arguments])
