@@ -44,6 +44,17 @@ class Prompted:
         return tracker.motion_word(self.track) == self.motion
 
 
+def clip_latents(backbone: VideoBackbone, clips: Sequence[world.Clip]) -> torch.Tensor:
+    """The backbone's latents ``(len(clips), c, f', h', w')`` of toy clips, one encoding per clip."""
+    return torch.cat([backbone.encode_video(world.to_image_tensor(clip)) for clip in clips])
+
+
+def decoded_clips(backbone: VideoBackbone, latents: torch.Tensor) -> np.ndarray:
+    """Frames ``(b, f, h, w, 3)`` float32 in [0, 1] of latents ``(b, c, f', h', w')``."""
+    decoded = backbone.decode_latents(latents.to(backbone.dtype)).numpy()  # (b·f, h, w, 3)
+    return decoded.reshape(latents.shape[0], -1, *decoded.shape[1:])
+
+
 def generate_batch(backbone: VideoBackbone, prompts: Sequence[str], seeds: Sequence[int], steps: int = 25,
                    cfg: float = 7.5, width: int = model.WIDTH, height: int = model.HEIGHT) -> np.ndarray:
     """Sample one clip per prompt from fresh noise of its seed, all in one batch (no adapter).
@@ -60,8 +71,7 @@ def generate_batch(backbone: VideoBackbone, prompts: Sequence[str], seeds: Seque
     with torch.no_grad():
         denoise = guided(partial(backbone.call_denoiser, backbone.denoiser_module), cond, uncond, cfg)
         latents = backbone.sampling.sample(denoise, x_T, steps)
-    decoded = backbone.decode_latents(latents)  # (b·f, h, w, 3)
-    return decoded.reshape(len(prompts), frames, height, width, 3).numpy()
+    return decoded_clips(backbone, latents)
 
 
 def caption_following(backbone: VideoBackbone, seeds: Sequence[int] = (0,), motions: Sequence[str] = world.MOTIONS,
@@ -171,7 +181,7 @@ def motion_phrase_errors(backbone: VideoBackbone, clips: Sequence[world.Clip], t
     """Prediction MSE (ε, or v for a flow model) on ``clips`` at timestep ``t`` with each clip's caption,
     with its motion phrase swapped for the opposite one of :data:`world.MOTIONS` (six places on) and
     with it left out: equal errors mean the model does not use the motion words."""
-    latents = torch.cat([backbone.encode_video(world.to_image_tensor(clip)) for clip in clips])
+    latents = clip_latents(backbone, clips)
     half = len(world.MOTIONS) // 2
     opposite = {m: world.MOTIONS[(i + half) % len(world.MOTIONS)] for i, m in enumerate(world.MOTIONS)}
     captions = ([clip.caption for clip in clips],
@@ -225,18 +235,12 @@ def motion_word_drift(backbone: VideoBackbone, t: float = 900, seeds: int = 8, m
 
 # --- where a model loses shapes -------------------------------------------------------------------
 
-def _decoded_clips(backbone: VideoBackbone, latents: torch.Tensor) -> np.ndarray:
-    """Frames ``(b, f, h, w, 3)`` of latents ``(b, c, f', h', w')``."""
-    decoded = backbone.decode_latents(latents.to(backbone.dtype)).numpy()  # (b·f, h, w, 3)
-    return decoded.reshape(latents.shape[0], -1, *decoded.shape[1:])
-
-
 def shapes_kept(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float | None = None,
                 seed: int = 0) -> list[bool]:
     """Per clip, whether the tracker still sees its shape after the VAE's round trip (``t`` None), or in
     the decoded clean-clip estimate the denoiser makes, with the clip's caption, from the clip noised
     to timestep ``t`` (one call; where a model that cannot keep a visible shape loses it)."""
-    latents = torch.cat([backbone.encode_video(world.to_image_tensor(clip)) for clip in clips]).float()
+    latents = clip_latents(backbone, clips).float()
     if t is not None:
         steps = torch.full((len(clips),), float(t))
         noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
@@ -245,7 +249,7 @@ def shapes_kept(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float |
             prediction = backbone.call_denoiser(backbone.denoiser_module, x_t, steps.to(backbone.device),
                                                 backbone.encode_prompt([clip.caption for clip in clips]))
             latents = backbone.sampling.x0_from(prediction.float(), x_t.float(), steps.to(backbone.device))
-    frames = _decoded_clips(backbone, latents)
+    frames = decoded_clips(backbone, latents)
     return [tracker.track(clip_frames).shape == clip.shape for clip_frames, clip in zip(frames, clips)]
 
 
