@@ -253,6 +253,51 @@ def shapes_kept(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float |
     return [tracker.track(clip_frames).shape == clip.shape for clip_frames, clip in zip(frames, clips)]
 
 
+@dataclass(frozen=True)
+class AttentionSpread:
+    """One self-attention call of a denoiser: over how many ``tokens``, and how many it attends to in effect
+    (``exp`` of the attention weights' entropy, mean over queries and heads; ``tokens`` for a uniform average,
+    1 for a look at one token)."""
+
+    tokens: int
+    attended: float
+
+
+def self_attention_spread(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float,
+                          seed: int = 0) -> list[AttentionSpread]:
+    """Per self-attention call of one denoiser call on ``clips`` noised to timestep ``t`` (with their
+    captions), in call order: how spread its attention weights are.
+
+    The weights are the ones the model computes, after its q/k norms and rotary embeddings: every
+    ``scaled_dot_product_attention`` call (how diffusers runs attention) is recorded for this one
+    denoiser call; calls whose keys are the queries' own tokens are self-attention. A transformer whose
+    self-attention attends to nearly every token averages the clip and cannot place an outline."""
+    functional = torch.nn.functional
+    sdpa, recorded = functional.scaled_dot_product_attention, []
+
+    def recording(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
+        if query.shape[-2] == key.shape[-2] and attn_mask is None:  # (b, heads, tokens, channels)
+            logits = query.float() @ key.float().transpose(-1, -2) * (scale or query.shape[-1] ** -0.5)
+            weights = logits.softmax(dim=-1)
+            entropy = -(weights * weights.clamp_min(1e-12).log()).sum(dim=-1)
+            recorded.append(AttentionSpread(query.shape[-2], entropy.exp().mean().item()))
+        return sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                    **kwargs)
+
+    latents = clip_latents(backbone, clips).float()
+    steps = torch.full((len(clips),), float(t))
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+    x_t = backbone.sampling.noised(latents, noise, steps).to(backbone.device, backbone.dtype)
+    text = backbone.encode_prompt([clip.caption for clip in clips])
+    functional.scaled_dot_product_attention = recording
+    try:
+        with torch.no_grad():
+            backbone.call_denoiser(backbone.denoiser_module, x_t, steps.to(backbone.device), text)
+    finally:
+        functional.scaled_dot_product_attention = sdpa
+    return recorded
+
+
 def unconditional_shapes(backbone: VideoBackbone, seeds: Sequence[int], steps: int = 25) -> dict[str, int]:
     """How often the tracker sees each shape (and ``""``: no object) in clips sampled from the fresh noise
     of ``seeds`` with the empty prompt and no guidance: a model that can draw the world's shapes draws

@@ -26,7 +26,9 @@ it drops them). An exponential moving average of the weights is what is saved.
 ``--init-from`` continues from a folder this script wrote (VAE kept, no VAE stage); ``--vae-from``
 starts a new transformer and text encoder on such a folder's VAE (``--width``, ``--heads``, ``--layers``,
 ``--ffn``, ``--patch`` size a new transformer);
-``--timestep-shift`` moves the training σ draw toward low noise (< 1) or high noise (> 1).
+``--timestep-shift`` moves the training σ draw toward low noise (< 1) or high noise (> 1); ``--qk-gain`` starts
+a new transformer's q/k RMS-norm gains higher (sharper attention); ``--frozen-text-encoder`` trains the
+transformer only.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class TransformerShape:
 
 
 def build_parts(tokenizer_folder: str | Path, seed: int = 0, shape: TransformerShape = TransformerShape(),
-                vae_width: int = VAE_WIDTH) -> dict:
+                vae_width: int = VAE_WIDTH, qk_gain: float = 1.0) -> dict:
     """Untrained parts ``{tokenizer, text_encoder, vae, transformer, scheduler}`` with seeded weights; the
     tokenizer is written to ``tokenizer_folder``, the transformer is of ``shape``, the VAE ``vae_width`` wide."""
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
@@ -108,6 +110,11 @@ def build_parts(tokenizer_folder: str | Path, seed: int = 0, shape: TransformerS
         attention_head_dim=shape.width // shape.heads, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
         text_dim=TEXT_DIM, freq_dim=64, ffn_dim=shape.ffn, num_layers=shape.layers, cross_attn_norm=True,
         qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+    with torch.no_grad():
+        for block in transformer.blocks:
+            for attention in (block.attn1, block.attn2):
+                attention.norm_q.weight.fill_(qk_gain)
+                attention.norm_k.weight.fill_(qk_gain)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=FLOW_SHIFT)
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "transformer": transformer,
             "scheduler": scheduler}
@@ -193,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
                             help=f"a new transformer's {field} (TransformerShape; default: %(default)s)")
     parser.add_argument("--vae-width", type=int, default=VAE_WIDTH,
                         help="a new VAE's first-level channels (default: %(default)s)")
+    parser.add_argument("--qk-gain", type=float, default=1.0,
+                        help="a new transformer's starting q/k RMS-norm gain: a head's attention logits are bounded "
+                             "by gain² × √(head channels) (default: %(default)s)")
+    parser.add_argument("--frozen-text-encoder", action="store_true",
+                        help="keep the text encoder as built (seeded, untrained) or loaded and train the transformer "
+                             "only, as Wan's pretrained UMT5 is frozen: every word stays as distinct as at the start")
     parser.add_argument("--vae-from", metavar="DIR",
                         help="a new transformer and text encoder on the VAE of this model folder (no VAE stage)")
     args = parser.parse_args(argv)
@@ -206,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     shape = TransformerShape(**{field: getattr(args, field) for field in vars(TransformerShape())})
     if shape.problem():
         parser.error(f"--width/--heads/--layers/--ffn/--patch: {shape.problem()}")
-    if args.init_from and shape != TransformerShape():
-        parser.error("--init-from keeps that folder's transformer; its shape options cannot change it")
+    if args.init_from and (shape != TransformerShape() or args.qk_gain != 1.0):
+        parser.error("--init-from keeps that folder's transformer; its shape and --qk-gain options cannot change it")
+    if not args.qk_gain > 0:
+        parser.error(f"--qk-gain must be a number > 0, got {args.qk_gain}")
     if not args.timestep_shift > 0:
         parser.error(f"--timestep-shift must be a number > 0, got {args.timestep_shift}")
     if args.vae_from:
@@ -222,20 +237,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.init_from:
             parts = load_parts(args.init_from)
         elif args.vae_from:
-            parts = {**build_parts(tokenizer_folder, seed=args.seed, shape=shape),
+            parts = {**build_parts(tokenizer_folder, seed=args.seed, shape=shape, qk_gain=args.qk_gain),
                      "vae": load_parts(args.vae_from)["vae"]}
             vae_record = Path(args.vae_from) / "training.json"
             record.update(vae_from=str(args.vae_from),
                           vae_training=json.loads(vae_record.read_text()) if vae_record.is_file() else None)
         else:
-            parts = build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae_width=args.vae_width)
+            parts = build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae_width=args.vae_width,
+                                qk_gain=args.qk_gain)
             vae_error = train_vae(parts["vae"], rng, args.vae_steps, frames=FRAMES, video=True)
             set_latent_statistics(parts["vae"], rng)
             record.update(vae_pixel_error=round(vae_error, 5), vae_width=args.vae_width)
             print(f"vae: mean absolute pixel error {vae_error:.4f}", file=sys.stderr)
         vae = parts["vae"].eval().requires_grad_(False)
         record.update(steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
-                      timestep_shift=args.timestep_shift, transformer=transformer_shape(parts["transformer"]),
+                      timestep_shift=args.timestep_shift, frozen_text_encoder=args.frozen_text_encoder,
+                      qk_gain=args.qk_gain,
+                      transformer=transformer_shape(parts["transformer"]),
                       flow_shift=FLOW_SHIFT, frames=FRAMES, width=model.WIDTH, height=model.HEIGHT)
 
         def checkpoint(ema_parts: dict, step: int) -> None:
@@ -250,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                                  encode=lambda pixels: normalised_latents(vae, pixels),  # image steps: 1-frame clips
                                  embed=caption_embedder(parts["tokenizer"], parts["text_encoder"]),
                                  timesteps=TimestepDistribution(shift=args.timestep_shift),
-                                 frames=FRAMES, denoiser="transformer", stage="transformer")
+                                 frames=FRAMES, denoiser="transformer", stage="transformer",
+                                 trained={"transformer": list(parts["transformer"].parameters())}
+                                 if args.frozen_text_encoder else None)
         record["minutes"] = round((time.time() - started) / 60, 1)
         record["threads"] = torch.get_num_threads()
         write_folder_atomically(lambda folder: save_model(trained, folder), out, record, overwrite=args.overwrite)

@@ -73,11 +73,35 @@ def test_a_new_transformer_can_start_on_another_folders_vae(tmp_path):
     assert (record["vae_training"]["vae_steps"], record["vae_training"]["vae_width"]) == (1, 8)
 
 
+def test_a_frozen_text_encoder_is_saved_as_built_and_the_transformer_still_trains(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train_wan.main(["--out", str(first), "--vae-steps", "1", "--steps", "0"]) == 0
+    assert train_wan.main(["--out", str(second), "--vae-from", str(first), "--frozen-text-encoder", "--steps", "2",
+                           "--batch", "1"]) == 0
+    built, untrained, trained = (train_wan.build_parts(tmp_path / "tokenizer"), train_wan.load_parts(first),
+                                 train_wan.load_parts(second))
+    assert all(torch.equal(x, y) for x, y in zip(built["text_encoder"].parameters(),
+                                                 trained["text_encoder"].parameters()))
+    assert any(not torch.equal(x, y) for x, y in zip(untrained["transformer"].parameters(),
+                                                     trained["transformer"].parameters()))
+    assert json.loads((second / "training.json").read_text())["frozen_text_encoder"] is True
+
+
+def test_qk_gain_sets_every_attention_norm_of_a_new_transformer(tmp_path):
+    def gains(parts):
+        return {round(module.weight.mean().item(), 4) for name, module in parts["transformer"].named_modules()
+                if name.endswith(("norm_q", "norm_k"))}
+
+    assert gains(train_wan.build_parts(tmp_path / "a")) == {1.0}
+    assert gains(train_wan.build_parts(tmp_path / "b", qk_gain=1.7)) == {1.7}
+
+
 @pytest.mark.parametrize("arguments, named", [
     (["--heads", "5"], "--heads"), (["--heads", "0"], "--heads"), (["--width", "24", "--heads", "6"], "--width"),
     (["--patch", "3"], "--patch"), (["--vae-from", "x", "--vae-steps", "3"], "--vae-from"),
     (["--vae-from", "x", "--init-from", "y"], "--vae-from"), (["--init-from", "y", "--layers", "2"], "--init-from"),
-    (["--timestep-shift", "0"], "--timestep-shift"), (["--vae-width", "0"], "--vae-width"),
+    (["--timestep-shift", "0"], "--timestep-shift"), (["--qk-gain", "0"], "--qk-gain"),
+    (["--init-from", "y", "--qk-gain", "2"], "--init-from"), (["--vae-width", "0"], "--vae-width"),
     (["--vae-from", "x", "--vae-width", "32"], "--vae-width"), (["--vae-from", "no-such-folder"], "--vae-from")])
 def test_the_training_script_refuses_options_that_cannot_build_a_model(tmp_path, arguments, named, capsys):
     with pytest.raises(SystemExit) as stop:
@@ -131,3 +155,26 @@ def test_the_shipped_transformer_predicts_the_velocity_and_hears_colour_words(sh
     signal = evaluate.word_signal(shipped, {"same": ("a red circle moving left",) * 2,
                                             "colour": evaluate.WORD_PAIRS["colour (red / blue)"]})
     assert signal["same"][0] == 0.0 and signal["colour"][0] > 0.1
+
+
+def test_self_attention_spread_counts_every_block_and_sharper_gains_attend_to_fewer_tokens(shipped):
+    clips = [world.random_clip(HELD_OUT_SEEDS + 8200 + k, train_wan.FRAMES, model.WIDTH, model.HEIGHT)
+             for k in range(2)]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    before = evaluate.self_attention_spread(shipped, clips, 500)
+    assert torch.nn.functional.scaled_dot_product_attention is sdpa  # put back
+    tokens = train_wan.FRAMES * (model.HEIGHT // 4) * (model.WIDTH // 4)  # 2x VAE, 2x2 patches
+    assert [call.tokens for call in before] == [tokens] * shipped.transformer.config.num_layers
+    assert all(1 <= call.attended <= tokens for call in before)
+    norms = [module.weight for name, module in shipped.transformer.named_modules()
+             if name.endswith(("attn1.norm_q", "attn1.norm_k"))]
+    try:
+        with torch.no_grad():
+            for weight in norms:
+                weight.mul_(3.0)  # the attention logits grow 9x (q and k are both scaled)
+        sharper = evaluate.self_attention_spread(shipped, clips, 500)
+    finally:
+        with torch.no_grad():
+            for weight in norms:
+                weight.div_(3.0)
+    assert all(s.attended < 0.8 * b.attended for s, b in zip(sharper, before)), (before, sharper)
