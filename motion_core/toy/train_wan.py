@@ -26,6 +26,7 @@ it drops them). An exponential moving average of the weights is what is saved.
 ``--init-from`` continues from a folder this script wrote (VAE kept, no VAE stage); ``--vae-from``
 starts a new transformer and text encoder on such a folder's VAE (``--width``, ``--heads``, ``--layers``,
 ``--ffn``, ``--patch`` size a new transformer);
+``--vae-width``, ``--vae-scale`` (2 or 4) and ``--latent-channels`` size a new VAE (:class:`VaeShape`);
 ``--timestep-shift`` moves the training σ draw toward low noise (< 1) or high noise (> 1); ``--qk-gain`` starts
 a new transformer's q/k RMS-norm gains higher (sharper attention); ``--frozen-text-encoder`` trains the
 transformer only.
@@ -57,7 +58,34 @@ TEXT_DIM, WIDTH, HEADS, LAYERS, FFN, PATCH = 64, 96, 6, 4, 256, 2
 spatial patch (latent pixels per token side)."""
 LATENT_CHANNELS = 4
 VAE_WIDTH = 16
-"""The VAE's first-level channels (``AutoencoderKLWan``'s ``base_dim``; its second level has twice as many)."""
+"""The VAE's first-level channels (``AutoencoderKLWan``'s ``base_dim``; each level below has twice as many)."""
+VAE_SCALE = 2
+"""The shipped VAE's spatial compression (Wan 2.1's is 8×, with 16 channels)."""
+
+
+@dataclass(frozen=True)
+class VaeShape:
+    """A new toy VAE: first-level ``width``, spatial compression ``scale`` (2 or 4; one downsampling level
+    each), ``channels`` latent channels. Never 16 or 48 channels: ComfyUI would take those latents for
+    Wan 2.1's or 2.2's (``WanBackbone.latent_format``)."""
+
+    width: int = VAE_WIDTH
+    scale: int = VAE_SCALE
+    channels: int = LATENT_CHANNELS
+
+    def problem(self) -> str | None:
+        """Why this VAE cannot be built (``None`` if it can)."""
+        if min(self.width, self.channels) < 1:
+            return "--vae-width and --latent-channels must be whole numbers >= 1"
+        if self.scale not in (2, 4):
+            return f"--vae-scale must be 2 or 4, got {self.scale}"
+        if self.channels in (16, 48):
+            return f"--latent-channels {self.channels} would pass for a real Wan VAE's latents in ComfyUI"
+        return None
+
+    @property
+    def latent_side(self) -> int:
+        return model.WIDTH // self.scale
 FLOW_SHIFT = 3.0
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -74,23 +102,24 @@ class TransformerShape:
     ffn: int = FFN
     patch: int = PATCH
 
-    def problem(self) -> str | None:
-        """Why this shape cannot be built (``None`` if it can)."""
+    def problem(self, latent_side: int = model.WIDTH // VAE_SCALE) -> str | None:
+        """Why this shape cannot be built on latents ``latent_side`` wide (``None`` if it can)."""
         if min(self.width, self.heads, self.layers, self.ffn, self.patch) < 1:
             return "every size must be a whole number >= 1"
         if self.width % self.heads:
             return f"the width {self.width} is not a multiple of the heads {self.heads}"
         if self.width // self.heads < 6:
             return f"a head of {self.width // self.heads} channels leaves RoPE no channel for height and width"
-        if 16 % self.patch:
-            return f"a patch of {self.patch} does not tile the 16 x 16 latent"
+        if latent_side % self.patch:
+            return f"a patch of {self.patch} does not tile the {latent_side} x {latent_side} latent"
         return None
 
 
 def build_parts(tokenizer_folder: str | Path, seed: int = 0, shape: TransformerShape = TransformerShape(),
-                vae_width: int = VAE_WIDTH, qk_gain: float = 1.0) -> dict:
+                vae: VaeShape = VaeShape(), qk_gain: float = 1.0) -> dict:
     """Untrained parts ``{tokenizer, text_encoder, vae, transformer, scheduler}`` with seeded weights; the
-    tokenizer is written to ``tokenizer_folder``, the transformer is of ``shape``, the VAE ``vae_width`` wide."""
+    tokenizer is written to ``tokenizer_folder``, the transformer is of ``shape`` (its q/k RMS-norm gains
+    start at ``qk_gain``), the VAE of ``vae``."""
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
@@ -102,12 +131,14 @@ def build_parts(tokenizer_folder: str | Path, seed: int = 0, shape: TransformerS
         vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=TEXT_DIM // 4, d_ff=2 * TEXT_DIM, num_layers=2, num_heads=4,
         relative_attention_num_buckets=32, relative_attention_max_distance=128, pad_token_id=0, eos_token_id=1,
         decoder_start_token_id=0))
-    vae = AutoencoderKLWan(base_dim=vae_width, z_dim=LATENT_CHANNELS, dim_mult=[1, 2], num_res_blocks=1,
-                           temperal_downsample=[False], latents_mean=[0.0] * LATENT_CHANNELS,
-                           latents_std=[1.0] * LATENT_CHANNELS, scale_factor_temporal=1, scale_factor_spatial=2)
+    levels = [1, 2] if vae.scale == 2 else [1, 2, 4]
+    autoencoder = AutoencoderKLWan(base_dim=vae.width, z_dim=vae.channels, dim_mult=levels, num_res_blocks=1,
+                                   temperal_downsample=[False] * (len(levels) - 1), latents_mean=[0.0] * vae.channels,
+                                   latents_std=[1.0] * vae.channels, scale_factor_temporal=1,
+                                   scale_factor_spatial=vae.scale)
     transformer = WanTransformer3DModel(
         patch_size=(1, shape.patch, shape.patch), num_attention_heads=shape.heads,
-        attention_head_dim=shape.width // shape.heads, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS,
+        attention_head_dim=shape.width // shape.heads, in_channels=vae.channels, out_channels=vae.channels,
         text_dim=TEXT_DIM, freq_dim=64, ffn_dim=shape.ffn, num_layers=shape.layers, cross_attn_norm=True,
         qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
     with torch.no_grad():
@@ -116,7 +147,7 @@ def build_parts(tokenizer_folder: str | Path, seed: int = 0, shape: TransformerS
                 attention.norm_q.weight.fill_(qk_gain)
                 attention.norm_k.weight.fill_(qk_gain)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=FLOW_SHIFT)
-    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "transformer": transformer,
+    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": autoencoder, "transformer": transformer,
             "scheduler": scheduler}
 
 
@@ -200,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                             help=f"a new transformer's {field} (TransformerShape; default: %(default)s)")
     parser.add_argument("--vae-width", type=int, default=VAE_WIDTH,
                         help="a new VAE's first-level channels (default: %(default)s)")
+    parser.add_argument("--vae-scale", type=int, default=VAE_SCALE,
+                        help="a new VAE's spatial compression, 2 or 4 (default: %(default)s)")
+    parser.add_argument("--latent-channels", type=int, default=LATENT_CHANNELS,
+                        help="a new VAE's latent channels (default: %(default)s)")
     parser.add_argument("--qk-gain", type=float, default=1.0,
                         help="a new transformer's starting q/k RMS-norm gain: a head's attention logits are bounded "
                              "by gain² × √(head channels) (default: %(default)s)")
@@ -212,13 +247,20 @@ def main(argv: list[str] | None = None) -> int:
     out = output_folder(parser, args)
     if args.vae_from and (args.init_from or args.vae_steps):
         parser.error("--vae-from excludes --init-from and --vae-steps: it keeps that folder's VAE")
-    if args.vae_width < 1 or ((args.vae_from or args.init_from) and args.vae_width != VAE_WIDTH):
-        parser.error(f"--vae-width must be a whole number >= 1, for a new VAE only; got {args.vae_width}")
+    vae_shape = VaeShape(args.vae_width, args.vae_scale, args.latent_channels)
+    if vae_shape.problem():
+        parser.error(vae_shape.problem())
+    if (args.vae_from or args.init_from) and vae_shape != VaeShape():
+        parser.error("--vae-width/--vae-scale/--latent-channels are for a new VAE only; "
+                     "--vae-from and --init-from keep that folder's")
     if args.vae_from and not (Path(args.vae_from) / "vae").is_dir():
         parser.error(f"--vae-from: {args.vae_from} is not a model folder this script wrote (no vae/ in it)")
+    kept_vae = load_parts(args.vae_from)["vae"] if args.vae_from else None
+    if kept_vae is not None:
+        vae_shape = VaeShape(kept_vae.config.base_dim, kept_vae.config.scale_factor_spatial, kept_vae.config.z_dim)
     shape = TransformerShape(**{field: getattr(args, field) for field in vars(TransformerShape())})
-    if shape.problem():
-        parser.error(f"--width/--heads/--layers/--ffn/--patch: {shape.problem()}")
+    if shape.problem(vae_shape.latent_side):
+        parser.error(f"--width/--heads/--layers/--ffn/--patch: {shape.problem(vae_shape.latent_side)}")
     if args.init_from and (shape != TransformerShape() or args.qk_gain != 1.0):
         parser.error("--init-from keeps that folder's transformer; its shape and --qk-gain options cannot change it")
     if not args.qk_gain > 0:
@@ -237,17 +279,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.init_from:
             parts = load_parts(args.init_from)
         elif args.vae_from:
-            parts = {**build_parts(tokenizer_folder, seed=args.seed, shape=shape, qk_gain=args.qk_gain),
-                     "vae": load_parts(args.vae_from)["vae"]}
+            parts = {**build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae=vae_shape,
+                                   qk_gain=args.qk_gain), "vae": kept_vae}
             vae_record = Path(args.vae_from) / "training.json"
             record.update(vae_from=str(args.vae_from),
                           vae_training=json.loads(vae_record.read_text()) if vae_record.is_file() else None)
         else:
-            parts = build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae_width=args.vae_width,
-                                qk_gain=args.qk_gain)
+            parts = build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae=vae_shape, qk_gain=args.qk_gain)
             vae_error = train_vae(parts["vae"], rng, args.vae_steps, frames=FRAMES, video=True)
             set_latent_statistics(parts["vae"], rng)
-            record.update(vae_pixel_error=round(vae_error, 5), vae_width=args.vae_width)
+            record.update(vae_pixel_error=round(vae_error, 5), vae_width=vae_shape.width, vae_scale=vae_shape.scale,
+                          latent_channels=vae_shape.channels)
             print(f"vae: mean absolute pixel error {vae_error:.4f}", file=sys.stderr)
         vae = parts["vae"].eval().requires_grad_(False)
         record.update(steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,

@@ -87,6 +87,26 @@ def test_a_frozen_text_encoder_is_saved_as_built_and_the_transformer_still_train
     assert json.loads((second / "training.json").read_text())["frozen_text_encoder"] is True
 
 
+def test_a_vae_that_compresses_four_times_gives_a_wan_folder_whose_transformer_reads_its_latents(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train_wan.main(["--out", str(first), "--vae-steps", "1", "--steps", "0", "--vae-scale", "4",
+                           "--latent-channels", "12"]) == 0
+    assert train_wan.main(["--out", str(second), "--vae-from", str(first), "--patch", "1", "--steps", "1",
+                           "--batch", "1"]) == 0
+    backbone = load_backbone(second)
+    assert backbone.latent_scale() == 4 and backbone.latent_format is None
+    clip = world.make_clip("square", "red", "left", train_wan.FRAMES, model.WIDTH, model.HEIGHT, seed=3)
+    reference, _ = encode_reference(backbone, world.to_image_tensor(clip))
+    assert reference.samples.shape == (1, 12, train_wan.FRAMES, 8, 8)
+    assert decode(backbone, reference).shape == (train_wan.FRAMES, model.HEIGHT, model.WIDTH, 3)
+    with torch.no_grad():
+        velocity = backbone.call_denoiser(backbone.transformer, reference.samples, torch.tensor([500.0]),
+                                          backbone.encode_prompt([clip.caption]))
+    assert velocity.shape == reference.samples.shape
+    record = json.loads((first / "training.json").read_text())
+    assert (record["vae_scale"], record["latent_channels"]) == (4, 12)
+
+
 def test_qk_gain_sets_every_attention_norm_of_a_new_transformer(tmp_path):
     def gains(parts):
         return {round(module.weight.mean().item(), 4) for name, module in parts["transformer"].named_modules()
@@ -101,6 +121,8 @@ def test_qk_gain_sets_every_attention_norm_of_a_new_transformer(tmp_path):
     (["--patch", "3"], "--patch"), (["--vae-from", "x", "--vae-steps", "3"], "--vae-from"),
     (["--vae-from", "x", "--init-from", "y"], "--vae-from"), (["--init-from", "y", "--layers", "2"], "--init-from"),
     (["--timestep-shift", "0"], "--timestep-shift"), (["--qk-gain", "0"], "--qk-gain"),
+    (["--vae-scale", "3"], "--vae-scale"), (["--latent-channels", "16"], "--latent-channels"),
+    (["--vae-scale", "4", "--patch", "16"], "--patch"), (["--vae-from", "x", "--vae-scale", "4"], "--vae-scale"),
     (["--init-from", "y", "--qk-gain", "2"], "--init-from"), (["--vae-width", "0"], "--vae-width"),
     (["--vae-from", "x", "--vae-width", "32"], "--vae-width"), (["--vae-from", "no-such-folder"], "--vae-from")])
 def test_the_training_script_refuses_options_that_cannot_build_a_model(tmp_path, arguments, named, capsys):
