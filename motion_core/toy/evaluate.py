@@ -270,7 +270,7 @@ def self_attention_spread(backbone: VideoBackbone, clips: Sequence[world.Clip], 
 
     The weights are the ones the model computes, after its q/k norms and rotary embeddings: every
     ``scaled_dot_product_attention`` call (how diffusers runs attention) is recorded for this one
-    denoiser call; calls whose keys are the queries' own tokens are self-attention. A transformer whose
+    denoiser call; unmasked calls whose keys are the queries' own tokens are self-attention. A transformer whose
     self-attention attends to nearly every token averages the clip and cannot place an outline."""
     functional = torch.nn.functional
     sdpa, recorded = functional.scaled_dot_product_attention, []

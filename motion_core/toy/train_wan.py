@@ -61,13 +61,15 @@ VAE_WIDTH = 16
 """The VAE's first-level channels (``AutoencoderKLWan``'s ``base_dim``; each level below has twice as many)."""
 VAE_SCALE = 2
 """The shipped VAE's spatial compression (Wan 2.1's is 8×, with 16 channels)."""
+FLOW_SHIFT = 3.0
+PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
 @dataclass(frozen=True)
 class VaeShape:
     """A new toy VAE: first-level ``width``, spatial compression ``scale`` (2 or 4; one downsampling level
-    each), ``channels`` latent channels. Never 16 or 48 channels: ComfyUI would take those latents for
-    Wan 2.1's or 2.2's (``WanBackbone.latent_format``)."""
+    each), ``channels`` latent channels. Never 16: the backbone would take the latents for Wan 2.1's and give
+    ComfyUI its latent format (``wan.LATENT_FORMATS``)."""
 
     width: int = VAE_WIDTH
     scale: int = VAE_SCALE
@@ -79,15 +81,14 @@ class VaeShape:
             return "--vae-width and --latent-channels must be whole numbers >= 1"
         if self.scale not in (2, 4):
             return f"--vae-scale must be 2 or 4, got {self.scale}"
-        if self.channels in (16, 48):
+        if (False, self.channels) in wan.LATENT_FORMATS:
             return f"--latent-channels {self.channels} would pass for a real Wan VAE's latents in ComfyUI"
         return None
 
     @property
     def latent_side(self) -> int:
         return model.WIDTH // self.scale
-FLOW_SHIFT = 3.0
-PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
+
 
 
 @dataclass(frozen=True)
