@@ -235,20 +235,29 @@ def motion_word_drift(backbone: VideoBackbone, t: float = 900, seeds: int = 8, m
 
 # --- where a model loses shapes -------------------------------------------------------------------
 
+def _noised_with_captions(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float,
+                          seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A denoiser call's inputs for ``clips`` noised to timestep ``t`` with the noise of ``seed``: ``x_t``
+    ``(b, c, f', h', w')`` on the backbone's device and dtype, the timesteps ``(b,)`` and the captions' text."""
+    latents = clip_latents(backbone, clips).float()
+    steps = torch.full((len(clips),), float(t))
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+    x_t = backbone.sampling.noised(latents, noise, steps).to(backbone.device, backbone.dtype)
+    return x_t, steps.to(backbone.device), backbone.encode_prompt([clip.caption for clip in clips])
+
+
 def shapes_kept(backbone: VideoBackbone, clips: Sequence[world.Clip], t: float | None = None,
                 seed: int = 0) -> list[bool]:
     """Per clip, whether the tracker still sees its shape after the VAE's round trip (``t`` None), or in
     the decoded clean-clip estimate the denoiser makes, with the clip's caption, from the clip noised
     to timestep ``t`` (one call; where a model that cannot keep a visible shape loses it)."""
-    latents = clip_latents(backbone, clips).float()
-    if t is not None:
-        steps = torch.full((len(clips),), float(t))
-        noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
-        x_t = backbone.sampling.noised(latents, noise, steps).to(backbone.device, backbone.dtype)
+    if t is None:
+        latents = clip_latents(backbone, clips).float()
+    else:
+        x_t, steps, text = _noised_with_captions(backbone, clips, t, seed)
         with torch.no_grad():
-            prediction = backbone.call_denoiser(backbone.denoiser_module, x_t, steps.to(backbone.device),
-                                                backbone.encode_prompt([clip.caption for clip in clips]))
-            latents = backbone.sampling.x0_from(prediction.float(), x_t.float(), steps.to(backbone.device))
+            prediction = backbone.call_denoiser(backbone.denoiser_module, x_t, steps, text)
+            latents = backbone.sampling.x0_from(prediction.float(), x_t.float(), steps)
     frames = decoded_clips(backbone, latents)
     return [tracker.track(clip_frames).shape == clip.shape for clip_frames, clip in zip(frames, clips)]
 
@@ -284,15 +293,11 @@ def self_attention_spread(backbone: VideoBackbone, clips: Sequence[world.Clip], 
         return sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
                     **kwargs)
 
-    latents = clip_latents(backbone, clips).float()
-    steps = torch.full((len(clips),), float(t))
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
-    x_t = backbone.sampling.noised(latents, noise, steps).to(backbone.device, backbone.dtype)
-    text = backbone.encode_prompt([clip.caption for clip in clips])
+    x_t, steps, text = _noised_with_captions(backbone, clips, t, seed)
     functional.scaled_dot_product_attention = recording
     try:
         with torch.no_grad():
-            backbone.call_denoiser(backbone.denoiser_module, x_t, steps.to(backbone.device), text)
+            backbone.call_denoiser(backbone.denoiser_module, x_t, steps, text)
     finally:
         functional.scaled_dot_product_attention = sdpa
     return recorded

@@ -159,15 +159,22 @@ def transformer_shape(transformer: torch.nn.Module) -> dict:
             "layers": config.num_layers, "ffn": config.ffn_dim, "patch": config.patch_size[-1]}
 
 
+def load_vae(folder: str | Path) -> torch.nn.Module:
+    """The VAE of a folder this script wrote, in float32."""
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan.from_pretrained(Path(folder) / "vae", torch_dtype=torch.float32)
+
+
 def load_parts(folder: str | Path) -> dict:
     """The parts of a folder this script wrote, in float32, to train further."""
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
+    from diffusers import UniPCMultistepScheduler, WanTransformer3DModel
     from transformers import AutoTokenizer, UMT5EncoderModel
 
     folder = Path(folder)
     return {"tokenizer": AutoTokenizer.from_pretrained(folder / "tokenizer"),
             "text_encoder": UMT5EncoderModel.from_pretrained(folder / "text_encoder", dtype=torch.float32),
-            "vae": AutoencoderKLWan.from_pretrained(folder / "vae", torch_dtype=torch.float32),
+            "vae": load_vae(folder),
             "transformer": WanTransformer3DModel.from_pretrained(folder / "transformer", torch_dtype=torch.float32),
             "scheduler": UniPCMultistepScheduler.from_pretrained(folder / "scheduler")}
 
@@ -249,19 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.vae_from and (args.init_from or args.vae_steps):
         parser.error("--vae-from excludes --init-from and --vae-steps: it keeps that folder's VAE")
     vae_shape = VaeShape(args.vae_width, args.vae_scale, args.latent_channels)
-    if vae_shape.problem():
-        parser.error(vae_shape.problem())
+    if problem := vae_shape.problem():
+        parser.error(problem)
     if (args.vae_from or args.init_from) and vae_shape != VaeShape():
         parser.error("--vae-width/--vae-scale/--latent-channels are for a new VAE only; "
                      "--vae-from and --init-from keep that folder's")
     if args.vae_from and not (Path(args.vae_from) / "vae").is_dir():
         parser.error(f"--vae-from: {args.vae_from} is not a model folder this script wrote (no vae/ in it)")
-    kept_vae = load_parts(args.vae_from)["vae"] if args.vae_from else None
+    kept_vae = load_vae(args.vae_from) if args.vae_from else None
     if kept_vae is not None:
         vae_shape = VaeShape(kept_vae.config.base_dim, kept_vae.config.scale_factor_spatial, kept_vae.config.z_dim)
     shape = TransformerShape(**{field: getattr(args, field) for field in vars(TransformerShape())})
-    if shape.problem(vae_shape.latent_side):
-        parser.error(f"--width/--heads/--layers/--ffn/--patch: {shape.problem(vae_shape.latent_side)}")
+    if problem := shape.problem(vae_shape.latent_side):
+        parser.error(f"--width/--heads/--layers/--ffn/--patch: {problem}")
     if args.init_from and (shape != TransformerShape() or args.qk_gain != 1.0):
         parser.error("--init-from keeps that folder's transformer; its shape and --qk-gain options cannot change it")
     if not args.qk_gain > 0:
