@@ -187,7 +187,7 @@ def motion_phrase_errors(backbone: VideoBackbone, clips: Sequence[world.Clip], t
     captions = ([clip.caption for clip in clips],
                 [world.caption(clip.shape, clip.colour, opposite[clip.motion]) for clip in clips],
                 [f"a {clip.colour} {clip.shape}" for clip in clips])
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(latents)
+    noise = fresh_noise(latents, seed)
     steps = torch.full((len(clips),), t)
     noisy, target = backbone.sampling.noised(latents, noise, steps), backbone.sampling.target(latents, noise, steps)
     errors = []
@@ -241,8 +241,7 @@ def _noised_with_captions(backbone: VideoBackbone, clips: Sequence[world.Clip], 
     ``(b, c, f', h', w')`` on the backbone's device and dtype, the timesteps ``(b,)`` and the captions' text."""
     latents = clip_latents(backbone, clips).float()
     steps = torch.full((len(clips),), float(t))
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
-    x_t = backbone.sampling.noised(latents, noise, steps).to(backbone.device, backbone.dtype)
+    x_t = backbone.sampling.noised(latents, fresh_noise(latents, seed), steps).to(backbone.device, backbone.dtype)
     return x_t, steps.to(backbone.device), backbone.encode_prompt([clip.caption for clip in clips])
 
 
