@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inversion-steps", type=int, default=25)
     parser.add_argument("--sampling-steps", type=int, default=25)
     parser.add_argument("--cfg", type=float, default=7.5, help="guidance scale (default: %(default)s)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="the toy model folder (default: models/toy-animatediff; models/toy-t2v is the UNet3D one)")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL),
+                        help="the toy model folder (default: models/toy-animatediff; models/toy-t2v is the UNet3D one)")
     parser.add_argument("--out", default="demo_output", help="folder for the results (default: %(default)s)")
     return parser
 

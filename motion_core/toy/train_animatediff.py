@@ -59,7 +59,8 @@ import torch
 from ..backbones.animatediff import AnimateDiffBackbone
 from ..sampling import LOSS_WEIGHTINGS, LossWeighting, TimestepDistribution
 from . import model
-from .train_model import add_output_arguments, min_snr_weighting, output_folder, save_atomically, train_denoiser
+from .train_model import (add_device_argument, add_output_arguments, checked_device, min_snr_weighting, output_folder,
+                          parts_to, save_atomically, train_denoiser)
 
 SCHEDULER = {**model.SCHEDULER, "beta_schedule": "linear"}
 """AnimateDiff's schedule: linear betas 0.00085 → 0.012 over 1000 steps, DDIM, ε-prediction."""
@@ -184,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also train the text encoder and the spatial cross-attentions (motion words)")
     parser.add_argument("--motion-drop", type=float, default=0.0,
                         help="share of clips shown without their motion phrase (default: %(default)s)")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     out = output_folder(parser, args)
+    device = checked_device(parser, args)
     try:
         continuing = model.unet_class_name(args.init_from) == "UNetMotionModel"
     except (OSError, KeyError, ValueError) as err:
@@ -202,15 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     from diffusers import DDIMScheduler, UNetMotionModel
 
-    parts = model.load_parts(args.init_from)
+    parts = parts_to(model.load_parts(args.init_from), device)
     init_record = Path(args.init_from) / "training.json"
     if not continuing:
-        parts.update(unet=image_unet_from_unet3d(parts["unet"]), scheduler=DDIMScheduler(**SCHEDULER))
+        parts.update(unet=image_unet_from_unet3d(parts["unet"]).to(device), scheduler=DDIMScheduler(**SCHEDULER))
     for frozen in ("vae", "text_encoder"):
         parts[frozen].eval().requires_grad_(False)
     record = {"command": "python -m motion_core.toy.train_animatediff " + " ".join(
                   argv if argv is not None else sys.argv[1:]),
-              "seed": args.seed, "init_from": str(args.init_from),
+              "seed": args.seed, "device": str(device), "init_from": str(args.init_from),
               "init_training": json.loads(init_record.read_text()) if init_record.is_file() else None,
               "image_steps": args.image_steps, "image_lr": args.image_lr, "steps": args.steps, "batch": args.batch,
               "lr": args.lr, "loss_weighting": args.loss_weighting, "min_snr": args.min_snr,
@@ -228,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # stage 2: motion modules on clips, the image model frozen (but for its cross-attentions with --train-text)
     if not continuing:
-        parts["unet"] = UNetMotionModel.from_unet2d(parts["unet"], motion_adapter_for(parts["unet"], seed=args.seed))
+        parts["unet"] = UNetMotionModel.from_unet2d(parts["unet"], motion_adapter_for(parts["unet"], seed=args.seed)
+                                                    ).to(device)
     unet = parts["unet"]
     moved = {"unet": motion_parameters(unet)}
     if args.train_text:

@@ -27,6 +27,8 @@ VAE (with its ``scaling_factor``) and UNet are loaded, the VAE stage is skipped,
 
 Training clips are drawn with ``world.random_clip`` from seeds below :data:`HELD_OUT_SEEDS`; the
 benchmarks draw their references from seeds at or above it, so no reference was seen in training.
+``--device cuda`` trains on a GPU (as ``train_wan`` and ``train_animatediff`` do): clips, noise and
+timesteps are still drawn on the CPU, so a seed draws the same ones on either.
 Measured on 2 CPU cores: see ``BENCHMARKS.md`` (toy model) for the time the shipped model took.
 """
 
@@ -100,16 +102,16 @@ def _log(stage: str, step: int, steps: int, loss: float, started: float) -> None
 
 def train_vae(vae: torch.nn.Module, rng: np.random.Generator, steps: int, clips_per_step: int = 4,
               lr: float = 1e-3, log_every: int = 100, frames: int = model.FRAMES, video: bool = False) -> float:
-    """Reconstruction training of ``vae`` in place on clips of ``frames`` frames; returns the final mean
-    absolute pixel error. ``video``: the VAE takes whole clips ``(b, 3, f, h, w)`` (Wan's causal 3-D
-    VAE); otherwise single frames ``(b·f, 3, h, w)``."""
+    """Reconstruction training of ``vae`` in place, on the device it is on, on clips of ``frames`` frames;
+    returns the final mean absolute pixel error. ``video``: the VAE takes whole clips ``(b, 3, f, h, w)``
+    (Wan's causal 3-D VAE); otherwise single frames ``(b·f, 3, h, w)``."""
     vae.train().requires_grad_(True)
     optimiser = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     started, error = time.time(), float("nan")
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = lr * _lr_factor(step, steps, 50)
-        pixels = clip_batch(rng, clips_per_step, frames=frames)[0]
+        pixels = clip_batch(rng, clips_per_step, frames=frames)[0].to(module_device(vae))
         pixels = pixels if video else _frames_of(pixels)
         mean = vae.encode(pixels).latent_dist.mode()
         decoded = vae.decode(mean).sample
@@ -127,7 +129,7 @@ def train_vae(vae: torch.nn.Module, rng: np.random.Generator, steps: int, clips_
 @torch.no_grad()
 def set_scaling_factor(vae: torch.nn.Module, rng: np.random.Generator, clips: int = 256) -> float:
     """Set ``vae.config.scaling_factor`` to ``1 / std`` of the latents of ``clips`` fresh clips."""
-    latents = torch.cat([vae.encode(_frames_of(clip_batch(rng, 16)[0])).latent_dist.mode()
+    latents = torch.cat([vae.encode(_frames_of(clip_batch(rng, 16)[0]).to(module_device(vae))).latent_dist.mode()
                          for _ in range(clips // 16)])
     factor = float(1 / latents.std())
     vae.register_to_config(scaling_factor=factor)
@@ -150,7 +152,7 @@ def is_image_step(step: int, video_share: float) -> bool:
 def encode_frames(vae: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
     """Latents ``(b, c, f, h', w')`` of clips ``(b, 3, f, h, w)`` in [-1, 1], frame by frame through an
     image VAE (``AutoencoderKL``), scaled by its ``scaling_factor``."""
-    latents = vae.encode(_frames_of(pixels)).latent_dist.mode() * vae.config.scaling_factor
+    latents = vae.encode(_frames_of(pixels).to(module_device(vae))).latent_dist.mode() * vae.config.scaling_factor
     return latents.unflatten(0, pixels.shape[0:1] + pixels.shape[2:3]).permute(0, 2, 1, 3, 4)
 
 
@@ -158,7 +160,20 @@ def embed_captions(tokenizer, text_encoder: torch.nn.Module, captions: list[str]
     """CLIP text embeddings ``(b, MAX_TOKENS, TEXT_DIM)`` of ``captions`` (gradients flow into the encoder)."""
     tokens = tokenizer(captions, padding="max_length", max_length=model.MAX_TOKENS, truncation=True,
                        return_tensors="pt").input_ids
-    return text_encoder(tokens)[0]
+    return text_encoder(tokens.to(module_device(text_encoder)))[0]
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device ``module``'s weights are on: the toy trainings move their inputs there."""
+    return next(module.parameters()).device
+
+
+def parts_to(parts: dict, device: str | torch.device) -> dict:
+    """``parts`` with every module among them moved to ``device`` in place (tokenizer and scheduler as they are)."""
+    for part in parts.values():
+        if isinstance(part, torch.nn.Module):
+            part.to(device)
+    return parts
 
 
 def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int = 8, lr: float = 8e-4,
@@ -183,6 +198,9 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
     ``caption_drop`` the caption drop rates (:func:`training_caption`), ``timesteps`` a
     :class:`~motion_core.sampling.TimestepDistribution` (default: uniform), ``stage`` the name the
     progress lines carry.
+
+    It trains on the device the parts are on (:func:`parts_to`). Clips, noise and timesteps are drawn
+    on the CPU and moved there, so a seed draws the same ones on every device.
     """
     from ..backbones.unet3d import UNet3DBackbone
     from ..sampling import DiscreteDiffusion, LossWeighting, TimestepDistribution
@@ -214,12 +232,12 @@ def train_denoiser(parts: dict, rng: np.random.Generator, steps: int, batch: int
                                       caption_drop=caption_drop, frames=frames)
         with torch.no_grad():
             latents = encode(pixels)
-        t = sampling.draw_timesteps(latents.shape[0], generator, timesteps)
-        noise = torch.randn(latents.shape, generator=generator)
+        t = sampling.draw_timesteps(latents.shape[0], generator, timesteps).to(latents.device)
+        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
         predicted = call(network, sampling.noised(latents, noise, t), t, embed(captions))
         errors = (predicted - sampling.target(latents, noise, t)).pow(2).mean(dim=(1, 2, 3, 4))
         weights = weighting.weights(sampling, t)
-        loss = errors.mean() if weights is None else (errors * weights).mean()
+        loss = errors.mean() if weights is None else (errors * weights.to(errors.device)).mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower --lr")
         optimiser.zero_grad(set_to_none=True)
@@ -321,6 +339,28 @@ def min_snr_weighting(gamma: float):
     return LossWeighting("min_snr", gamma).validate() if gamma else LossWeighting()
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, which every toy training script takes."""
+    parser.add_argument("--device", default="cpu",
+                        help="where to train: cpu, cuda or cuda:N; clips, noise and timesteps are drawn on the CPU, "
+                             "so a seed draws the same ones on every device (default: %(default)s)")
+
+
+def checked_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> torch.device:
+    """``--device`` as a ``torch.device``, refused (exit 2) when it is not one or this machine lacks it."""
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        parser.error(f"--device: {args.device!r} is not a device; use cpu, cuda or cuda:N")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device: {args.device!r}; the toy trainings run on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this torch sees no CUDA device (torch {torch.__version__})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        parser.error(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def run_record(script: str, argv: list[str] | None, args: argparse.Namespace) -> dict:
     """The start of a from-nothing run's ``training.json``: its command (``python -m motion_core.toy.<script>
     ...``), seed and VAE steps and, when continuing, the folder and the record of the run it continues."""
@@ -339,9 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     add_from_nothing_arguments(parser, vae_steps=2500, steps=1600, lr=8e-4, frames=model.FRAMES)
     parser.add_argument("--min-snr", type=float, default=0.0, metavar="GAMMA",
                         help="min-SNR loss weighting with this gamma, e.g. 5 (default: 0 = off)")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     out = output_folder(parser, args)
     check_from_nothing_arguments(parser, args, "unet")
+    device = checked_device(parser, args)
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -352,15 +394,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as tokenizer_folder:
             parts = model.build_parts(model.write_tokenizer(tokenizer_folder), seed=args.seed)
+        parts_to(parts, device)
         vae_error = train_vae(parts["vae"], rng, args.vae_steps)
         set_scaling_factor(parts["vae"], rng)
         record.update(vae_pixel_error=round(vae_error, 5))
         print(f"vae: mean absolute pixel error {vae_error:.4f}, scaling_factor "
               f"{parts['vae'].config.scaling_factor:.4f}", file=sys.stderr)
-    parts["vae"].eval().requires_grad_(False)
-    record.update(steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share, min_snr=args.min_snr,
-                  scaling_factor=parts["vae"].config.scaling_factor, frames=model.FRAMES, width=model.WIDTH,
-                  height=model.HEIGHT)
+    parts_to(parts, device)["vae"].eval().requires_grad_(False)
+    record.update(device=str(device), steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
+                  min_snr=args.min_snr, scaling_factor=parts["vae"].config.scaling_factor, frames=model.FRAMES,
+                  width=model.WIDTH, height=model.HEIGHT)
 
     def checkpoint(ema_parts: dict, step: int) -> None:
         save_atomically(ema_parts, out.with_name(f"{out.name}-step{step}"), {**record, "steps": step}, overwrite=True)

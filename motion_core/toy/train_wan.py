@@ -29,7 +29,8 @@ starts a new transformer and text encoder on such a folder's VAE (``--width``, `
 ``--vae-width``, ``--vae-scale`` (2 or 4) and ``--latent-channels`` size a new VAE (:class:`VaeShape`);
 ``--timestep-shift`` moves the training σ draw toward low noise (< 1) or high noise (> 1); ``--qk-gain`` starts
 a new transformer's q/k RMS-norm gains higher (sharper attention); ``--frozen-text-encoder`` trains the
-transformer only.
+transformer only; ``--device cuda`` trains on a GPU (the shape lane in README's toy Wan section takes
+hours on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ import torch
 from ..backbones import wan
 from ..sampling import FlowMatching, TimestepDistribution
 from . import model
-from .train_model import (add_from_nothing_arguments, add_output_arguments, check_from_nothing_arguments, clip_batch,
-                          output_folder, run_record, train_denoiser, train_vae, write_folder_atomically)
+from .train_model import (add_device_argument, add_from_nothing_arguments, add_output_arguments, checked_device,
+                          check_from_nothing_arguments, clip_batch, module_device, output_folder, parts_to, run_record,
+                          train_denoiser, train_vae, write_folder_atomically)
 
 FRAMES = 9
 """Frames per training clip: Wan takes 4k + 1."""
@@ -181,7 +183,7 @@ def load_parts(folder: str | Path) -> dict:
 
 def vae_latents(vae: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
     """Raw latents (the posterior's mode) ``(b, c, f, h/2, w/2)`` of clips ``(b, 3, f, h, w)`` in [-1, 1]."""
-    return vae.encode(pixels).latent_dist.mode()
+    return vae.encode(pixels.to(module_device(vae))).latent_dist.mode()
 
 
 @torch.no_grad()
@@ -199,8 +201,8 @@ def normalised_latents(vae: torch.nn.Module, pixels: torch.Tensor) -> torch.Tens
     """Latents as the Wan backbone gives the transformer: ``(raw - latents_mean) / latents_std`` per channel."""
     latents = vae_latents(vae, pixels)
     shape = (1, -1, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean, dtype=latents.dtype).reshape(shape)
-    std = torch.tensor(vae.config.latents_std, dtype=latents.dtype).reshape(shape)
+    mean = torch.tensor(vae.config.latents_mean, dtype=latents.dtype, device=latents.device).reshape(shape)
+    std = torch.tensor(vae.config.latents_std, dtype=latents.dtype, device=latents.device).reshape(shape)
     return (latents - mean) / std
 
 
@@ -215,7 +217,8 @@ def caption_embedder(tokenizer, text_encoder: torch.nn.Module):
 
     def embed(captions: list[str]) -> torch.Tensor:
         ids, mask = adapter.tokens(captions, model.MAX_TOKENS)
-        text = wan.text_embeddings(text_encoder, ids, mask)
+        device = module_device(text_encoder)
+        text = wan.text_embeddings(text_encoder, ids.to(device), mask.to(device))
         return torch.nn.functional.pad(text, (0, 0, 0, wan.TEXT_TOKENS - model.MAX_TOKENS))
 
     return embed
@@ -251,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                              "only, as Wan's pretrained UMT5 is frozen: every word stays as distinct as at the start")
     parser.add_argument("--vae-from", metavar="DIR",
                         help="a new transformer and text encoder on the VAE of this model folder (no VAE stage)")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     out = output_folder(parser, args)
+    device = checked_device(parser, args)
     if args.vae_from and (args.init_from or args.vae_steps):
         parser.error("--vae-from excludes --init-from and --vae-steps: it keeps that folder's VAE")
     vae_shape = VaeShape(args.vae_width, args.vae_scale, args.latent_channels)
@@ -293,14 +298,15 @@ def main(argv: list[str] | None = None) -> int:
             record.update(vae_from=str(args.vae_from),
                           vae_training=json.loads(vae_record.read_text()) if vae_record.is_file() else None)
         else:
-            parts = build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae=vae_shape, qk_gain=args.qk_gain)
+            parts = parts_to(build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae=vae_shape,
+                                         qk_gain=args.qk_gain), device)
             vae_error = train_vae(parts["vae"], rng, args.vae_steps, frames=FRAMES, video=True)
             set_latent_statistics(parts["vae"], rng)
             record.update(vae_pixel_error=round(vae_error, 5), vae_width=vae_shape.width, vae_scale=vae_shape.scale,
                           latent_channels=vae_shape.channels)
             print(f"vae: mean absolute pixel error {vae_error:.4f}", file=sys.stderr)
-        vae = parts["vae"].eval().requires_grad_(False)
-        record.update(steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
+        vae = parts_to(parts, device)["vae"].eval().requires_grad_(False)
+        record.update(device=str(device), steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
                       timestep_shift=args.timestep_shift, frozen_text_encoder=args.frozen_text_encoder,
                       qk_gain=args.qk_gain,
                       transformer=transformer_shape(parts["transformer"]),

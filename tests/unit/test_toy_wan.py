@@ -26,7 +26,7 @@ def test_the_training_script_writes_a_wan_folder_with_its_latent_statistics(tmp_
     assert reference.samples.shape == (1, train_wan.LATENT_CHANNELS, train_wan.FRAMES, 16, 16)
     assert decode(backbone, reference).shape == (train_wan.FRAMES, model.HEIGHT, model.WIDTH, 3)
     record = json.loads((out / "training.json").read_text())
-    assert (record["vae_steps"], record["steps"], record["frames"]) == (2, 2, 9)
+    assert (record["vae_steps"], record["steps"], record["frames"], record["device"]) == (2, 2, 9, "cpu")
 
 
 def test_every_world_word_is_one_token_and_the_prompt_is_wans_length(tmp_path):
@@ -124,7 +124,9 @@ def test_qk_gain_sets_every_attention_norm_of_a_new_transformer(tmp_path):
     (["--vae-scale", "3"], "--vae-scale"), (["--latent-channels", "16"], "--latent-channels"),
     (["--vae-scale", "4", "--patch", "16"], "--patch"), (["--vae-from", "x", "--vae-scale", "4"], "--vae-scale"),
     (["--init-from", "y", "--qk-gain", "2"], "--init-from"), (["--vae-width", "0"], "--vae-width"),
-    (["--vae-from", "x", "--vae-width", "32"], "--vae-width"), (["--vae-from", "no-such-folder"], "--vae-from")])
+    (["--vae-from", "x", "--vae-width", "32"], "--vae-width"), (["--vae-from", "no-such-folder"], "--vae-from"),
+    # a device this machine lacks (no CUDA, or fewer than 100 CUDA devices), or none at all
+    (["--device", "cuda:99"], "--device"), (["--device", "gpu"], "--device"), (["--device", "meta"], "--device")])
 def test_the_training_script_refuses_options_that_cannot_build_a_model(tmp_path, arguments, named, capsys):
     with pytest.raises(SystemExit) as stop:
         train_wan.main(["--out", str(tmp_path / "m"), *arguments])
