@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     record = run_record("train_model", argv, args)
     if args.init_from:
-        parts = model.load_parts(args.init_from)
+        parts = parts_to(model.load_parts(args.init_from), device)
     else:
         with tempfile.TemporaryDirectory() as tokenizer_folder:
             parts = model.build_parts(model.write_tokenizer(tokenizer_folder), seed=args.seed)
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         record.update(vae_pixel_error=round(vae_error, 5))
         print(f"vae: mean absolute pixel error {vae_error:.4f}, scaling_factor "
               f"{parts['vae'].config.scaling_factor:.4f}", file=sys.stderr)
-    parts_to(parts, device)["vae"].eval().requires_grad_(False)
+    parts["vae"].eval().requires_grad_(False)
     record.update(device=str(device), steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
                   min_snr=args.min_snr, scaling_factor=parts["vae"].config.scaling_factor, frames=model.FRAMES,
                   width=model.WIDTH, height=model.HEIGHT)

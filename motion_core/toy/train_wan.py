@@ -290,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     record = run_record("train_wan", argv, args)
     with tempfile.TemporaryDirectory() as tokenizer_folder:
         if args.init_from:
-            parts = load_parts(args.init_from)
+            parts = parts_to(load_parts(args.init_from), device)
         elif args.vae_from:
-            parts = {**build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae=vae_shape,
-                                   qk_gain=args.qk_gain), "vae": kept_vae}
+            parts = parts_to({**build_parts(tokenizer_folder, seed=args.seed, shape=shape, vae=vae_shape,
+                                            qk_gain=args.qk_gain), "vae": kept_vae}, device)
             vae_record = Path(args.vae_from) / "training.json"
             record.update(vae_from=str(args.vae_from),
                           vae_training=json.loads(vae_record.read_text()) if vae_record.is_file() else None)
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             record.update(vae_pixel_error=round(vae_error, 5), vae_width=vae_shape.width, vae_scale=vae_shape.scale,
                           latent_channels=vae_shape.channels)
             print(f"vae: mean absolute pixel error {vae_error:.4f}", file=sys.stderr)
-        vae = parts_to(parts, device)["vae"].eval().requires_grad_(False)
+        vae = parts["vae"].eval().requires_grad_(False)
         record.update(device=str(device), steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
                       timestep_shift=args.timestep_shift, frozen_text_encoder=args.frozen_text_encoder,
                       qk_gain=args.qk_gain,
