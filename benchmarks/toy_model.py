@@ -82,13 +82,15 @@ def reconstruction_section(backbone, clips: int, inversion_steps: int, cfg: floa
 
 def training_history(record: dict) -> str:
     """How a model folder's ``training.json`` says it was made, first run first: a continued model
-    (``--init-from``) keeps the record of the run it started from under ``init_training``."""
+    (``--init-from``) keeps the record of the run it started from under ``init_training``, and one
+    trained on another run's VAE (``--vae-from``) keeps that run's record under ``vae_training``; each
+    run's command says which."""
     runs = []
     while record:
         runs.append(f"`{record.get('command', '?')}` ({record.get('minutes', '?')} min, "
                     f"{record.get('threads', '?')} threads)")
-        record = record.get("init_training") or {}
-    return "trained by " + ", then continued by ".join(reversed(runs)) if runs else "training record missing"
+        record = record.get("init_training") or record.get("vae_training") or {}
+    return "trained by " + ", then ".join(reversed(runs)) if runs else "training record missing"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         vae = parts["vae"].eval().requires_grad_(False)
         record.update(device=str(device), steps=args.steps, batch=args.batch, lr=args.lr, video_share=args.video_share,
                       timestep_shift=args.timestep_shift, frozen_text_encoder=args.frozen_text_encoder,
-                      qk_gain=args.qk_gain,
+                      # a continued transformer keeps the gains it was trained to; --qk-gain sets a new one's
+                      qk_gain=None if args.init_from else args.qk_gain,
                       transformer=transformer_shape(parts["transformer"]),
                       flow_shift=FLOW_SHIFT, frames=FRAMES, width=model.WIDTH, height=model.HEIGHT)
 

@@ -53,7 +53,9 @@ def test_continuing_keeps_the_vae(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a["vae"].parameters(), b["vae"].parameters()))
     assert a["vae"].config.latents_mean == b["vae"].config.latents_mean
     assert any(not torch.equal(x, y) for x, y in zip(a["transformer"].parameters(), b["transformer"].parameters()))
-    assert json.loads((second / "training.json").read_text())["init_training"]["steps"] == 1
+    record = json.loads((second / "training.json").read_text())
+    assert record["init_training"]["steps"] == 1
+    assert record["qk_gain"] is None and record["init_training"]["qk_gain"] == 1.0  # the gain is the first run's
 
 
 def test_a_new_transformer_can_start_on_another_folders_vae(tmp_path):
