@@ -39,7 +39,7 @@ memorise --method vmc --timesteps 0.6 1 --steps 300 --lr 1e-3
 memorise --method vmc --timesteps 0.6 1 --steps 600 --lr 3e-3
 memorise --method vmc --timesteps 0.6 1 --steps 900 --lr 3e-3
 memorise --method vmc+sma --timesteps 0.6 1 --steps 900 --lr 3e-3
-memorise --method vmc+sma --timesteps 0.6 1 --steps 900 --lr 3e-3 --objective-fields x0_estimate=released
+memorise --method vmc+sma --timesteps 0.6 1 --steps 900 --lr 3e-3 --objective-fields x0_estimate=scaled
 python benchmarks/toy_memorisation.py --report "$LOG" --write
 
 # Transfer with the pack's default settings, from inverted, fresh and blended noise.
@@ -48,7 +48,8 @@ transfer() {
         --write "$@"
 }
 transfer --steps 100
-transfer --steps 100 --methods motion-inversion --training-free --section debias_auto
+python benchmarks/toy_transfer.py --model "$WAN" --references 8 --seeds 3 --steps 100 --methods motion-inversion \
+    --training-free --no-training-noise random direct blend --write --section motion_inversion_24
 transfer --methods --training-free --section trained_to_memorise \
     --variants motiondirector:lr=0.002,steps=600,timestep_low=0.6 vmc:lr=0.003,steps=600,timestep_low=0.6
 echo "done: compare git diff BENCHMARKS.md, then replace benchmarks/results/toy_memorisation_wan.jsonl with $LOG"

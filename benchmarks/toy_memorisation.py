@@ -9,7 +9,8 @@ are sampled from *fresh* Gaussian noise of the same seed (no inverted noise: wha
 out, the adapter put it there):
 
 - memorisation: the clip's own caption; motion fidelity to the clip's path;
-- transfer: a prompt of another shape and colour ("a blue circle moving"), scored as
+- transfer: a prompt of another shape and colour, both unlike the clip's (``evaluate.target_for``:
+  "a green square moving" for a red circle's clip), scored as
   ``toy_transfer`` scores it (fidelity, target colour and shape, leakage).
 
 The no-adapter row samples the same noise seeds with the same prompts: the baseline every row is
@@ -26,6 +27,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -186,23 +188,36 @@ def summarise(records: list[dict]) -> list[list]:
     return rows
 
 
-def timestep_comparisons(records: list[dict]) -> list[str]:
-    """For each configuration trained on part of the noise range that also has a uniform-draw row (the
-    same method, objective, steps, lr and debiasing): the paired difference, one line each."""
+def paired_comparisons(records: list[dict], twin: Callable[[dict], dict | None], twin_name: str) -> list[str]:
+    """For each configuration whose ``twin`` (its first record with one setting put back; None: no
+    twin) also has a row: the paired difference on the (reference, seed) both have, one line each."""
     groups = grouped(records)
     lines = []
     for label, group in groups.items():
         first = group[0]
-        if first["method"] == NO_ADAPTER or tuple(first["timesteps"]) == (0.0, 1.0, 1.0):
+        twinned = twin(first) if first["method"] != NO_ADAPTER else None
+        other = groups.get(config_label(twinned)) if twinned else None
+        if not other:
             continue
-        uniform = groups.get(config_label({**first, "timesteps": [0.0, 1.0, 1.0]}))
-        if not uniform:
-            continue
-        own, other = paired(group, uniform, memorisation), paired(group, uniform, transfer)
-        lines.append(f"- {label} minus the same with t uniform, on the {len(own)} (reference, seed) both have: "
-                     f"memorisation {mean_and_interval(own, spread=False)} ({int((own > 0).sum())} of {len(own)} higher), "
-                     f"transfer {mean_and_interval(other, spread=False)}.")
+        own, transferred = paired(group, other, memorisation), paired(group, other, transfer)
+        lines.append(f"- {label} minus {twin_name}, on the {len(own)} (reference, seed) both have: "
+                     f"memorisation {mean_and_interval(own, spread=False)} ({int((own > 0).sum())} of {len(own)} "
+                     f"higher), transfer {mean_and_interval(transferred, spread=False)}.")
     return lines
+
+
+def timestep_comparisons(records: list[dict]) -> list[str]:
+    """Each configuration trained on part of the noise range against its uniform-draw twin (the same
+    method, objective, steps, lr and debiasing)."""
+    return paired_comparisons(records, lambda r: None if tuple(r["timesteps"]) == (0.0, 1.0, 1.0)
+                              else {**r, "timesteps": [0.0, 1.0, 1.0]}, "the same with t uniform")
+
+
+def objective_comparisons(records: list[dict]) -> list[str]:
+    """Each configuration with objective fields changed (``--objective``, ``--objective-fields``)
+    against the same with its method's own objective."""
+    return paired_comparisons(records, lambda r: {**r, "objective": None} if r.get("objective") else None,
+                              "the same with the method's own objective")
 
 
 def report(args: argparse.Namespace) -> None:
@@ -221,7 +236,8 @@ def report(args: argparse.Namespace) -> None:
             f"sampled from fresh Gaussian noise (`random`, no inverted noise) with {first['sampling_steps']} "
             f"sampling steps (DDIM; Euler on a flow model) at cfg {first['cfg']}: "
             "*memorisation* with the clip's own caption, *transfer* with another shape and colour "
-            "(\"a blue circle moving\"). Fidelity: cosine of the per-frame displacements of the clip's and the "
+            "(\"a <colour> <shape> moving\", both unlike the clip's: `evaluate.target_for`). "
+            "Fidelity: cosine of the per-frame displacements of the clip's and the "
             "generated object's tracked paths (`tracker.motion_fidelity`; lost or static objects count 0). "
             "Cells: mean ± sd [95 % interval of the mean, percentile bootstrap, "
             f"{BOOTSTRAP_RESAMPLES} resamples]; \"− no adapter\": the mean difference from the no-adapter clip of the "
@@ -233,7 +249,9 @@ def report(args: argparse.Namespace) -> None:
             f"[--strengths S ...] --references R --seeds N --threads 1 --log {logs}` (n = R × N); the logs are "
             f"in `{logs}`.\n\n"
             + table(header, summarise(records)) + "\n\nHigh-noise timesteps against the uniform draw, paired:\n\n"
-            + ("\n".join(timestep_comparisons(records)) or "(no row has a uniform-draw twin in these logs)") + "\n")
+            + ("\n".join(timestep_comparisons(records)) or "(no row has a uniform-draw twin in these logs)") + "\n"
+            + ("\nObjective settings against the method's own, paired:\n\n" + "\n".join(comparisons)
+               if (comparisons := objective_comparisons(records)) else ""))
     model_name = Path(first["model"]).name
     suffix = "" if model_name == "toy-t2v" else f"_{model_name}"  # one section per toy model
     title = "Memorisation and transfer from fresh noise on the toy model" + (f" ({model_name})" if suffix else "")

@@ -8,7 +8,7 @@ For each held-out random path (``toy_transfer.references``: clip A, "a <colour> 
 B shows the same centres and sizes with another shape, colour and background. Per seed, two adapters
 of ``--method`` (its own objective, timesteps and lr, ``--steps`` steps each: the same budget) are
 trained: on A alone, and on A and B (one clip per step, each with its own caption). Both sample a
-target of a third shape and colour ("a blue circle moving") from fresh noise of the seed and from A's
+target of a third shape and colour (e.g. "a blue circle moving") from fresh noise of the seed and from A's
 inverted noise (``direct``). Scores: motion fidelity to the path; target colour and shape; leakage
 (the tracker names A's colour or shape, or B's for the two-clip adapter); and the colour pull, a finer
 measure of leakage: where the object's mean colour lies between the target's colour (0) and the

@@ -4,8 +4,8 @@
 
 References are held-out toy clips on random smooth paths with speed changes (seeds the model never
 trained on, captions that cannot name the path: "a red square moving"). Each is transferred to a
-prompt with a *different* shape and colour ("a blue circle moving") and the generated clip is
-scored by the tracker (``motion_core.toy.evaluate.score_transfer``):
+prompt with a *different* shape and colour (``evaluate.target_for``, e.g. "a blue circle moving") and
+the generated clip is scored by the tracker (``motion_core.toy.evaluate.score_transfer``):
 
 - motion fidelity: cosine of the reference's and the generated clip's per-frame displacements
   (``tracker.motion_fidelity``; 1 = the same steps, 0 = unrelated, lost objects count 0);
@@ -80,7 +80,7 @@ def references(count: int, frames: int = model.FRAMES) -> list[world.Clip]:
 @dataclass(frozen=True)
 class Case:
     """One held-out reference and its transfer target: ``index`` in :func:`references`, the clip, its
-    clean latents, and the target's shape, colour and prompt ("a blue circle moving")."""
+    clean latents, and the target's shape, colour and prompt (e.g. "a blue circle moving")."""
 
     index: int
     clip: world.Clip
@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
               "− no training, same noise", "median", "target colour", "target shape", "leakage", "object found"]
     body = (f"{args.references} held-out random-path references × {args.seeds} seeds = "
             f"{args.references * args.seeds} transfers per row; target prompt of another shape and colour "
-            f"(\"a blue circle moving\"); model `{args.model}`, {frames} frames × {model.WIDTH}×{model.HEIGHT}; "
+            "(\"a <colour> <shape> moving\", both unlike the reference's: `evaluate.target_for`); "
+            f"model `{args.model}`, {frames} frames × {model.WIDTH}×{model.HEIGHT}; "
             f"adapters trained {args.steps} steps at each kind's default lr and each method's training timesteps "
             "unless the row says otherwise; "
             f"inversion {args.inversion_steps} steps, sampling "

@@ -162,7 +162,7 @@ def test_the_shipped_vae_keeps_a_held_out_clip_and_its_latents_are_normalised(sh
     clip = world.random_clip(HELD_OUT_SEEDS + 8000, train_wan.FRAMES, model.WIDTH, model.HEIGHT)
     reference, _ = encode_reference(shipped, world.to_image_tensor(clip))
     decoded = decode(shipped, reference).numpy()
-    assert abs(decoded - clip.frames).mean() < 0.03  # 0.02 measured (benchmarks/toy_model.py)
+    assert abs(decoded - clip.frames).mean() < 0.015  # 0.005 measured (benchmarks/toy_model.py)
     latents = reference.samples
     assert abs(latents.mean().item()) < 0.5 and 0.5 < latents.std().item() < 2.0
 
