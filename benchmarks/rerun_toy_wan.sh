@@ -2,7 +2,10 @@
 # Re-measure every figure that README.md and BENCHMARKS.md give for the toy Wan model, after
 # models/toy-wan was replaced (each command is the one its BENCHMARKS.md section names).
 #
-#     bash benchmarks/rerun_toy_wan.sh            # about 1.5 h on 2 CPU cores
+#     bash benchmarks/rerun_toy_wan.sh            # about 2.2 h on 2 CPU cores
+#
+# (Measured in pieces on 2026-11-30: the model, shape and motion-word figures 13 min; the memorisation
+# rows 75 min, on one thread; the transfer runs 45 min on one thread, run beside the memorisation rows.)
 #
 # The memorisation rows go to a new log, benchmarks/results/toy_memorisation_wan.new.jsonl (refused
 # if it exists), and their table is written from it; the log the old figures came from stays until
