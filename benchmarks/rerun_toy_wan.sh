@@ -2,10 +2,11 @@
 # Re-measure every figure that README.md and BENCHMARKS.md give for the toy Wan model, after
 # models/toy-wan was replaced (each command is the one its BENCHMARKS.md section names).
 #
-#     bash benchmarks/rerun_toy_wan.sh            # about 2.2 h on 2 CPU cores
+#     bash benchmarks/rerun_toy_wan.sh            # about 2.6 h on 2 CPU cores
 #
 # (Measured in pieces on 2026-11-30: the model, shape and motion-word figures 13 min; the memorisation
-# rows 75 min, on one thread; the transfer runs 45 min on one thread, run beside the memorisation rows.)
+# rows 75 min, on one thread; the transfer runs about 75 min on one thread, run beside the
+# memorisation rows and the tests.)
 #
 # The memorisation rows go to a new log, benchmarks/results/toy_memorisation_wan.new.jsonl (refused
 # if it exists), and their table is written from it; the log the old figures came from stays until
@@ -53,6 +54,8 @@ transfer() {
 transfer --steps 100
 python benchmarks/toy_transfer.py --model "$WAN" --references 8 --seeds 3 --steps 100 --methods motion-inversion \
     --training-free --no-training-noise random direct blend --write --section motion_inversion_24
+transfer --methods --training-free --section node_defaults \
+    --variants motion-inversion:timestep_low=0,steps=400 motiondirector:steps=400 vmc:steps=400
 transfer --methods --training-free --section trained_to_memorise \
     --variants motiondirector:lr=0.002,steps=600,timestep_low=0.6 vmc:lr=0.003,steps=600,timestep_low=0.6
 echo "done: compare git diff BENCHMARKS.md, then replace benchmarks/results/toy_memorisation_wan.jsonl with $LOG"
